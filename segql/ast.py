@@ -1,0 +1,367 @@
+"""The AST of the segql language: frozen dataclasses, one per construct.
+
+Every node carries the ``Span`` it was parsed from; spans take no part in equality, so two
+texts that mean the same thing (``did x`` and ``count(x) >= 1``) give equal trees. Sugar is
+removed by the parser: there is no node for ``did``, ``has`` or ``at least``.
+
+Times and windows follow language.md section 3: a point relative to the run's time ``T``
+(``now``, ``30 days ago``) belongs to the past side, an absolute point (``'2026-01-01'``)
+starts the future side. ``WindowRange(start, end)`` means "after start and before end"
+with those sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+from segql.errors import Span
+
+DurationUnit = Literal["minute", "hour", "day", "week", "month", "year"]
+CompareOp = Literal["=", "!=", "<", "<=", ">", ">="]
+ArithOp = Literal["+", "-", "*", "/"]
+TextOp = Literal["contains", "starts_with", "ends_with", "matches"]
+TimeOp = Literal["within", "before", "after"]
+AggregateFunc = Literal[
+    "count",
+    "count_distinct",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "first_time",
+    "last_time",
+    "active_days",
+    "active_weeks",
+    "active_months",
+]
+
+AGGREGATES: tuple[str, ...] = AggregateFunc.__args__  # type: ignore[attr-defined]
+PROPERTY_AGGREGATES = frozenset({"count_distinct", "sum", "avg", "min", "max"})
+SCALAR_FUNCTIONS: dict[str, tuple[int, int | None]] = {
+    # name: (fewest arguments, most arguments or None for any number)
+    "days_since": (1, 1),
+    "hours_since": (1, 1),
+    "coalesce": (1, None),
+    "lower": (1, 1),
+    "upper": (1, 1),
+    "length": (1, 1),
+    "abs": (1, 1),
+    "round": (1, 2),
+    "least": (1, None),
+    "greatest": (1, None),
+}
+POPULATION_FUNCTIONS: dict[str, tuple[int, int | None]] = {
+    "ntile": (2, 2),
+    "qcut": (2, 2),
+    "row_number": (1, 1),
+    "percent_rank": (1, 1),
+}
+FUNCTIONS = {**SCALAR_FUNCTIONS, **POPULATION_FUNCTIONS}
+
+def _span() -> Any:
+    """The span field: excluded from equality and repr, optional when building trees."""
+    return field(default=None, compare=False, repr=False)
+
+
+# --- expressions -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Number:
+    value: int | float
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class String:
+    value: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Boolean:
+    value: bool
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Null:
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """A length of time: minutes to weeks are fixed, months and years are calendar steps."""
+
+    amount: int
+    unit: DurationUnit
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Now:
+    """The run's as-of time ``T``."""
+
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Ago:
+    """``30 days ago``: ``T`` minus a duration."""
+
+    duration: Duration
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Name:
+    """A bare identifier: a column of the table in scope, a JSON property, or a trait."""
+
+    name: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class PersonProperty:
+    """``person.x`` inside an event filter: a property of the person the row belongs to."""
+
+    name: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Negate:
+    operand: Expr
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Arithmetic:
+    op: ArithOp
+    left: Expr
+    right: Expr
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A scalar function (``days_since``) or a population function (``ntile``)."""
+
+    func: str
+    args: tuple[Expr, ...]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class WindowWithin:
+    """``within 30 days``: ``T - 30d < t <= T``."""
+
+    duration: Duration
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRange:
+    """``since P``, ``before P``, ``between P1 and P2``: after ``start`` and before ``end``."""
+
+    start: Expr | None
+    end: Expr | None
+    span: Span | None = _span()
+
+
+Window = Union[WindowWithin, WindowRange]
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """Rows of the events table (or a declared source) for one person.
+
+    ``ref`` is an event name, a source name, or ``None`` for ``any`` event.
+    """
+
+    ref: str | None
+    where: Condition | None = None
+    window: Window | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    """``count(spec)``, ``sum(ref.prop ...)``, ``active_days(spec)`` and the rest."""
+
+    func: AggregateFunc
+    spec: EventSpec
+    prop: str | None = None
+    span: Span | None = _span()
+
+
+Expr = Union[
+    Number,
+    String,
+    Boolean,
+    Null,
+    Duration,
+    Now,
+    Ago,
+    Name,
+    PersonProperty,
+    Negate,
+    Arithmetic,
+    Call,
+    Aggregate,
+]
+
+
+# --- conditions --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    items: tuple[Condition, ...]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    items: tuple[Condition, ...]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    operand: Condition
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    op: CompareOp
+    left: Expr
+    right: Expr
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class InList:
+    expr: Expr
+    values: tuple[Expr, ...]
+    negated: bool = False
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Between:
+    """Inclusive range test on a property: ``low <= expr <= high``, also on times."""
+
+    expr: Expr
+    low: Expr
+    high: Expr
+    negated: bool = False
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class TextTest:
+    """``contains``, ``starts with``, ``ends with`` (case-insensitive, literal) and ``matches``."""
+
+    op: TextOp
+    expr: Expr
+    pattern: String
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class IsSet:
+    """``is set`` (``is not null``) or, negated, ``is not set`` (``is null``)."""
+
+    expr: Expr
+    negated: bool = False
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class TimeTest:
+    """``t within 7 days``, ``t before 30 days ago``, ``t after '2026-01-01'``.
+
+    For ``within`` the argument is a ``Duration``; otherwise it is a time point.
+    """
+
+    op: TimeOp
+    expr: Expr
+    arg: Expr
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class InSegment:
+    """``in trial_users``: membership of another segment at the same run."""
+
+    segment: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Sequence:
+    """``did A then B within D`` or ``did A then not B within D``, per person."""
+
+    first: EventSpec
+    then: EventSpec
+    negated: bool = False
+    within: Duration | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Truth:
+    """A boolean expression used as a condition (``true``, a boolean column): null is false."""
+
+    expr: Expr
+    span: Span | None = _span()
+
+
+Condition = Union[
+    And, Or, Not, Compare, InList, Between, TextTest, IsSet, TimeTest, InSegment, Sequence, Truth
+]
+
+
+# --- definitions -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A named condition over one person; ``where`` or the ``enter``/``exit`` pair is set."""
+
+    name: str
+    where: Condition | None = None
+    enter: Condition | None = None
+    exit: Condition | None = None
+    title: str | None = None
+    description: str | None = None
+    span: Span | None = _span()
+
+    @property
+    def is_hysteresis(self) -> bool:
+        return self.where is None
+
+
+@dataclass(frozen=True, slots=True)
+class Trait:
+    """A named per-person value, reusable in conditions."""
+
+    name: str
+    expr: Expr
+    title: str | None = None
+    description: str | None = None
+    span: Span | None = _span()
+
+
+Definition = Union[Segment, Trait]
+
+
+@dataclass(frozen=True, slots=True)
+class Module:
+    """The definitions of one text, in order."""
+
+    definitions: tuple[Definition, ...]
+    span: Span | None = _span()

@@ -1,0 +1,588 @@
+"""Recursive-descent parser: tokens to the AST of ``segql.ast``.
+
+The grammar is language.md. Sugar is removed here: ``did x`` becomes ``count(x) >= 1``,
+``has x`` the same, ``did not x`` becomes ``count(x) = 0``, ``at least N times`` a count
+comparison, and a bare boolean used as a condition becomes ``expr = true``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from segql import ast
+from segql.errors import SegqlSyntaxError, Source, Span, did_you_mean
+from segql.lexer import WORD_UNITS, Token, tokenize
+
+# Words that can never be a bare name; write them in backticks to use them as one.
+RESERVED = frozenset(
+    {
+        "segment", "trait", "where", "and", "or", "not", "in", "between", "is", "null",
+        "true", "false", "within", "before", "after", "since", "ago", "did", "has", "then",
+        "now", "any", "contains", "matches",
+    }
+)  # fmt: skip
+# Words with a meaning only in one place; the printer backticks names that use them.
+CONTEXTUAL = frozenset(
+    {
+        "title", "description", "enter", "exit", "when", "set", "starts", "ends", "with",
+        "at", "least", "most", "exactly", "times", "time", "last", "person",
+    }
+)  # fmt: skip
+COMPARE_OPS = {"=": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+_TAIL_WORDS = ("in", "not", "between", "contains", "starts", "ends", "matches", "is")
+_TIME_WORDS = ("within", "before", "after", "since")
+
+T = TypeVar("T")
+
+
+def parse(text: str, path: str = "<input>") -> ast.Module:
+    """Parse segql text (any number of definitions) into a ``Module``."""
+    return Parser(Source(path, text)).parse_module()
+
+
+def parse_condition(text: str, path: str = "<condition>") -> ast.Condition:
+    """Parse a lone condition, as given to ``segql preview``."""
+    parser = Parser(Source(path, text))
+    condition = parser.parse_condition()
+    parser.expect_end()
+    return condition
+
+
+class Parser:
+    """One pass over the tokens of one source."""
+
+    def __init__(self, source: Source):
+        self.source = source
+        self.tokens = tokenize(source)
+        self.pos = 0
+
+    # --- token helpers -----------------------------------------------------------------
+
+    def peek(self, ahead: int = 0) -> Token:
+        return self.tokens[min(self.pos + ahead, len(self.tokens) - 1)]
+
+    def advance(self) -> Token:
+        token = self.peek()
+        self.pos = min(self.pos + 1, len(self.tokens) - 1)
+        return token
+
+    def at_word(self, *words: str, ahead: int = 0) -> bool:
+        return self.peek(ahead).is_word(*words)
+
+    def at_op(self, *ops: str, ahead: int = 0) -> bool:
+        token = self.peek(ahead)
+        return token.kind == "OP" and token.value in ops
+
+    def error(self, expected: str, token: Token | None = None, help: str | None = None):
+        token = token or self.peek()
+        return SegqlSyntaxError(f"expected {expected}, found {token.describe()}", token.span, help)
+
+    def expect_word(self, word: str) -> Token:
+        if not self.at_word(word):
+            raise self.error(f"'{word}'")
+        return self.advance()
+
+    def expect_op(self, op: str, expected: str | None = None) -> Token:
+        if not self.at_op(op):
+            raise self.error(expected or f"'{op}'")
+        return self.advance()
+
+    def expect_end(self) -> None:
+        if self.peek().kind != "EOF":
+            raise self.error("end of input")
+
+    def span_from(self, start: Token) -> Span:
+        previous = self.tokens[max(self.pos - 1, 0)]
+        return start.span.to(previous.span)
+
+    def attempt(self, parse: Callable[[], T]) -> tuple[T | None, SegqlSyntaxError | None]:
+        """Run a parse; on a syntax error, rewind and return the error instead."""
+        saved = self.pos
+        try:
+            return parse(), None
+        except SegqlSyntaxError as error:
+            self.pos = saved
+            return None, error
+
+    # --- definitions -------------------------------------------------------------------
+
+    def parse_module(self) -> ast.Module:
+        start = self.peek()
+        definitions: list[ast.Definition] = []
+        while self.peek().kind != "EOF":
+            if self.at_word("segment"):
+                definitions.append(self.parse_segment())
+            elif self.at_word("trait"):
+                definitions.append(self.parse_trait())
+            else:
+                raise self.error("'segment' or 'trait'")
+        return ast.Module(tuple(definitions), span=self.span_from(start))
+
+    def parse_name(self, what: str) -> tuple[str, Token]:
+        token = self.peek()
+        if token.kind != "IDENT":
+            raise self.error(what)
+        if not token.quoted and token.value.lower() in RESERVED:
+            raise self.error(
+                what, token, help=f"'{token.value}' is a keyword: write `{token.value}` to use it"
+            )
+        self.advance()
+        return token.value, token
+
+    def parse_labels(self) -> tuple[str | None, str | None]:
+        title = description = None
+        while self.at_word("title", "description") and self.peek(1).kind == "DQSTRING":
+            word = self.advance().value.lower()
+            text = self.advance().value
+            if word == "title":
+                title = text
+            else:
+                description = text
+        return title, description
+
+    def parse_segment(self) -> ast.Segment:
+        start = self.advance()
+        name, _ = self.parse_name("a segment name")
+        title, description = self.parse_labels()
+        if self.at_word("where"):
+            self.advance()
+            where = self.parse_condition()
+            return ast.Segment(
+                name, where=where, title=title, description=description,
+                span=self.span_from(start),
+            )  # fmt: skip
+        if self.at_word("enter") and self.at_word("when", ahead=1):
+            self.advance()
+            self.advance()
+            enter = self.parse_condition()
+            if not (self.at_word("exit") and self.at_word("when", ahead=1)):
+                raise self.error("'exit when' after the 'enter when' condition")
+            self.advance()
+            self.advance()
+            exit_ = self.parse_condition()
+            return ast.Segment(
+                name, enter=enter, exit=exit_, title=title, description=description,
+                span=self.span_from(start),
+            )  # fmt: skip
+        raise self.error(
+            "'where' or 'enter when' after the segment name",
+            help="a segment is `segment NAME [title \"...\"] where CONDITION`",
+        )
+
+    def parse_trait(self) -> ast.Trait:
+        start = self.advance()
+        name, _ = self.parse_name("a trait name")
+        title, description = self.parse_labels()
+        self.expect_op("=", "'=' after the trait name")
+        expr = self.parse_expr()
+        return ast.Trait(name, expr, title, description, span=self.span_from(start))
+
+    # --- conditions --------------------------------------------------------------------
+
+    def parse_condition(self) -> ast.Condition:
+        start = self.peek()
+        items = [self.parse_and()]
+        while self.at_word("or"):
+            self.advance()
+            items.append(self.parse_and())
+        return items[0] if len(items) == 1 else ast.Or(tuple(items), span=self.span_from(start))
+
+    def parse_and(self) -> ast.Condition:
+        start = self.peek()
+        items = [self.parse_not()]
+        while self.at_word("and"):
+            self.advance()
+            items.append(self.parse_not())
+        return items[0] if len(items) == 1 else ast.And(tuple(items), span=self.span_from(start))
+
+    def parse_not(self) -> ast.Condition:
+        if self.at_word("not"):
+            start = self.advance()
+            operand = self.parse_not()
+            return ast.Not(operand, span=self.span_from(start))
+        return self.parse_predicate()
+
+    def parse_predicate(self) -> ast.Condition:
+        start = self.peek()
+        if self.at_op("("):
+            return self.parse_parenthesized()
+        if self.at_word("in"):
+            self.advance()
+            name, _ = self.parse_name("a segment name after 'in'")
+            return ast.InSegment(name, span=self.span_from(start))
+        if self.at_word("did"):
+            return self.parse_did()
+        if self.at_word("has"):
+            self.advance()
+            spec = self.parse_sugar_spec()
+            return self.parse_count_suffix(spec, start)
+        if self.peek().kind == "EOF":
+            raise self.error("a condition")
+        expr = self.parse_expr()
+        return self.parse_predicate_tail(expr, start)
+
+    def parse_parenthesized(self) -> ast.Condition:
+        """``( condition )``, or an expression that starts with a parenthesis: ``(a + b) > 3``."""
+
+        def grouped() -> ast.Condition:
+            self.advance()
+            condition = self.parse_condition()
+            self.expect_op(")")
+            return condition
+
+        start, start_pos = self.peek(), self.pos
+        condition, group_error = self.attempt(grouped)
+        if condition is not None and not self.continues_expression():
+            return condition
+        after_group = self.pos
+
+        def expression() -> ast.Condition:
+            self.pos = start_pos
+            return self.parse_predicate_tail(self.parse_expr(), start)
+
+        predicate, expr_error = self.attempt(expression)
+        if predicate is not None:
+            return predicate
+        if condition is not None:
+            self.pos = after_group
+            return condition
+        assert group_error is not None and expr_error is not None
+        raise max(group_error, expr_error, key=lambda e: e.span.start if e.span else -1)
+
+    def continues_expression(self) -> bool:
+        """After ``( ... )``: does an operator follow that makes the group an expression?"""
+        token = self.peek()
+        if token.kind == "OP":
+            return token.value in COMPARE_OPS or token.value in "+-*/"
+        return token.is_word(*_TAIL_WORDS, *_TIME_WORDS)
+
+    def parse_predicate_tail(self, expr: ast.Expr, start: Token) -> ast.Condition:
+        token = self.peek()
+        if token.kind == "OP" and token.value in COMPARE_OPS:
+            self.advance()
+            right = self.parse_expr()
+            op = COMPARE_OPS[token.value]
+            return ast.Compare(op, expr, right, span=self.span_from(start))  # type: ignore[arg-type]
+        negated = self.at_word("not") and self.at_word("in", "between", ahead=1)
+        if negated:
+            self.advance()
+        if self.at_word("in"):
+            if self.at_word("last", ahead=1) and not negated:
+                self.advance()
+                self.advance()
+                duration = self.parse_duration()
+                return ast.TimeTest("within", expr, duration, span=self.span_from(start))
+            self.advance()
+            self.expect_op("(", "'(' and a list of values after 'in'")
+            values = [self.parse_expr()]
+            while self.at_op(","):
+                self.advance()
+                values.append(self.parse_expr())
+            self.expect_op(")", "',' or ')' in the list of values")
+            return ast.InList(expr, tuple(values), negated, span=self.span_from(start))
+        if self.at_word("between"):
+            self.advance()
+            low = self.parse_expr()
+            self.expect_word("and")
+            high = self.parse_expr()
+            return ast.Between(expr, low, high, negated, span=self.span_from(start))
+        if self.at_word("contains", "matches"):
+            op = self.advance().value.lower()
+            pattern = self.parse_pattern()
+            return ast.TextTest(op, expr, pattern, span=self.span_from(start))  # type: ignore[arg-type]
+        if self.at_word("starts", "ends") and self.at_word("with", ahead=1):
+            op = self.advance().value.lower() + "_with"
+            self.advance()
+            pattern = self.parse_pattern()
+            return ast.TextTest(op, expr, pattern, span=self.span_from(start))  # type: ignore[arg-type]
+        if self.at_word("is"):
+            self.advance()
+            is_not = self.at_word("not")
+            if is_not:
+                self.advance()
+            if not self.at_word("set", "null"):
+                raise self.error("'set' or 'null' after 'is'" if not is_not else "'set' or 'null'")
+            word = self.advance().value.lower()
+            # "is set" / "is not null" keep the value; "is not set" / "is null" test its absence.
+            negated_test = is_not if word == "set" else not is_not
+            return ast.IsSet(expr, negated_test, span=self.span_from(start))
+        if self.at_word("within"):
+            self.advance()
+            duration = self.parse_duration()
+            return ast.TimeTest("within", expr, duration, span=self.span_from(start))
+        if self.at_word("before", "after", "since"):
+            word = self.advance().value.lower()
+            point = self.parse_expr()
+            op = "before" if word == "before" else "after"
+            return ast.TimeTest(op, expr, point, span=self.span_from(start))  # type: ignore[arg-type]
+        return ast.Compare("=", expr, ast.Boolean(True), span=self.span_from(start))
+
+    def parse_pattern(self) -> ast.String:
+        token = self.peek()
+        if token.kind != "STRING":
+            raise self.error("a quoted pattern such as 'abc'")
+        self.advance()
+        return ast.String(token.value, span=token.span)
+
+    # --- behaviour sugar ---------------------------------------------------------------
+
+    def parse_did(self) -> ast.Condition:
+        start = self.advance()
+        if self.at_word("not"):
+            self.advance()
+            spec = self.parse_sugar_spec()
+            if self.at_word("then"):
+                raise self.error(
+                    "the end of 'did not ...'",
+                    help="a sequence is negated with `not (did A then B)` "
+                    "or `did A then not B within D`",
+                )
+            count = ast.Aggregate("count", spec, span=spec.span)
+            return ast.Compare("=", count, ast.Number(0), span=self.span_from(start))
+        spec = self.parse_sugar_spec()
+        if self.at_word("then"):
+            self.advance()
+            negated = self.at_word("not")
+            if negated:
+                self.advance()
+            then = self.parse_sugar_spec(window=False)
+            within = None
+            if self.at_word("within"):
+                self.advance()
+                within = self.parse_duration()
+            return ast.Sequence(spec, then, negated, within, span=self.span_from(start))
+        return self.parse_count_suffix(spec, start)
+
+    def parse_count_suffix(self, spec: ast.EventSpec, start: Token) -> ast.Condition:
+        count = ast.Aggregate("count", spec, span=spec.span)
+        op = ">="
+        if self.at_word("at") and self.at_word("least", "most", ahead=1):
+            self.advance()
+            op = ">=" if self.advance().value.lower() == "least" else "<="
+        elif self.at_word("exactly"):
+            self.advance()
+            op = "="
+        else:
+            return ast.Compare(">=", count, ast.Number(1), span=self.span_from(start))
+        token = self.peek()
+        if token.kind != "NUMBER" or not token.value.isdigit():
+            raise self.error("a whole number of times")
+        self.advance()
+        if not self.at_word("times", "time"):
+            raise self.error("'times'")
+        self.advance()
+        number = ast.Number(int(token.value), span=token.span)
+        return ast.Compare(op, count, number, span=self.span_from(start))  # type: ignore[arg-type]
+
+    def parse_sugar_spec(self, window: bool = True) -> ast.EventSpec:
+        """``ref [where ONE-PREDICATE] [window]`` as in ``did`` and ``has``."""
+        start = self.peek()
+        ref = self.parse_ref()
+        where = None
+        if self.at_word("where"):
+            self.advance()
+            where = self.parse_not()
+        found_window = self.parse_window() if window else None
+        return ast.EventSpec(ref, where, found_window, span=self.span_from(start))
+
+    def parse_ref(self) -> str | None:
+        """An event name, a quoted event name, a source name, or ``any`` (``None``)."""
+        token = self.peek()
+        if token.is_word("any"):
+            self.advance()
+            return None
+        if token.kind == "STRING" or token.kind == "IDENT":
+            if token.kind == "IDENT" and not token.quoted and token.value.lower() in RESERVED:
+                raise self.error("an event name, 'any' or a source name")
+            self.advance()
+            return token.value
+        raise self.error("an event name, 'any' or a source name")
+
+    def parse_window(self) -> ast.Window | None:
+        start = self.peek()
+        if self.at_word("within") or (self.at_word("in") and self.at_word("last", ahead=1)):
+            self.advance()
+            if self.at_word("last"):
+                self.advance()
+            duration = self.parse_duration()
+            return ast.WindowWithin(duration, span=self.span_from(start))
+        if self.at_word("between"):
+            self.advance()
+            first = self.parse_expr()
+            self.expect_word("and")
+            last = self.parse_expr()
+            return ast.WindowRange(first, last, span=self.span_from(start))
+        if self.at_word("since", "after"):
+            self.advance()
+            return ast.WindowRange(self.parse_expr(), None, span=self.span_from(start))
+        if self.at_word("before"):
+            self.advance()
+            return ast.WindowRange(None, self.parse_expr(), span=self.span_from(start))
+        return None
+
+    # --- expressions -------------------------------------------------------------------
+
+    def parse_expr(self) -> ast.Expr:
+        start = self.peek()
+        left = self.parse_term()
+        while self.at_op("+", "-"):
+            op = self.advance().value
+            right = self.parse_term()
+            left = ast.Arithmetic(op, left, right, span=self.span_from(start))  # type: ignore[arg-type]
+        return left
+
+    def parse_term(self) -> ast.Expr:
+        start = self.peek()
+        left = self.parse_unary()
+        while self.at_op("*", "/"):
+            op = self.advance().value
+            right = self.parse_unary()
+            left = ast.Arithmetic(op, left, right, span=self.span_from(start))  # type: ignore[arg-type]
+        return left
+
+    def parse_unary(self) -> ast.Expr:
+        if not self.at_op("-"):
+            return self.parse_primary()
+        start = self.advance()
+        number = self.peek()
+        unit_follows = self.peek(1).kind == "IDENT" and self.peek(1).value.lower() in WORD_UNITS
+        if number.kind == "NUMBER" and not unit_follows:
+            self.advance()
+            return ast.Number(-_number_value(number.value), span=self.span_from(start))
+        operand = self.parse_unary()
+        return ast.Negate(operand, span=self.span_from(start))
+
+    def parse_duration(self) -> ast.Duration:
+        token = self.peek()
+        if token.kind == "DURATION":
+            self.advance()
+            amount, unit = token.value.split(" ")
+            return ast.Duration(int(amount), unit, span=token.span)  # type: ignore[arg-type]
+        unit_token = self.peek(1)
+        if (
+            token.kind == "NUMBER"
+            and unit_token.kind == "IDENT"
+            and not unit_token.quoted
+            and unit_token.value.lower() in WORD_UNITS
+        ):
+            if not token.value.isdigit():
+                raise SegqlSyntaxError(
+                    "a duration takes a whole number", token.span,
+                    help="write 36 hours rather than 1.5 days",
+                )  # fmt: skip
+            self.advance()
+            self.advance()
+            unit = WORD_UNITS[unit_token.value.lower()]
+            return ast.Duration(int(token.value), unit, span=token.span.to(unit_token.span))  # type: ignore[arg-type]
+        raise self.error("a duration such as 30 days")
+
+    def parse_primary(self) -> ast.Expr:
+        token = self.peek()
+        if token.kind == "DURATION" or (
+            token.kind == "NUMBER"
+            and self.peek(1).kind == "IDENT"
+            and not self.peek(1).quoted
+            and self.peek(1).value.lower() in WORD_UNITS
+        ):
+            duration = self.parse_duration()
+            if self.at_word("ago"):
+                self.advance()
+                return ast.Ago(duration, span=self.span_from(token))
+            return duration
+        if token.kind == "NUMBER":
+            self.advance()
+            return ast.Number(_number_value(token.value), span=token.span)
+        if token.kind == "STRING":
+            self.advance()
+            return ast.String(token.value, span=token.span)
+        if token.is_word("true", "false"):
+            self.advance()
+            return ast.Boolean(token.value.lower() == "true", span=token.span)
+        if token.is_word("null"):
+            self.advance()
+            return ast.Null(span=token.span)
+        if token.is_word("now"):
+            self.advance()
+            return ast.Now(span=token.span)
+        if self.at_op("("):
+            self.advance()
+            expr = self.parse_expr()
+            self.expect_op(")", "')' to close the parenthesis")
+            return expr
+        if token.kind == "IDENT":
+            if self.at_op("(", ahead=1) and not token.quoted:
+                return self.parse_call()
+            if token.is_word("person") and self.at_op(".", ahead=1):
+                self.advance()
+                self.advance()
+                name, _ = self.parse_name("a property name after 'person.'")
+                return ast.PersonProperty(name, span=self.span_from(token))
+            name, _ = self.parse_name("an expression")
+            return ast.Name(name, span=token.span)
+        raise self.error("an expression")
+
+    def parse_call(self) -> ast.Expr:
+        token = self.advance()
+        func = token.value.lower()
+        self.advance()  # "("
+        if func in ast.AGGREGATES:
+            return self.parse_aggregate(func, token)
+        if func not in ast.FUNCTIONS:
+            suggestion = did_you_mean(func, [*ast.FUNCTIONS, *ast.AGGREGATES])
+            raise SegqlSyntaxError(
+                f"unknown function '{token.value}'"
+                + (f": did you mean '{suggestion}'?" if suggestion else ""),
+                token.span,
+                help="functions: " + ", ".join(sorted([*ast.FUNCTIONS, *ast.AGGREGATES])),
+            )
+        args: list[ast.Expr] = []
+        if not self.at_op(")"):
+            args.append(self.parse_expr())
+            while self.at_op(","):
+                self.advance()
+                args.append(self.parse_expr())
+        self.expect_op(")", "',' or ')' in the arguments")
+        span = self.span_from(token)
+        fewest, most = ast.FUNCTIONS[func]
+        if len(args) < fewest or (most is not None and len(args) > most):
+            wanted = str(fewest) if fewest == most else f"{fewest} or more"
+            if most is not None and most != fewest:
+                wanted = f"{fewest} to {most}"
+            raise SegqlSyntaxError(
+                f"{func}() takes {wanted} argument{'s' if wanted != '1' else ''}, "
+                f"found {len(args)}",
+                span,
+            )
+        return ast.Call(func, tuple(args), span=span)
+
+    def parse_aggregate(self, func: str, token: Token) -> ast.Aggregate:
+        spec_start = self.peek()
+        ref = self.parse_ref()
+        prop = None
+        if func in ast.PROPERTY_AGGREGATES:
+            if not self.at_op("."):
+                raise self.error(
+                    f"'.' and a property: {func}(event.property ...)",
+                    help=f"for example {func}(purchase.amount within 30 days)",
+                )
+            self.advance()
+            prop, _ = self.parse_name("a property name")
+        elif self.at_op("."):
+            raise SegqlSyntaxError(
+                f"{func}() counts rows and takes no property",
+                self.peek().span,
+                help="count_distinct(event.property) counts distinct values",
+            )
+        where = None
+        if self.at_word("where"):
+            self.advance()
+            where = self.parse_condition()
+        window = self.parse_window()
+        spec = ast.EventSpec(ref, where, window, span=self.span_from(spec_start))
+        self.expect_op(")", "a window or ')' to close the aggregate")
+        return ast.Aggregate(func, spec, prop, span=self.span_from(token))  # type: ignore[arg-type]
+
+
+def _number_value(text: str) -> int | float:
+    return int(text) if text.isdigit() else float(text)
