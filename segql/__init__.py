@@ -1,0 +1,25 @@
+"""segql: segment rules compiled to warehouse SQL, with a membership history.
+
+    import segql
+    module = segql.parse("segment paid where status = 'paid'")
+    project = segql.load_project("path/to/project")
+    sql = project.compile(dialect="postgres", as_of=None)
+"""
+
+from __future__ import annotations
+
+from segql.errors import SegqlError
+from segql.parser import parse, parse_condition
+from segql.printer import format_module
+from segql.project import Project, load_project, project_from_text
+
+__all__ = [
+    "Project",
+    "SegqlError",
+    "format_module",
+    "load_project",
+    "parse",
+    "parse_condition",
+    "project_from_text",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,73 @@
+"""What the warehouse holds: tables, their columns, and each column's kind of value.
+
+segql needs only five kinds of value (``number``, ``string``, ``boolean``, ``time``,
+``json``); every warehouse type maps to one of them, or to ``any`` when it is unfamiliar.
+A catalog can be ``unknown`` (no warehouse reachable): then every name is taken on trust.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+ValueType = Literal["number", "string", "boolean", "time", "json", "duration", "null", "any"]
+
+_TYPE_PATTERNS: tuple[tuple[str, ValueType], ...] = (
+    (r"^(timestamp|datetime|date|time with|timestamptz)", "time"),
+    (r"^(json|jsonb|variant|object|struct|map)", "json"),
+    (r"^(bool|boolean|logical)", "boolean"),
+    (
+        r"^(tinyint|smallint|int|integer|bigint|hugeint|ubigint|uinteger|usmallint|utinyint|"
+        r"uhugeint|int2|int4|int8|float|float4|float8|double|real|decimal|numeric|number|"
+        r"serial|bigserial|smallserial|money|fixed)",
+        "number",
+    ),
+    (r"^(varchar|char|character|text|string|bpchar|nvarchar|nchar|clob|uuid|enum|name)", "string"),
+)
+
+
+def value_type(sql_type: str) -> ValueType:
+    """The kind of value of a warehouse column type such as ``BIGINT`` or ``TIMESTAMP WITH TIME ZONE``."""
+    text = sql_type.strip().lower()
+    for pattern, kind in _TYPE_PATTERNS:
+        if re.match(pattern, text):
+            return kind
+    return "any"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Columns of the tables segql reads, keyed by the table name as segql.toml writes it."""
+
+    tables: Mapping[str, Mapping[str, ValueType]] | None = field(default_factory=dict)
+
+    @classmethod
+    def unknown(cls) -> Catalog:
+        return cls(tables=None)
+
+    @classmethod
+    def from_columns(cls, tables: Mapping[str, Iterable[tuple[str, str]]]) -> Catalog:
+        """Build from ``{table: [(column, sql_type), ...]}``."""
+        return cls({t: {c: value_type(sql) for c, sql in cols} for t, cols in tables.items()})
+
+    @property
+    def is_known(self) -> bool:
+        return self.tables is not None
+
+    def has_table(self, table: str) -> bool:
+        return self.tables is None or table in self.tables
+
+    def columns(self, table: str) -> Mapping[str, ValueType] | None:
+        """The columns of a table, or None when the catalog is unknown."""
+        if self.tables is None:
+            return None
+        return self.tables.get(table, {})
+
+    def column_type(self, table: str, column: str) -> ValueType | None:
+        """The column's kind, ``any`` on an unknown catalog, None when it does not exist."""
+        columns = self.columns(table)
+        if columns is None:
+            return "any"
+        return columns.get(column)

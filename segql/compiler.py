@@ -1,0 +1,841 @@
+"""Checked definitions to one sqlglot query returning ``(segment, person_id)``.
+
+The query is planned, not pasted together:
+
+- ``people``: one row per distinct non-null id with the entity columns the rules use.
+- ``rows_<source>``: each source table read once, with only the columns, event names and
+  rows up to ``T`` that some rule needs.
+- ``aggs_<source>``: every aggregate over that source as a filtered aggregate of one
+  ``GROUP BY person``; ``seq_<n>``: the people who did each sequence.
+- ``stage_0 .. stage_k``: per-person columns in dependency order. A trait, a population
+  function or a referenced segment is a column computed once, in the first stage after
+  everything it reads.
+- the result: one ``SELECT`` per segment, combined with ``UNION ALL``.
+
+Logic is two-valued (language.md section 3). SQL's unknown only differs from false under
+``NOT``, so leaves are wrapped in ``COALESCE(..., FALSE)`` there and in stored flags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlglot import exp
+
+from segql import ast
+from segql.catalog import ValueType
+from segql.checker import PERSON, Analyzer, PersonScope, RowScope, is_relative_point, walk
+from segql.config import SourceConfig
+from segql.dialect import Dialect
+from segql.errors import SegqlError
+from segql.timeutil import format_timestamp
+
+PERSON_ID = "person_id"
+EVENT_TIME = "event_time"
+EVENT_NAME = "event_name"
+PROPERTIES = "properties"
+_COUNT_LIKE = frozenset({"count", "count_distinct", "sum", "active_days", "active_weeks", "active_months"})
+_SECONDS = {"day": 86400, "hour": 3600}
+
+
+@dataclass(frozen=True)
+class MembershipQuery:
+    """The compiled query and what it covers."""
+
+    expression: exp.Query
+    dialect: Dialect
+    segments: tuple[str, ...]
+
+    @property
+    def sql(self) -> str:
+        return self.expression.sql(dialect=self.dialect.sqlglot, pretty=True)
+
+
+@dataclass
+class _Row:
+    """Where a row-scope expression is compiled: a source, read under a table alias."""
+
+    source: SourceConfig
+    alias: str | None = None
+
+    def column(self, name: str) -> exp.Column:
+        return exp.column(name, table=self.alias, quoted=True)
+
+
+@dataclass
+class _SourceNeeds:
+    """What the rules read from one source; decides its ``rows_`` and ``aggs_`` CTEs."""
+
+    source: SourceConfig
+    columns: set[str] = field(default_factory=set)
+    person_columns: set[str] = field(default_factory=set)
+    event_names: set[str] = field(default_factory=set)
+    any_event: bool = False
+    json: bool = False
+    aggregates: dict[ast.Aggregate, str] = field(default_factory=dict)
+
+
+def compile_membership_query(
+    analyzer: Analyzer,
+    segments: Sequence[str],
+    dialect: Dialect,
+    as_of: datetime | None = None,
+    members_table: exp.Table | None = None,
+) -> MembershipQuery:
+    """One query for the given segments at ``as_of`` (a bind parameter ``as_of`` when None).
+
+    ``members_table`` is segql's table of current members, read by hysteresis segments; a
+    query without one treats everybody as a non-member.
+    """
+    builder = _QueryBuilder(analyzer, dialect, as_of, members_table)
+    return MembershipQuery(builder.build(segments), dialect, tuple(segments))
+
+
+class _QueryBuilder:
+    def __init__(
+        self,
+        analyzer: Analyzer,
+        dialect: Dialect,
+        as_of: datetime | None,
+        members_table: exp.Table | None,
+    ):
+        self.analyzer = analyzer
+        self.config = analyzer.config
+        self.definitions = analyzer.definitions
+        self.dialect = dialect
+        self.members_table = members_table
+        value: exp.Expression = (
+            exp.Placeholder(this="as_of")
+            if as_of is None
+            else exp.Literal.string(format_timestamp(as_of))
+        )
+        self.as_of = exp.cast(value, "TIMESTAMP")
+        self.entity_columns: set[str] = set()
+        self.sources: dict[str, _SourceNeeds] = {}
+        self.sequences: dict[ast.Sequence, str] = {}
+        self.current: dict[str, str] = {}  # hysteresis segment -> column of current membership
+        self.stages: dict[str, int] = {PERSON_ID: 0}
+        self.columns: list[tuple[str, exp.Expression]] = []  # computed person columns, in order
+        self.qcut_edges: dict[str, tuple[str, str, int]] = {}  # column -> (edges CTE, value, n)
+        self.traits: dict[str, str] = {}
+        self.flags: dict[str, str] = {}
+        self.population: dict[ast.Call, str] = {}
+
+    # --- the query ---------------------------------------------------------------------
+
+    def build(self, segments: Sequence[str]) -> exp.Query:
+        if not segments:
+            raise SegqlError("no segments to compile")
+        conditions = {name: self.segment_condition(name) for name in segments}
+        for name in segments:  # a segment also referenced by another is computed once
+            if self.flags.get(name):
+                conditions[name] = self.column_ref(self.flags[name])
+        ctes = self.base_ctes()
+        last = self.stage_ctes(ctes)
+        selects = [
+            exp.select(
+                exp.alias_(exp.Literal.string(name), "segment", quoted=True),
+                exp.column(PERSON_ID, quoted=True),
+            )
+            .from_(exp.to_identifier(last, quoted=True))
+            .where(condition)
+            for name, condition in conditions.items()
+        ]
+        query: exp.Query = selects[0]
+        for select in selects[1:]:
+            query = exp.union(query, select, distinct=False)
+        if len(selects) > 1 and self.dialect.materialize_ctes:
+            ctes[-1].set("materialized", True)
+        query.set("with_", exp.With(expressions=ctes))
+        return query
+
+    def segment_condition(self, name: str) -> exp.Expression:
+        """The condition that selects a segment's members from the last stage."""
+        segment = self.definitions.segments[name]
+        if name in self.flags:
+            return self.column_ref(self.flags[name])
+        if segment.is_hysteresis:
+            return self.hysteresis(name, segment)
+        assert segment.where is not None
+        return self.condition(segment.where, PERSON, None)
+
+    def hysteresis(self, name: str, segment: ast.Segment) -> exp.Expression:
+        assert segment.enter is not None and segment.exit is not None
+        enter = _two_valued(self.condition(segment.enter, PERSON, None))
+        exit_ = _two_valued(self.condition(segment.exit, PERSON, None))
+        if self.members_table is None:
+            return enter
+        current = self.current.setdefault(name, f"current_{len(self.current) + 1}")
+        self.stages[current] = 0
+        stays = exp.and_(self.column_ref(current), exp.not_(exit_))
+        return exp.or_(enter, stays)
+
+    # --- stages of person columns ------------------------------------------------------
+
+    def column_ref(self, name: str) -> exp.Column:
+        return exp.column(name, quoted=True)
+
+    def stage_of(self, expression: exp.Expression) -> int:
+        """The stage that holds everything an expression reads."""
+        return max(
+            (self.stages.get(c.name, 0) for c in expression.find_all(exp.Column) if not c.table),
+            default=0,
+        )
+
+    def add_column(self, name: str, expression: exp.Expression) -> str:
+        """A computed person column, placed one stage after what it reads."""
+        self.stages[name] = self.stage_of(expression) + 1
+        self.columns.append((name, expression))
+        return name
+
+    def stage_ctes(self, ctes: list[exp.CTE]) -> str:
+        """``stage_1 .. stage_k`` on top of ``stage_0``; returns the last one's name."""
+        last = "stage_0"
+        top = max((self.stages[name] for name, _ in self.columns), default=0)
+        for stage in range(1, top + 1):
+            name = f"stage_{stage}"
+            select = exp.select(exp.Star()).from_(exp.to_identifier(last, quoted=True))
+            for column, expression in self.columns:
+                if self.stages[column] == stage:
+                    select = select.select(exp.alias_(expression, column, quoted=True))
+                    if column in self.qcut_edges:
+                        edges, value, buckets = self.qcut_edges[column]
+                        ctes.append(_cte(edges, self.qcut_edges_select(last, value, buckets)))
+                        select = select.join(exp.to_identifier(edges, quoted=True), join_type="cross")
+            ctes.append(_cte(name, select))
+            last = name
+        return last
+
+    # --- base CTEs ---------------------------------------------------------------------
+
+    def base_ctes(self) -> list[exp.CTE]:
+        ctes = [_cte("people", self.people_select())]
+        joins: list[tuple[str, exp.Expression]] = []
+        for needs in self.sources.values():
+            rows = f"rows_{needs.source.name}"
+            ctes.append(_cte(rows, self.rows_select(needs)))
+            if needs.aggregates:
+                aggs = f"aggs_{needs.source.name}"
+                ctes.append(_cte(aggs, self.aggregates_select(needs, rows)))
+                joins.append((aggs, exp.true()))
+        for sequence, column in self.sequences.items():
+            name = f"seq_{column}"
+            ctes.append(_cte(name, self.sequence_select(sequence)))
+            joins.append((name, exp.true()))
+        stage = exp.select(exp.column(PERSON_ID, table="people", quoted=True)).from_(
+            exp.to_identifier("people", quoted=True)
+        )
+        for column in sorted(self.entity_columns):
+            stage = stage.select(exp.column(_entity_alias(column), table="people", quoted=True))
+        for table, _ in joins:
+            stage = stage.join(
+                exp.to_identifier(table, quoted=True),
+                on=exp.column(PERSON_ID, table=table, quoted=True).eq(
+                    exp.column(PERSON_ID, table="people", quoted=True)
+                ),
+                join_type="left",
+            )
+        for needs in self.sources.values():
+            table = f"aggs_{needs.source.name}"
+            for aggregate, column in needs.aggregates.items():
+                value: exp.Expression = exp.column(column, table=table, quoted=True)
+                if aggregate.func in _COUNT_LIKE:
+                    value = exp.func("COALESCE", value, exp.Literal.number(0))
+                stage = stage.select(exp.alias_(value, column, quoted=True))
+        for column in self.sequences.values():
+            found = exp.column(PERSON_ID, table=f"seq_{column}", quoted=True)
+            stage = stage.select(exp.alias_(found.is_(exp.null()).not_(), column, quoted=True))
+        for segment, column in self.current.items():
+            stage = self.join_current_members(stage, segment, column)
+        ctes.append(_cte("stage_0", stage))
+        return ctes
+
+    def people_select(self) -> exp.Select:
+        entity = self.config.entity
+        person = exp.column(entity.id, quoted=True)
+        select = exp.select(exp.alias_(person, PERSON_ID, quoted=True)).from_(
+            _table(entity.table)
+        )
+        for column in sorted(self.entity_columns):
+            value = exp.column(column, quoted=True)
+            kind = self.analyzer.catalog.column_type(entity.table, column)
+            merged = exp.LogicalOr(this=value) if kind == "boolean" else exp.Max(this=value)
+            select = select.select(exp.alias_(merged, _entity_alias(column), quoted=True))
+        return select.where(person.is_(exp.null()).not_()).group_by(person)
+
+    def rows_select(self, needs: _SourceNeeds) -> exp.Select:
+        source = needs.source
+        table = "source_rows"
+        person = exp.column(source.person, table=table, quoted=True)
+        select = exp.select(exp.alias_(person, PERSON_ID, quoted=True)).from_(
+            _table(source.table, alias=table)
+        )
+        filters: list[exp.Expression] = [person.is_(exp.null()).not_()]
+        if source.time is not None:
+            time = exp.column(source.time, table=table, quoted=True)
+            select = select.select(exp.alias_(time, EVENT_TIME, quoted=True))
+            filters.append(time <= self.as_of)
+        if source.event_name is not None:
+            name = exp.column(source.event_name, table=table, quoted=True)
+            select = select.select(exp.alias_(name, EVENT_NAME, quoted=True))
+            if not needs.any_event:
+                names = [exp.Literal.string(n) for n in sorted(needs.event_names)]
+                filters.append(name.isin(*names))
+        for column in sorted(needs.columns):
+            value = exp.column(column, table=table, quoted=True)
+            select = select.select(exp.alias_(value, _row_alias(column), quoted=True))
+        if needs.json:
+            assert source.properties is not None
+            value = exp.column(source.properties, table=table, quoted=True)
+            select = select.select(exp.alias_(value, PROPERTIES, quoted=True))
+        if needs.person_columns:
+            people = exp.to_identifier("people", quoted=True)
+            select = select.join(
+                people,
+                on=exp.column(PERSON_ID, table="people", quoted=True).eq(person),
+                join_type="inner",
+            )
+            for column in sorted(needs.person_columns):
+                value = exp.column(_entity_alias(column), table="people", quoted=True)
+                select = select.select(exp.alias_(value, _person_alias(column), quoted=True))
+        return select.where(exp.and_(*filters))
+
+    def aggregates_select(self, needs: _SourceNeeds, rows: str) -> exp.Select:
+        select = exp.select(exp.column(PERSON_ID, quoted=True)).from_(
+            exp.to_identifier(rows, quoted=True)
+        )
+        for aggregate, column in needs.aggregates.items():
+            select = select.select(exp.alias_(self.aggregate_sql(aggregate), column, quoted=True))
+        return select.group_by(exp.column(PERSON_ID, quoted=True))
+
+    def join_current_members(self, stage: exp.Select, segment: str, column: str) -> exp.Select:
+        assert self.members_table is not None
+        alias = f"members_{column}"
+        members = (
+            exp.select(exp.column(PERSON_ID, quoted=True))
+            .from_(self.members_table.copy())
+            .where(exp.column("segment", quoted=True).eq(exp.Literal.string(segment)))
+        )
+        person = exp.cast(exp.column(PERSON_ID, table="people", quoted=True), "VARCHAR")
+        stage = stage.join(
+            members.subquery(alias),
+            on=exp.column(PERSON_ID, table=alias, quoted=True).eq(person),
+            join_type="left",
+        )
+        found = exp.column(PERSON_ID, table=alias, quoted=True).is_(exp.null()).not_()
+        return stage.select(exp.alias_(found, column, quoted=True))
+
+    # --- aggregates and sequences ------------------------------------------------------
+
+    def needs(self, source: SourceConfig) -> _SourceNeeds:
+        return self.sources.setdefault(source.name, _SourceNeeds(source))
+
+    def aggregate_column(self, aggregate: ast.Aggregate) -> exp.Column:
+        source = self.analyzer.source_of(aggregate.spec)
+        needs = self.needs(source)
+        if aggregate not in needs.aggregates:
+            # Count the aggregates of every source together so that names stay unique.
+            number = sum(len(n.aggregates) for n in self.sources.values()) + 1
+            needs.aggregates[aggregate] = f"agg_{number}"
+            self.stages[needs.aggregates[aggregate]] = 0
+            self.spec_filter(aggregate.spec, _Row(source))  # registers what it reads
+            if aggregate.prop is not None:
+                self.row_value(aggregate.prop, _Row(source), None)
+        return self.column_ref(needs.aggregates[aggregate])
+
+    def aggregate_sql(self, aggregate: ast.Aggregate) -> exp.Expression:
+        source = self.analyzer.source_of(aggregate.spec)
+        row = _Row(source)
+        match = self.spec_filter(aggregate.spec, row)
+        func = aggregate.func
+        time = exp.column(EVENT_TIME, quoted=True)
+        if func == "count":
+            return self.filtered(exp.Count(this=exp.Star()), None, match)
+        if aggregate.prop is not None:
+            want: ValueType | None = "number" if func in ("sum", "avg", "min", "max") else None
+            if func in ("min", "max") and self.prop_type(aggregate) != "json":
+                want = None
+            value = self.row_value(aggregate.prop, row, want)
+            if func == "count_distinct":
+                return self.filtered(exp.Count(this=exp.Distinct(expressions=[value])), value, match)
+            aggregate_class = {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}
+            return self.filtered(aggregate_class[func](this=value), value, match)
+        if func in ("first_time", "last_time"):
+            aggregate_class = exp.Min if func == "first_time" else exp.Max
+            return self.filtered(aggregate_class(this=time), time, match)
+        local = self.local_time(time)
+        period = {
+            "active_days": exp.cast(local, "DATE"),
+            "active_weeks": exp.TimestampTrunc(this=local, unit=exp.var("WEEK")),
+            "active_months": exp.TimestampTrunc(this=local, unit=exp.var("MONTH")),
+        }[func]
+        return self.filtered(exp.Count(this=exp.Distinct(expressions=[period])), period, match)
+
+    def prop_type(self, aggregate: ast.Aggregate) -> ValueType:
+        source = self.analyzer.source_of(aggregate.spec)
+        assert aggregate.prop is not None
+        return self.analyzer.resolve(aggregate.prop, RowScope(source), aggregate.span).type
+
+    def filtered(
+        self, aggregate: exp.Expression, value: exp.Expression | None, match: exp.Expression | None
+    ) -> exp.Expression:
+        """An aggregate over the rows that match: ``FILTER (WHERE ...)`` or ``CASE WHEN``."""
+        if match is None:
+            return aggregate
+        if self.dialect.aggregate_filter:
+            return exp.Filter(this=aggregate, expression=exp.Where(this=match))
+        kept = exp.Case(ifs=[exp.If(this=match, true=value or exp.Literal.number(1))])
+        inner = aggregate.this
+        if isinstance(inner, exp.Distinct):
+            return aggregate.__class__(this=exp.Distinct(expressions=[kept]))
+        return aggregate.__class__(this=kept)
+
+    def local_time(self, time: exp.Expression) -> exp.Expression:
+        """A UTC time as wall-clock time in the project's timezone, for calendar days."""
+        zone = self.config.warehouse.timezone
+        if zone == "UTC":
+            return time
+        return exp.ConvertTimezone(
+            source_tz=exp.Literal.string("UTC"), target_tz=exp.Literal.string(zone), timestamp=time
+        )
+
+    def spec_filter(self, spec: ast.EventSpec, row: _Row) -> exp.Expression | None:
+        """Which rows of the source an event spec keeps (None: every row up to T)."""
+        needs = self.needs(row.source)
+        parts: list[exp.Expression] = []
+        if row.source.is_events:
+            if spec.ref is None:
+                needs.any_event = True
+            else:
+                needs.event_names.add(spec.ref)
+                parts.append(row.column(EVENT_NAME).eq(exp.Literal.string(spec.ref)))
+        if spec.where is not None:
+            parts.append(self.condition(spec.where, RowScope(row.source), row))
+        if spec.window is not None:
+            parts.append(self.window(spec.window, row.column(EVENT_TIME), row))
+        return exp.and_(*parts) if parts else None
+
+    def window(self, window: ast.Window, time: exp.Expression, row: _Row | None) -> exp.Expression:
+        if isinstance(window, ast.WindowWithin):
+            return self.within(time, window.duration)
+        parts = []
+        if window.start is not None:
+            parts.append(self.time_side("after", time, window.start, row))
+        if window.end is not None:
+            parts.append(self.time_side("before", time, window.end, row))
+        return exp.and_(*parts)
+
+    def within(self, time: exp.Expression, duration: ast.Duration) -> exp.Expression:
+        return exp.and_(time > self.shift(self.as_of, duration, -1), time <= self.as_of)
+
+    def time_side(
+        self, op: str, time: exp.Expression, point: ast.Expr, row: _Row | None
+    ) -> exp.Expression:
+        """``before``/``after`` a point, on the side language.md gives the point."""
+        scope = PERSON if row is None else RowScope(row.source)
+        value = self.value(point, scope, row, "time")
+        relative = is_relative_point(point)
+        if op == "before":
+            return time <= value if relative else time < value
+        return time > value if relative else time >= value
+
+    def shift(self, time: exp.Expression, duration: ast.Duration, sign: int) -> exp.Expression:
+        amount = exp.Literal.number(duration.amount)
+        unit = exp.var(duration.unit.upper())
+        if sign < 0:
+            return exp.DateSub(this=time, expression=amount, unit=unit)
+        return exp.DateAdd(this=time, expression=amount, unit=unit)
+
+    def sequence_column(self, sequence: ast.Sequence) -> exp.Column:
+        if sequence not in self.sequences:
+            self.sequences[sequence] = f"did_{len(self.sequences) + 1}"
+            self.stages[self.sequences[sequence]] = 0
+            for spec in (sequence.first, sequence.then):
+                self.spec_filter(spec, _Row(self.analyzer.source_of(spec)))
+        return self.column_ref(self.sequences[sequence])
+
+    def sequence_select(self, sequence: ast.Sequence) -> exp.Select:
+        """People with an A row followed (or, negated, not followed) by a B row in time."""
+        first = _Row(self.analyzer.source_of(sequence.first), "a")
+        then = _Row(self.analyzer.source_of(sequence.then), "b")
+        a_time, b_time = first.column(EVENT_TIME), then.column(EVENT_TIME)
+        follows = [
+            then.column(PERSON_ID).eq(first.column(PERSON_ID)),
+            b_time > a_time,
+        ]
+        if sequence.within is not None:
+            follows.append(b_time <= self.shift(a_time, sequence.within, +1))
+        then_filter = self.spec_filter(sequence.then, then)
+        if then_filter is not None:
+            follows.append(then_filter)
+        later = (
+            exp.select(exp.Literal.number(1))
+            .from_(_table(f"rows_{then.source.name}", alias="b", cte=True))
+            .where(exp.and_(*follows))
+        )
+        found = exp.Exists(this=later)
+        conditions: list[exp.Expression] = []
+        first_filter = self.spec_filter(sequence.first, first)
+        if first_filter is not None:
+            conditions.append(first_filter)
+        if sequence.negated:
+            conditions.append(exp.not_(found))
+            if sequence.within is not None:
+                conditions.append(self.shift(a_time, sequence.within, +1) <= self.as_of)
+        else:
+            conditions.append(found)
+        return (
+            exp.select(first.column(PERSON_ID))
+            .distinct()
+            .from_(_table(f"rows_{first.source.name}", alias="a", cte=True))
+            .where(exp.and_(*conditions))
+        )
+
+    # --- conditions --------------------------------------------------------------------
+
+    def condition(
+        self, condition: ast.Condition, scope: PersonScope | RowScope, row: _Row | None,
+        strict: bool = False,
+    ) -> exp.Expression:  # fmt: skip
+        """A condition as SQL. ``strict``: an unknown must come out false (under NOT)."""
+        if isinstance(condition, ast.And):
+            return exp.and_(*(self.condition(c, scope, row, strict) for c in condition.items))
+        if isinstance(condition, ast.Or):
+            return exp.or_(*(self.condition(c, scope, row, strict) for c in condition.items))
+        if isinstance(condition, ast.Not):
+            return exp.not_(self.condition(condition.operand, scope, row, strict=True))
+        predicate = self.predicate(condition, scope, row)
+        if strict and self.nullable(condition, scope):
+            return _two_valued(predicate)
+        return predicate
+
+    def nullable(self, condition: ast.Condition, scope: PersonScope | RowScope) -> bool:
+        """Can SQL give unknown for this predicate? (A guess on the safe side.)"""
+        if isinstance(condition, (ast.IsSet, ast.InSegment, ast.Sequence)):
+            return False
+        operands = [n for n in walk(condition) if isinstance(n, ast.Expr.__args__)]  # type: ignore[attr-defined]
+        return not all(_never_null(n) for n in operands if not isinstance(n, ast.EventSpec))
+
+    def predicate(
+        self, condition: ast.Condition, scope: PersonScope | RowScope, row: _Row | None
+    ) -> exp.Expression:
+        if isinstance(condition, ast.Compare):
+            left_type, right_type = self.types(condition.left, condition.right, scope)
+            left = self.value(condition.left, scope, row, right_type)
+            right = self.value(condition.right, scope, row, left_type)
+            return _COMPARISONS[condition.op](this=left, expression=right)
+        if isinstance(condition, ast.InList):
+            kinds = [self.analyzer.type_of(v, scope) for v in condition.values]
+            want = next((k for k in kinds if k != "null"), None)
+            subject = self.value(condition.expr, scope, row, want)
+            values = [
+                self.value(v, scope, row, self.analyzer.type_of(condition.expr, scope))
+                for v in condition.values
+                if not isinstance(v, ast.Null)
+            ]
+            if not values:
+                return subject.is_(exp.null()).not_() if condition.negated else exp.false()
+            test = subject.isin(*values)
+            return exp.not_(test) if condition.negated else test
+        if isinstance(condition, ast.Between):
+            bounds = [self.analyzer.type_of(b, scope) for b in (condition.low, condition.high)]
+            want = next((k for k in bounds if k not in ("null", "json", "any")), None)
+            kind = self.analyzer.type_of(condition.expr, scope)
+            test = exp.Between(
+                this=self.value(condition.expr, scope, row, want),
+                low=self.value(condition.low, scope, row, kind),
+                high=self.value(condition.high, scope, row, kind),
+            )
+            return exp.not_(test) if condition.negated else test
+        if isinstance(condition, ast.TextTest):
+            return self.text_test(condition, scope, row)
+        if isinstance(condition, ast.IsSet):
+            value = self.value(condition.expr, scope, row, None)
+            test = value.is_(exp.null())
+            return test if condition.negated else test.not_()
+        if isinstance(condition, ast.TimeTest):
+            time = self.value(condition.expr, scope, row, "time")
+            if condition.op == "within":
+                assert isinstance(condition.arg, ast.Duration)
+                return self.within(time, condition.arg)
+            return self.time_side(condition.op, time, condition.arg, row)
+        if isinstance(condition, ast.InSegment):
+            return self.column_ref(self.segment_flag(condition.segment))
+        if isinstance(condition, ast.Sequence):
+            return self.sequence_column(condition)
+        raise TypeError(f"not a condition: {condition!r}")
+
+    def types(
+        self, left: ast.Expr, right: ast.Expr, scope: PersonScope | RowScope
+    ) -> tuple[ValueType, ValueType]:
+        """The kinds two compared sides are read as (a text literal beside a time is a time)."""
+        left_type = self.analyzer.type_of(left, scope)
+        right_type = self.analyzer.type_of(right, scope)
+        if left_type in ("json", "any") and right_type in ("json", "any", "null"):
+            left_type = right_type = "string"
+        return left_type, right_type
+
+    def text_test(
+        self, test: ast.TextTest, scope: PersonScope | RowScope, row: _Row | None
+    ) -> exp.Expression:
+        value = self.value(test.expr, scope, row, "string")
+        pattern = exp.Literal.string(test.pattern.value)
+        if test.op == "matches":
+            return self.dialect.regex_search(value, pattern)
+        # Plain string functions, not LIKE: the pattern's % _ and \ stay literal.
+        value, pattern_lower = exp.Lower(this=value), exp.Lower(this=pattern)
+        if test.op == "contains":
+            position = exp.StrPosition(this=value, substr=pattern_lower)
+            return position > exp.Literal.number(0)
+        length = exp.Length(this=pattern_lower.copy())
+        cut = exp.Left if test.op == "starts_with" else exp.Right
+        return cut(this=value, expression=length).eq(pattern_lower)
+
+    def segment_flag(self, name: str) -> str:
+        """A referenced segment becomes a stored two-valued column, computed once."""
+        if name not in self.flags:
+            condition = _two_valued(self.segment_condition(name))
+            self.flags[name] = self.add_column(f"in_{len(self.flags) + 1}", condition)
+        return self.flags[name]
+
+    # --- values ------------------------------------------------------------------------
+
+    def value(
+        self,
+        expr: ast.Expr,
+        scope: PersonScope | RowScope,
+        row: _Row | None,
+        want: ValueType | None,
+    ) -> exp.Expression:
+        """An expression as SQL; ``want`` is the kind the context needs (for JSON and text
+        literals that stand for times)."""
+        if isinstance(expr, ast.Number):
+            return exp.Literal.number(expr.value)
+        if isinstance(expr, ast.String):
+            if want == "time":
+                moment = self.analyzer.time_literal(expr)
+                if moment is not None:
+                    return exp.cast(exp.Literal.string(format_timestamp(moment)), "TIMESTAMP")  # type: ignore[arg-type]
+            return exp.Literal.string(expr.value)
+        if isinstance(expr, ast.Boolean):
+            return exp.Boolean(this=expr.value)
+        if isinstance(expr, ast.Null):
+            return exp.null()
+        if isinstance(expr, ast.Now):
+            return self.as_of.copy()
+        if isinstance(expr, ast.Ago):
+            return self.shift(self.as_of, expr.duration, -1)
+        if isinstance(expr, ast.Name):
+            if isinstance(scope, RowScope):
+                assert row is not None
+                return self.row_value(expr.name, row, want)
+            resolved = self.analyzer.resolve(expr.name, scope, expr.span)
+            if resolved.kind == "trait":
+                return self.column_ref(self.trait_column(expr.name))
+            return self.entity_column(expr.name)
+        if isinstance(expr, ast.PersonProperty):
+            if isinstance(scope, RowScope):
+                assert row is not None
+                self.needs(row.source).person_columns.add(expr.name)
+                self.entity_columns.add(expr.name)
+                return row.column(_person_alias(expr.name))
+            return self.entity_column(expr.name)
+        if isinstance(expr, ast.Negate):
+            return exp.Neg(this=_wrap(self.value(expr.operand, scope, row, "number")))
+        if isinstance(expr, ast.Arithmetic):
+            left = _wrap(self.value(expr.left, scope, row, "number"))
+            right = _wrap(self.value(expr.right, scope, row, "number"))
+            if expr.op == "/":
+                return exp.Div(
+                    this=exp.cast(left, "DOUBLE"),
+                    expression=exp.Nullif(this=right, expression=exp.Literal.number(0)),
+                )
+            return {"+": exp.Add, "-": exp.Sub, "*": exp.Mul}[expr.op](this=left, expression=right)
+        if isinstance(expr, ast.Aggregate):
+            return self.aggregate_column(expr)
+        if isinstance(expr, ast.Call):
+            return self.call(expr, scope, row, want)
+        raise TypeError(f"not an expression: {expr!r}")
+
+    def entity_column(self, name: str) -> exp.Column:
+        self.entity_columns.add(name)
+        self.stages.setdefault(_entity_alias(name), 0)
+        return self.column_ref(_entity_alias(name))
+
+    def row_value(self, name: str, row: _Row, want: ValueType | None) -> exp.Expression:
+        """A property of a source's row: its column, or a key of its JSON properties."""
+        resolved = self.analyzer.resolve(name, RowScope(row.source), None)
+        needs = self.needs(row.source)
+        if resolved.kind == "column":
+            needs.columns.add(name)
+            return row.column(_row_alias(name))
+        needs.json = True
+        path = exp.JSONPath(expressions=[exp.JSONPathRoot(), exp.JSONPathKey(this=name)])
+        text = exp.JSONExtractScalar(
+            this=row.column(PROPERTIES), expression=path, only_json_types=True
+        )
+        cast_to = {"number": "DOUBLE", "boolean": "BOOLEAN", "time": "TIMESTAMP"}.get(want or "")
+        return self.dialect.try_cast(text, cast_to) if cast_to else text
+
+    def trait_column(self, name: str) -> str:
+        if name not in self.traits:
+            trait = self.definitions.traits[name]
+            value = self.value(trait.expr, PERSON, None, None)
+            self.traits[name] = self.add_column(f"trait_{len(self.traits) + 1}", value)
+        return self.traits[name]
+
+    def call(
+        self, call: ast.Call, scope: PersonScope | RowScope, row: _Row | None, want: ValueType | None
+    ) -> exp.Expression:
+        func = call.func
+        if func in ast.POPULATION_FUNCTIONS:
+            return self.column_ref(self.population_column(call))
+        if func in ("days_since", "hours_since"):
+            time = self.value(call.args[0], scope, row, "time")
+            seconds = exp.Sub(
+                this=self.dialect.epoch_seconds(self.as_of.copy()),
+                expression=self.dialect.epoch_seconds(time),
+            )
+            per = _SECONDS["day" if func == "days_since" else "hour"]
+            return exp.cast(
+                exp.Floor(this=exp.Div(this=_wrap(seconds), expression=exp.Literal.number(per))),
+                "BIGINT",
+            )
+        if func in ("lower", "upper", "length"):
+            text = self.value(call.args[0], scope, row, "string")
+            return {"lower": exp.Lower, "upper": exp.Upper, "length": exp.Length}[func](this=text)
+        if func == "abs":
+            return exp.Abs(this=self.value(call.args[0], scope, row, "number"))
+        if func == "round":
+            number = self.value(call.args[0], scope, row, "number")
+            digits = (
+                self.value(call.args[1], scope, row, "number")
+                if len(call.args) > 1
+                else exp.Literal.number(0)
+            )
+            return self.dialect.round_half_away(number, digits)
+        kind = self.analyzer.call_type(call, scope)
+        args = [self.value(a, scope, row, kind if kind != "any" else want) for a in call.args]
+        if func == "coalesce":
+            return exp.Coalesce(this=args[0], expressions=args[1:])
+        # least/greatest skip nulls everywhere: each argument falls back on the others.
+        patched = [
+            exp.Coalesce(this=arg, expressions=[a.copy() for j, a in enumerate(args) if j != i])
+            if len(args) > 1
+            else arg
+            for i, arg in enumerate(args)
+        ]
+        builder = exp.Least if func == "least" else exp.Greatest
+        return builder(this=patched[0], expressions=patched[1:])
+
+    def population_column(self, call: ast.Call) -> str:
+        """A population function: its argument as a column, then a window over everybody."""
+        if call in self.population:
+            return self.population[call]
+        number = len(self.population) + 1
+        argument = call.args[-1]
+        value_name = self.add_column(f"rank_input_{number}", self.value(argument, PERSON, None, None))
+        value = self.column_ref(value_name)
+        name = f"rank_{number}"
+        ordered = exp.Order(expressions=[exp.Ordered(this=value.copy(), nulls_first=False)])
+        func = call.func
+        if func == "ntile":
+            buckets = exp.Literal.number(call.args[0].value)  # type: ignore[union-attr]
+            at_or_below = exp.Window(this=exp.Count(this=value.copy()), order=ordered)
+            everybody = exp.Window(this=exp.Count(this=value.copy()))
+            share = exp.Div(
+                this=exp.cast(exp.Mul(this=buckets, expression=at_or_below), "DOUBLE"),
+                expression=everybody,
+            )
+            result: exp.Expression = exp.cast(exp.Ceil(this=share), "BIGINT")
+        elif func == "qcut":
+            buckets_count = int(call.args[0].value)  # type: ignore[union-attr]
+            edges = f"edges_{number}"
+            result = exp.Literal.number(1)
+            for k in range(1, buckets_count):
+                edge = exp.column(f"edge_{k}", table=edges, quoted=True)
+                result = exp.Add(
+                    this=result,
+                    expression=exp.Case(
+                        ifs=[exp.If(this=edge < value.copy(), true=exp.Literal.number(1))],
+                        default=exp.Literal.number(0),
+                    ),
+                )
+            self.qcut_edges[name] = (edges, value_name, buckets_count)
+        elif func == "row_number":
+            tie_break = exp.Ordered(this=exp.column(PERSON_ID, quoted=True), nulls_first=False)
+            ordered.append("expressions", tie_break)
+            result = exp.Window(this=exp.RowNumber(), order=ordered)
+        else:  # percent_rank, among the people who have a value
+            result = exp.Window(
+                this=exp.PercentRank(),
+                partition_by=[value.copy().is_(exp.null())],
+                order=ordered,
+            )
+        guarded = exp.Case(ifs=[exp.If(this=value.copy().is_(exp.null()), true=exp.null())], default=result)
+        self.population[call] = self.add_column(name, guarded)
+        return name
+
+    def qcut_edges_select(self, stage: str, value_name: str, buckets: int) -> exp.Select:
+        value = exp.column(value_name, quoted=True)
+        select = exp.select().from_(exp.to_identifier(stage, quoted=True))
+        for k in range(1, buckets):
+            quantile = exp.PercentileCont(this=exp.Literal.number(k / buckets))
+            within = exp.WithinGroup(this=quantile, expression=exp.Order(expressions=[exp.Ordered(this=value.copy())]))
+            select = select.select(exp.alias_(within, f"edge_{k}", quoted=True))
+        if buckets == 1:
+            select = select.select(exp.alias_(exp.Literal.number(0), "no_edges", quoted=True))
+        return select
+
+
+_COMPARISONS = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}
+
+
+def _two_valued(condition: exp.Expression) -> exp.Expression:
+    return exp.Coalesce(this=condition, expressions=[exp.false()])
+
+
+def _wrap(expression: exp.Expression) -> exp.Expression:
+    """Parenthesize a compound operand so the generated SQL keeps the tree's grouping."""
+    if isinstance(expression, (exp.Binary, exp.Neg)) and not isinstance(expression, exp.Dot):
+        return exp.Paren(this=expression)
+    return expression
+
+
+def _never_null(expr: object) -> bool:
+    if isinstance(expr, (ast.Number, ast.String, ast.Boolean, ast.Now, ast.Ago, ast.Duration)):
+        return True
+    if isinstance(expr, ast.Aggregate):
+        return expr.func in _COUNT_LIKE
+    return False
+
+
+def _cte(name: str, select: exp.Expression) -> exp.CTE:
+    return exp.CTE(this=select, alias=exp.TableAlias(this=exp.to_identifier(name, quoted=True)))
+
+
+def _table(name: str, alias: str | None = None, cte: bool = False) -> exp.Table:
+    """A table by the name segql.toml gives (``schema.table`` allowed), or a CTE by name."""
+    parts = [name] if cte else name.split(".")
+    table = exp.Table(
+        this=exp.to_identifier(parts[-1], quoted=True),
+        db=exp.to_identifier(parts[-2], quoted=True) if len(parts) > 1 else None,
+        catalog=exp.to_identifier(parts[-3], quoted=True) if len(parts) > 2 else None,
+    )
+    if alias:
+        table.set("alias", exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
+    return table
+
+
+def _entity_alias(column: str) -> str:
+    return f"p_{column}"
+
+
+def _row_alias(column: str) -> str:
+    return f"c_{column}"
+
+
+def _person_alias(column: str) -> str:
+    return f"person_{column}"

@@ -1,0 +1,118 @@
+"""Warehouse dialects: the data in ``dialects/*.toml`` and the few rewrites it names.
+
+The compiler emits sqlglot expressions and asks the dialect only where warehouses
+disagree on meaning (not spelling, which sqlglot handles): how to read seconds since the
+epoch, how to cast text that may not convert, how to search with a regular expression,
+how to round. A new warehouse is a new TOML file; a new rewrite is a new entry in one of
+the small tables below.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from sqlglot import exp
+
+from segql.errors import SegqlError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+Builder = Callable[[exp.Expression], exp.Expression]
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What segql needs to know about one warehouse's SQL."""
+
+    name: str
+    sqlglot: str
+    description: str = ""
+    aggregate_filter: bool = True
+    materialize_ctes: bool = False
+    epoch: str = "function"
+    safe_cast: str = "try_cast"
+    regex: str = "search"
+    round: str = "native"
+
+    def epoch_seconds(self, time: exp.Expression) -> exp.Expression:
+        """Seconds since 1970 as a number with fractions."""
+        return _EPOCH[self.epoch](time)
+
+    def try_cast(self, value: exp.Expression, to: str) -> exp.Expression:
+        """Text to ``DOUBLE``/``BOOLEAN``/``TIMESTAMP``, null where it does not convert."""
+        return _SAFE_CAST[self.safe_cast](value, to)
+
+    def regex_search(self, value: exp.Expression, pattern: exp.Expression) -> exp.Expression:
+        """True where the pattern is found anywhere in the value."""
+        if self.regex == "instr":
+            position = exp.Anonymous(this="REGEXP_INSTR", expressions=[value, pattern])
+            return exp.GT(this=position, expression=exp.Literal.number(0))
+        return exp.RegexpLike(this=value, expression=pattern)
+
+    def round_half_away(self, value: exp.Expression, digits: exp.Expression) -> exp.Expression:
+        if self.round == "numeric":
+            value = exp.cast(value, "DECIMAL")
+            return exp.cast(exp.Round(this=value, decimals=digits), "DOUBLE")
+        return exp.Round(this=value, decimals=digits)
+
+
+_EPOCH: dict[str, Builder] = {
+    "function": lambda t: exp.Anonymous(this="EPOCH", expressions=[t]),
+    "extract": lambda t: exp.Extract(this=exp.var("EPOCH"), expression=t),
+    "microseconds": lambda t: exp.Div(
+        this=exp.Anonymous(this="DATE_PART", expressions=[exp.var("EPOCH_MICROSECOND"), t]),
+        expression=exp.Literal.number(1_000_000),
+    ),
+}
+
+_NUMBER_TEXT = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+_BOOLEAN_TEXT = r"^\s*(true|false|t|f|yes|no|on|off|1|0)\s*$"
+_TIME_TEXT = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?\s*$"
+_GUARDS = {"DOUBLE": _NUMBER_TEXT, "BOOLEAN": _BOOLEAN_TEXT, "TIMESTAMP": _TIME_TEXT}
+
+
+def _guarded_cast(value: exp.Expression, to: str) -> exp.Expression:
+    """``CASE WHEN value ~* pattern THEN CAST(value AS to) END`` for warehouses without TRY_CAST."""
+    looks_right = exp.RegexpILike(this=value, expression=exp.Literal.string(_GUARDS[to]))
+    return exp.Case(ifs=[exp.If(this=looks_right, true=exp.cast(value, to))])
+
+
+_SAFE_CAST: dict[str, Callable[[exp.Expression, str], exp.Expression]] = {
+    "try_cast": lambda value, to: exp.TryCast(this=value, to=exp.DataType.build(to)),
+    "guarded": _guarded_cast,
+}
+
+
+def dialect_dirs() -> list[Path]:
+    """Where dialect files live: inside the installed package, or the source tree."""
+    here = Path(__file__).resolve().parent
+    return [here / "_data" / "dialects", here.parent / "dialects"]
+
+
+@cache
+def available_dialects() -> dict[str, Dialect]:
+    """Every dialect file found, by name."""
+    found: dict[str, Dialect] = {}
+    for folder in dialect_dirs():
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("*.toml")):
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            found.setdefault(data["name"], Dialect(**data))
+    return found
+
+
+def get_dialect(name: str) -> Dialect:
+    dialects = available_dialects()
+    if name not in dialects:
+        raise SegqlError(
+            f"unknown dialect '{name}'", help="dialects: " + ", ".join(sorted(dialects))
+        )
+    return dialects[name]

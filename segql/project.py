@@ -1,0 +1,143 @@
+"""A segql project: segql.toml plus every ``.segql`` file, loaded and checked together."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+
+from sqlglot import exp
+
+from segql import ast
+from segql.catalog import Catalog
+from segql.checker import Analyzer, Definitions, check_definitions, walk
+from segql.compiler import MembershipQuery, compile_membership_query
+from segql.config import ProjectConfig, find_project_root, load_config
+from segql.dialect import get_dialect
+from segql.errors import SegqlError, SegqlErrors, SegqlNameError, unknown_name_message
+from segql.parser import parse
+from segql.warehouse import Warehouse, connect, tables_of
+
+
+@dataclass
+class Project:
+    """Config, definitions and (once read) the warehouse catalog of one project."""
+
+    config: ProjectConfig
+    modules: list[ast.Module]
+    catalog_override: Catalog | None = field(default=None, repr=False)
+
+    @cached_property
+    def definitions(self) -> Definitions:
+        return Definitions.from_modules(self.modules)
+
+    @property
+    def segment_names(self) -> list[str]:
+        return list(self.definitions.segments)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        """The warehouse's columns; unknown when the warehouse cannot be read."""
+        if self.catalog_override is not None:
+            return self.catalog_override
+        try:
+            warehouse = connect(self.config, read_only=True)
+        except SegqlError:
+            return Catalog.unknown()
+        try:
+            return warehouse.catalog(tables_of(self.config))
+        finally:
+            warehouse.close()
+
+    def read_catalog(self, warehouse: Warehouse) -> Catalog:
+        """Read the catalog through an open connection and keep it."""
+        self.catalog = warehouse.catalog(tables_of(self.config))
+        return self.catalog
+
+    @cached_property
+    def analyzer(self) -> Analyzer:
+        return Analyzer(self.config, self.catalog, self.definitions)
+
+    def check(self) -> None:
+        """Raise every error in the project (tables, names, types, cycles) at once."""
+        errors: list[SegqlError] = []
+        if self.catalog.is_known:
+            for table in tables_of(self.config):
+                if not self.catalog.has_table(table):
+                    errors.append(
+                        SegqlNameError(
+                            f"table '{table}' named in segql.toml does not exist in the warehouse"
+                        )
+                    )
+        if errors:
+            raise SegqlErrors(errors)
+        check_definitions(self.analyzer)
+
+    def event_names(self) -> set[str]:
+        """Every event name the rules mention (not source names)."""
+        names: set[str] = set()
+        for definition in [*self.definitions.segments.values(), *self.definitions.traits.values()]:
+            for node in walk(definition):
+                if isinstance(node, ast.EventSpec) and node.ref is not None:
+                    if node.ref not in self.config.sources:
+                        names.add(node.ref)
+        return names
+
+    def select(self, segments: Sequence[str] | None) -> list[str]:
+        """Segment names to work on, checked (all of them when none are given)."""
+        if not segments:
+            return self.segment_names
+        known = self.definitions.segments
+        for name in segments:
+            if name not in known:
+                raise SegqlNameError(unknown_name_message("segment", name, known))
+        return list(dict.fromkeys(segments))
+
+    def membership_query(
+        self,
+        dialect: str = "duckdb",
+        as_of: datetime | None = None,
+        segments: Sequence[str] | None = None,
+        members_table: exp.Table | None = None,
+    ) -> MembershipQuery:
+        """The checked, compiled query for the selected segments."""
+        self.check()
+        return compile_membership_query(
+            self.analyzer, self.select(segments), get_dialect(dialect), as_of, members_table
+        )
+
+    def compile(
+        self,
+        dialect: str = "duckdb",
+        as_of: datetime | None = None,
+        segments: Sequence[str] | None = None,
+    ) -> str:
+        """SQL returning ``(segment, person_id)`` for every member; ``as_of`` None makes
+        the time a bind parameter named ``as_of``."""
+        return self.membership_query(dialect, as_of, segments).sql
+
+
+def load_project(path: str | Path = ".") -> Project:
+    """Load the project whose segql.toml is at or above ``path``."""
+    root = find_project_root(Path(path))
+    config = load_config(root)
+    folder = root / config.segments_dir
+    files = sorted(folder.rglob("*.segql")) if folder.is_dir() else []
+    modules = [parse(f.read_text(encoding="utf-8"), _display_path(f, root)) for f in files]
+    return Project(config, modules)
+
+
+def project_from_text(
+    config: ProjectConfig, text: str, catalog: Catalog | None = None, path: str = "<rules>"
+) -> Project:
+    """A project from a config and rule text, without files (tests, notebooks)."""
+    return Project(config, [parse(text, path)], catalog)
+
+
+def _display_path(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)

@@ -1,0 +1,156 @@
+"""Connections to where the data lives: a DuckDB file, or any SQLAlchemy URL.
+
+A ``Warehouse`` reads the catalog (tables, columns, types) and runs SQL. DuckDB is used
+through its own Python API (the embedded default needs no server); everything else goes
+through SQLAlchemy. Every session works in UTC so that naive timestamps mean UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from segql.catalog import Catalog
+from segql.config import ProjectConfig, expand_env
+from segql.dialect import Dialect, get_dialect
+from segql.errors import SegqlWarehouseError
+
+# SQLAlchemy dialect names to segql dialect names.
+_SQLALCHEMY_DIALECTS = {"postgresql": "postgres", "snowflake": "snowflake", "duckdb": "duckdb"}
+
+
+class Warehouse:
+    """The interface every warehouse adapter offers."""
+
+    dialect: Dialect
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def table_columns(self, table: str) -> list[tuple[str, str]] | None:
+        """``[(column, sql_type)]`` of a table (``schema.table`` allowed), None if absent."""
+        raise NotImplementedError
+
+    def catalog(self, tables: Iterable[str]) -> Catalog:
+        found: dict[str, list[tuple[str, str]]] = {}
+        for table in dict.fromkeys(tables):
+            columns = self.table_columns(table)
+            if columns is not None:
+                found[table] = columns
+        return Catalog.from_columns(found)
+
+    def close(self) -> None:
+        pass
+
+
+class DuckDBWarehouse(Warehouse):
+    def __init__(self, path: str, read_only: bool = False):
+        import duckdb
+
+        self.path = path
+        self.dialect = get_dialect("duckdb")
+        try:
+            self.connection = duckdb.connect(path, read_only=read_only)
+        except duckdb.Error as error:
+            raise SegqlWarehouseError(f"cannot open DuckDB database {path}: {error}") from None
+        self.connection.execute("SET TimeZone = 'UTC'")
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        import duckdb
+
+        try:
+            return self.connection.execute(sql, params or None).fetchall()
+        except duckdb.Error as error:
+            raise SegqlWarehouseError(f"DuckDB refused a statement: {error}") from None
+
+    def table_columns(self, table: str) -> list[tuple[str, str]] | None:
+        *schema, name = table.split(".")
+        sql = (
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = $name"
+        )
+        params: dict[str, Any] = {"name": name}
+        if schema:
+            sql += " AND table_schema = $schema"
+            params["schema"] = schema[-1]
+        rows = self.query(sql + " ORDER BY ordinal_position", params)
+        return [(r[0], r[1]) for r in rows] or None
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class SqlAlchemyWarehouse(Warehouse):
+    def __init__(self, url: str):
+        import sqlalchemy
+
+        try:
+            self.engine = sqlalchemy.create_engine(url)
+        except Exception as error:  # unknown driver, malformed URL
+            raise SegqlWarehouseError(f"cannot use warehouse URL: {error}") from None
+        name = _SQLALCHEMY_DIALECTS.get(self.engine.dialect.name, self.engine.dialect.name)
+        self.dialect = get_dialect(name)
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        import sqlalchemy
+
+        try:
+            with self.engine.connect() as connection:
+                if self.dialect.name == "postgres":
+                    connection.exec_driver_sql("SET TIME ZONE 'UTC'")
+                result = connection.exec_driver_sql(sql, params or ())
+                return [tuple(row) for row in result] if result.returns_rows else []
+        except sqlalchemy.exc.SQLAlchemyError as error:
+            raise SegqlWarehouseError(f"the warehouse refused a statement: {error}") from None
+
+    def table_columns(self, table: str) -> list[tuple[str, str]] | None:
+        import sqlalchemy
+
+        *schema, name = table.split(".")
+        inspector = sqlalchemy.inspect(self.engine)
+        try:
+            columns = inspector.get_columns(name, schema=schema[-1] if schema else None)
+        except sqlalchemy.exc.NoSuchTableError:
+            return None
+        except sqlalchemy.exc.SQLAlchemyError as error:
+            raise SegqlWarehouseError(f"cannot read the warehouse catalog: {error}") from None
+        return [(c["name"], str(c["type"])) for c in columns] or None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def duckdb_path(config: ProjectConfig) -> str | None:
+    """The DuckDB file of a ``duckdb:///path`` URL, relative to the project; None otherwise."""
+    url = expand_env(config.warehouse.url, "[warehouse] url")
+    if not url.startswith("duckdb://"):
+        return None
+    path = url.removeprefix("duckdb://").removeprefix("/")
+    if path in ("", ":memory:"):
+        return ":memory:"
+    if url.startswith("duckdb:////"):
+        return "/" + path.lstrip("/")
+    return str((config.root / path).resolve())
+
+
+def connect(config: ProjectConfig, read_only: bool = False) -> Warehouse:
+    """Open the project's warehouse."""
+    path = duckdb_path(config)
+    if path is not None:
+        if read_only and path != ":memory:" and not Path(path).exists():
+            raise SegqlWarehouseError(
+                f"the DuckDB file {path} does not exist",
+                help="check [warehouse] url in segql.toml (a relative path is relative to it)",
+            )
+        return DuckDBWarehouse(path, read_only=read_only)
+    return SqlAlchemyWarehouse(expand_env(config.warehouse.url, "[warehouse] url"))
+
+
+def tables_of(config: ProjectConfig) -> Sequence[str]:
+    """Every table segql.toml names."""
+    tables = [config.entity.table]
+    if config.events is not None:
+        tables.append(config.events.table)
+    tables += [s.table for s in config.sources.values()]
+    return tables
