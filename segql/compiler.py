@@ -122,6 +122,7 @@ class _QueryBuilder:
         self.traits: dict[str, str] = {}
         self.flags: dict[str, str] = {}
         self.population: dict[ast.Call, str] = {}
+        self.population_count = 0
 
     # --- the query ---------------------------------------------------------------------
 
@@ -720,21 +721,15 @@ class _QueryBuilder:
         args = [self.value(a, scope, row, kind if kind != "any" else want) for a in call.args]
         if func == "coalesce":
             return exp.Coalesce(this=args[0], expressions=args[1:])
-        # least/greatest skip nulls everywhere: each argument falls back on the others.
-        patched = [
-            exp.Coalesce(this=arg, expressions=[a.copy() for j, a in enumerate(args) if j != i])
-            if len(args) > 1
-            else arg
-            for i, arg in enumerate(args)
-        ]
         builder = exp.Least if func == "least" else exp.Greatest
-        return builder(this=patched[0], expressions=patched[1:])
+        return builder(this=args[0], expressions=args[1:], ignore_nulls=True)
 
     def population_column(self, call: ast.Call) -> str:
         """A population function: its argument as a column, then a window over everybody."""
         if call in self.population:
             return self.population[call]
-        number = len(self.population) + 1
+        self.population_count += 1
+        number = self.population_count  # taken before the argument, which may nest more
         argument = call.args[-1]
         value_name = self.add_column(f"rank_input_{number}", self.value(argument, PERSON, None, None))
         value = self.column_ref(value_name)

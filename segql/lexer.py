@@ -69,8 +69,11 @@ class Token:
         return f"'{self.span.text}'"
 
 
-def tokenize(source: Source) -> list[Token]:
-    """Split a source into tokens, ending with one ``EOF`` token."""
+def tokenize(source: Source, comments: list[Span] | None = None) -> list[Token]:
+    """Split a source into tokens, ending with one ``EOF`` token.
+
+    Comments are skipped; when a list is given, their spans are appended to it.
+    """
     text = source.text
     tokens: list[Token] = []
     i, n = 0, len(text)
@@ -80,7 +83,10 @@ def tokenize(source: Source) -> list[Token]:
             i += 1
         elif c == "#" or text.startswith("--", i):
             end = text.find("\n", i)
-            i = n if end < 0 else end
+            end = n if end < 0 else end
+            if comments is not None:
+                comments.append(Span(source, i, end))
+            i = end
         elif c == "'":
             value, end = _read_quoted(source, i, "'")
             tokens.append(Token("STRING", value, Span(source, i, end)))

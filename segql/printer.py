@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 
 from segql import ast
-from segql.lexer import WORD_UNITS
-from segql.parser import CONTEXTUAL, RESERVED
+from segql.errors import Source, Span
+from segql.lexer import WORD_UNITS, tokenize
+from segql.parser import CONTEXTUAL, RESERVED, Parser
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _NEEDS_BACKTICKS = RESERVED | CONTEXTUAL | frozenset(WORD_UNITS)
@@ -232,3 +233,25 @@ def _expr(expr: ast.Expr, place: int) -> str:
     if isinstance(expr, ast.Aggregate):
         return f"{expr.func}({_spec(expr.spec, expr.prop)})"
     raise TypeError(f"not an expression: {expr!r}")
+
+
+def format_source(text: str, path: str = "<input>") -> str:
+    """Canonical text of a whole file, keeping its comments.
+
+    A comment stays with the definition it stands before or inside (one inside moves up
+    above it); comments after the last definition stay at the end.
+    """
+    source = Source(path, text)
+    comments: list[Span] = []
+    tokenize(source, comments)
+    module = Parser(source).parse_module()
+    blocks: list[str] = []
+    pending = list(comments)
+    for definition in module.definitions:
+        assert definition.span is not None
+        own = [c for c in pending if c.start < definition.span.end]
+        pending = pending[len(own) :]
+        blocks.append("".join(c.text.strip() + "\n" for c in own) + format_definition(definition))
+    if pending:
+        blocks.append("".join(c.text.strip() + "\n" for c in pending).rstrip("\n"))
+    return "\n\n".join(blocks) + "\n" if blocks else ""

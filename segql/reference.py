@@ -3,7 +3,7 @@
 This is the test oracle for the SQL compiler: the same segments run on every warehouse and
 here must give the same members. It is written from language.md and docs/semantics.md, one
 person at a time, with no SQL and no database, and favours being obviously right over being
-fast. Every rule of semantics.md has one small function here that says it.
+fast: each rule of semantics.md is a small function or branch that can be read against it.
 
 Values inside the evaluator are plain Python: ``int``/``float``/``Decimal`` numbers, ``str``
 text, ``bool``, naive UTC ``datetime`` times (a ``date`` becomes midnight UTC) and ``None``
@@ -37,7 +37,9 @@ Tables = Mapping[str, tuple[Sequence[str], Sequence[Sequence[Any]]]]
 Kind = Literal["number", "text", "bool", "time", "other"]
 Row = dict[str, Any]
 
-_TIME_LITERAL = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?: (\d{2}):(\d{2}):(\d{2}))?$")
+# 'YYYY-MM-DD' and 'YYYY-MM-DD HH:MM:SS' (language.md); the checker also takes a 'T'
+# separator and 'HH:MM', so the oracle does too.
+_TIME_LITERAL = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?$")
 _FIXED_UNITS = {
     "minute": timedelta(minutes=1),
     "hour": timedelta(hours=1),
@@ -232,7 +234,8 @@ def _shift(moment: datetime, duration: ast.Duration, sign: int) -> datetime:
     """``moment`` plus (sign 1) or minus (sign -1) a duration.
 
     Minutes to weeks are fixed lengths; months and years are calendar steps that clamp to
-    the end of the month (March 31 - 1 month is February 28 or 29).
+    the end of the month (March 31 - 1 month is February 28 or 29). The step is taken on
+    the UTC time, as ``T - INTERVAL '1 month'`` is on a naive UTC timestamp in SQL.
     """
     if duration.unit in _FIXED_UNITS:
         return moment + sign * duration.amount * _FIXED_UNITS[duration.unit]
@@ -246,7 +249,7 @@ def _shift(moment: datetime, duration: ast.Duration, sign: int) -> datetime:
 
 def _parse_time_literal(node: ast.String, tzinfo: Any) -> datetime:
     """'YYYY-MM-DD' or 'YYYY-MM-DD HH:MM:SS', wall-clock in the project zone, as naive UTC."""
-    match = _TIME_LITERAL.match(node.value)
+    match = _TIME_LITERAL.match(node.value.strip())
     if match is None:
         raise SegqlTypeError(
             f"'{node.value}' is not a time",

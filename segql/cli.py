@@ -1,0 +1,220 @@
+"""The ``segql`` command line.
+
+Every command shares one error handler: a ``SegqlError`` is printed as one block on
+standard error with exit status 1; anything else is an internal error, shown with its
+traceback only under ``--debug``.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from segql.dialect import available_dialects
+from segql.errors import SegqlError
+from segql.printer import format_source
+from segql.project import Project, load_project
+from segql.timeutil import parse_as_of
+
+
+class Context:
+    """What every command gets: where the project is, and whether to show tracebacks."""
+
+    def __init__(self, project_dir: str | None, debug: bool):
+        self.project_dir = project_dir
+        self.debug = debug
+
+    def project(self) -> Project:
+        return load_project(self.project_dir or ".")
+
+
+def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn errors into one clear message and an exit status instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = bool(click.get_current_context().find_object(Context).debug)
+        try:
+            return command(*args, **kwargs)
+        except SegqlError as error:
+            if debug:
+                traceback.print_exc()
+            click.echo(error.render(), err=True)
+            sys.exit(1)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as error:  # an internal error: say so plainly
+            if debug:
+                traceback.print_exc()
+            else:
+                click.echo(
+                    f"internal error: {type(error).__name__}: {error}\n"
+                    "run again with --debug for the traceback",
+                    err=True,
+                )
+            sys.exit(2)
+
+    return wrapper
+
+
+def as_of_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--as-of",
+        "as_of",
+        metavar="TIME",
+        help="Evaluate at this time (ISO date or date-time, UTC unless it gives an offset).",
+    )(command)
+
+
+def parse_as_of_option(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_as_of(value)
+    except ValueError:
+        raise SegqlError(
+            f"--as-of '{value}' is not a time", help="write it as 2026-01-31 or 2026-01-31T12:00:00"
+        ) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--project",
+    "project_dir",
+    metavar="DIR",
+    help="Project folder (default: the nearest segql.toml upward from here).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.version_option(package_name="segql")
+@click.pass_context
+def main(ctx: click.Context, project_dir: str | None, debug: bool) -> None:
+    """segql: segment rules compiled to warehouse SQL, with a membership history."""
+    ctx.obj = Context(project_dir, debug)
+
+
+@main.command()
+@click.pass_obj
+@handle_errors
+def check(obj: Context) -> None:
+    """Validate segments against the warehouse schema, before anything runs."""
+    from segql.warehouse import connect
+
+    project = obj.project()
+    warehouse = connect(project.config, read_only=True)
+    try:
+        project.read_catalog(warehouse)
+        project.check()
+        unseen = unseen_event_names(project, warehouse)
+    finally:
+        warehouse.close()
+    for name in sorted(unseen):
+        click.echo(f"warning: event '{name}' does not occur in the data (yet)", err=True)
+    segments, traits = len(project.definitions.segments), len(project.definitions.traits)
+    click.echo(f"ok: {segments} segments and {traits} traits check against the warehouse")
+
+
+def unseen_event_names(project: Project, warehouse: Any) -> set[str]:
+    """Event names the rules use that the events table has no row of."""
+    from sqlglot import exp
+
+    events = project.config.events
+    names = project.event_names()
+    if events is None or not names:
+        return set()
+    column = exp.column(events.event_name, quoted=True)
+    query = (
+        exp.select(column)
+        .distinct()
+        .from_(exp.to_table(events.table, quoted=True))
+        .where(column.isin(*(exp.Literal.string(n) for n in sorted(names))))
+    )
+    seen = {row[0] for row in warehouse.query(query.sql(warehouse.dialect.sqlglot))}
+    return names - seen
+
+
+@main.command()
+@click.argument("segments", nargs=-1)
+@click.option(
+    "--dialect",
+    "-d",
+    default="duckdb",
+    show_default=True,
+    type=click.Choice(sorted(available_dialects())),
+    help="SQL dialect of the warehouse.",
+)
+@as_of_option
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the SQL to a file.")
+@click.pass_obj
+@handle_errors
+def compile(
+    obj: Context, segments: tuple[str, ...], dialect: str, as_of: str | None, output: str | None
+) -> None:
+    """Print the SQL that returns (segment, person_id) for every member.
+
+    Without --as-of the time is a bind parameter named as_of.
+    """
+    project = obj.project()
+    sql = project.compile(dialect=dialect, as_of=parse_as_of_option(as_of), segments=segments)
+    if output:
+        Path(output).write_text(sql + ";\n", encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(sql + ";")
+
+
+@main.command()
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--check", "check_only", is_flag=True, help="Only report files that would change.")
+@click.pass_obj
+@handle_errors
+def fmt(obj: Context, files: tuple[str, ...], check_only: bool) -> None:
+    """Rewrite .segql files in canonical form (- reads standard input and prints it).
+
+    Without FILES, every .segql file of the project.
+    """
+    if files == ("-",):
+        click.echo(format_source(sys.stdin.read(), "<stdin>"), nl=False)
+        return
+    paths = [Path(f) for f in files]
+    if not paths:
+        project = obj.project()
+        folder = project.config.root / project.config.segments_dir
+        paths = sorted(folder.rglob("*.segql"))
+    changed = []
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise SegqlError(f"cannot read {path}: {error.strerror}") from None
+        formatted = format_source(text, str(path))
+        if formatted != text:
+            changed.append(path)
+            if not check_only:
+                _write_atomically(path, formatted)
+    verb = "would reformat" if check_only else "reformatted"
+    for path in changed:
+        click.echo(f"{verb} {path}")
+    click.echo(f"{len(changed)} of {len(paths)} files {verb}", err=True)
+    if check_only and changed:
+        sys.exit(1)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write through a temporary file so a crash never leaves half a file."""
+    temporary = path.with_name(path.name + ".segql-tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
