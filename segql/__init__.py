@@ -1,9 +1,9 @@
 """segql: segment rules compiled to warehouse SQL, with a membership history.
 
-    import segql
-    module = segql.parse("segment paid where status = 'paid'")
-    project = segql.load_project("path/to/project")
-    sql = project.compile(dialect="postgres", as_of=None)
+import segql
+module = segql.parse("segment paid where status = 'paid'")
+project = segql.load_project("path/to/project")
+sql = project.compile(dialect="postgres", as_of=None)
 """
 
 from __future__ import annotations

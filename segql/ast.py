@@ -13,7 +13,7 @@ with those sides.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from segql.errors import Span
 
@@ -58,6 +58,7 @@ POPULATION_FUNCTIONS: dict[str, tuple[int, int | None]] = {
     "percent_rank": (1, 1),
 }
 FUNCTIONS = {**SCALAR_FUNCTIONS, **POPULATION_FUNCTIONS}
+
 
 def _span() -> Any:
     """The span field: excluded from equality and repr, optional when building trees."""
@@ -170,7 +171,7 @@ class WindowRange:
     span: Span | None = _span()
 
 
-Window = Union[WindowWithin, WindowRange]
+Window = WindowWithin | WindowRange
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,21 +197,21 @@ class Aggregate:
     span: Span | None = _span()
 
 
-Expr = Union[
-    Number,
-    String,
-    Boolean,
-    Null,
-    Duration,
-    Now,
-    Ago,
-    Name,
-    PersonProperty,
-    Negate,
-    Arithmetic,
-    Call,
-    Aggregate,
-]
+Expr = (
+    Number
+    | String
+    | Boolean
+    | Null
+    | Duration
+    | Now
+    | Ago
+    | Name
+    | PersonProperty
+    | Negate
+    | Arithmetic
+    | Call
+    | Aggregate
+)
 
 
 # --- conditions --------------------------------------------------------------------------
@@ -320,9 +321,20 @@ class Truth:
     span: Span | None = _span()
 
 
-Condition = Union[
-    And, Or, Not, Compare, InList, Between, TextTest, IsSet, TimeTest, InSegment, Sequence, Truth
-]
+Condition = (
+    And
+    | Or
+    | Not
+    | Compare
+    | InList
+    | Between
+    | TextTest
+    | IsSet
+    | TimeTest
+    | InSegment
+    | Sequence
+    | Truth
+)
 
 
 # --- definitions -------------------------------------------------------------------------
@@ -356,7 +368,7 @@ class Trait:
     span: Span | None = _span()
 
 
-Definition = Union[Segment, Trait]
+Definition = Segment | Trait
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ _TYPE_PATTERNS: tuple[tuple[str, ValueType], ...] = (
 
 
 def value_type(sql_type: str) -> ValueType:
-    """The kind of value of a warehouse column type such as ``BIGINT`` or ``TIMESTAMP WITH TIME ZONE``."""
+    """The kind of value of a warehouse column type (``BIGINT``, ``TIMESTAMP WITH TIME ZONE``)."""
     text = sql_type.strip().lower()
     for pattern, kind in _TYPE_PATTERNS:
         if re.match(pattern, text):

@@ -365,9 +365,7 @@ class Checker:
         try:
             re.compile(pattern.value)
         except re.error as error:
-            raise SegqlTypeError(
-                f"invalid regular expression: {error.msg}", pattern.span
-            ) from None
+            raise SegqlTypeError(f"invalid regular expression: {error.msg}", pattern.span) from None
 
     def in_segment(self, condition: ast.InSegment, scope: Scope) -> None:
         if isinstance(scope, RowScope):
@@ -390,7 +388,7 @@ class Checker:
                 raise SegqlTypeError(
                     f"source '{source.name}' has no time column, so it cannot be in a sequence",
                     spec.span,
-                    help=f"set time = \"...\" in [sources.{source.name}]",
+                    help=f'set time = "..." in [sources.{source.name}]',
                 )
 
     # --- expressions -------------------------------------------------------------------
@@ -402,8 +400,7 @@ class Checker:
             raise SegqlTypeError(
                 "a duration is not a value here",
                 expr.span,
-                help=f"write '{expr.amount} {expr.unit}s ago' for a time, "
-                "or use it after 'within'",
+                help=f"write '{expr.amount} {expr.unit}s ago' for a time, or use it after 'within'",
             )
         if isinstance(expr, ast.Name):
             return analyzer.resolve(expr.name, scope, expr.span).type
@@ -439,7 +436,7 @@ class Checker:
             raise SegqlTypeError(
                 f"source '{source.name}' has no time column, so it takes no window",
                 window.span,
-                help=f"set time = \"...\" in [sources.{source.name}] to use windows",
+                help=f'set time = "..." in [sources.{source.name}] to use windows',
             )
         if isinstance(window, ast.WindowRange):
             for point in (window.start, window.end):
@@ -460,12 +457,12 @@ class Checker:
                     f"{aggregate.func}() adds numbers, but '{aggregate.prop}' is a {kind}",
                     aggregate.span,
                 )
-        if aggregate.func in ("first_time", "last_time") or aggregate.func.startswith("active_"):
-            if source.time is None:
-                raise SegqlTypeError(
-                    f"{aggregate.func}() needs times, and source '{source.name}' has none",
-                    aggregate.span,
-                )
+        needs_time = aggregate.func in ("first_time", "last_time", *_ACTIVE)
+        if needs_time and source.time is None:
+            raise SegqlTypeError(
+                f"{aggregate.func}() needs times, and source '{source.name}' has none",
+                aggregate.span,
+            )
 
     def call(self, call: ast.Call, scope: Scope) -> None:
         kinds = [self.expr(arg, scope) for arg in call.args]
@@ -489,14 +486,13 @@ class Checker:
                 raise SegqlTypeError(f"the arguments of {func}() are of different kinds", call.span)
             return
         args = call.args[-len(kinds) :] if kinds else ()
-        for arg, kind in zip(args, kinds):
+        for arg, kind in zip(args, kinds, strict=True):
             if kind not in (*expected, "json", "any", "null"):
                 wanted = " or ".join(expected)
-                raise SegqlTypeError(
-                    f"{func}() takes a {wanted}, but this is a {kind}", arg.span
-                )
+                raise SegqlTypeError(f"{func}() takes a {wanted}, but this is a {kind}", arg.span)
 
 
+_ACTIVE = ("active_days", "active_weeks", "active_months")
 _ARGUMENT_KINDS: dict[str, tuple[ValueType, ...]] = {
     "days_since": ("time",),
     "hours_since": ("time",),
@@ -526,13 +522,17 @@ def check_cycles(definitions: Definitions) -> list[SegqlError]:
     graph: dict[str, list[tuple[str, Span | None]]] = {}
     spans: dict[str, Span | None] = {}
     for name, trait in definitions.traits.items():
-        graph[name] = [(n.name, n.span) for n in walk_names(trait.expr) if n.name in definitions.traits]
+        graph[name] = [
+            (n.name, n.span) for n in walk_names(trait.expr) if n.name in definitions.traits
+        ]
         spans[name] = trait.span
     for name, segment in definitions.segments.items():
         edges: list[tuple[str, Span | None]] = []
         for condition in (segment.where, segment.enter, segment.exit):
             if condition is not None:
-                edges += [(s.segment, s.span) for s in walk(condition) if isinstance(s, ast.InSegment)]
+                edges += [
+                    (s.segment, s.span) for s in walk(condition) if isinstance(s, ast.InSegment)
+                ]
         graph["segment " + name] = [("segment " + n, span) for n, span in edges]
         spans["segment " + name] = segment.span
     errors: list[SegqlError] = []
@@ -592,8 +592,14 @@ def walk_outside_specs(node: object) -> Iterator[object]:
     yield node
     if isinstance(node, ast.EventSpec):
         return
-    children = node if isinstance(node, tuple) else (
-        getattr(node, name) for name in getattr(node, "__dataclass_fields__", ()) if name != "span"
+    children = (
+        node
+        if isinstance(node, tuple)
+        else (
+            getattr(node, name)
+            for name in getattr(node, "__dataclass_fields__", ())
+            if name != "span"
+        )
     )
     for value in children:
         if isinstance(value, tuple) or hasattr(value, "__dataclass_fields__"):

@@ -36,7 +36,9 @@ PERSON_ID = "person_id"
 EVENT_TIME = "event_time"
 EVENT_NAME = "event_name"
 PROPERTIES = "properties"
-_COUNT_LIKE = frozenset({"count", "count_distinct", "sum", "active_days", "active_weeks", "active_months"})
+_COUNT_LIKE = frozenset(
+    {"count", "count_distinct", "sum", "active_days", "active_weeks", "active_months"}
+)
 _SECONDS = {"day": 86400, "hour": 3600}
 
 
@@ -204,7 +206,9 @@ class _QueryBuilder:
                     if column in self.qcut_edges:
                         edges, value, buckets = self.qcut_edges[column]
                         ctes.append(_cte(edges, self.qcut_edges_select(last, value, buckets)))
-                        select = select.join(exp.to_identifier(edges, quoted=True), join_type="cross")
+                        select = select.join(
+                            exp.to_identifier(edges, quoted=True), join_type="cross"
+                        )
             ctes.append(_cte(name, select))
             last = name
         return last
@@ -256,9 +260,7 @@ class _QueryBuilder:
     def people_select(self) -> exp.Select:
         entity = self.config.entity
         person = exp.column(entity.id, quoted=True)
-        select = exp.select(exp.alias_(person, PERSON_ID, quoted=True)).from_(
-            _table(entity.table)
-        )
+        select = exp.select(exp.alias_(person, PERSON_ID, quoted=True)).from_(_table(entity.table))
         for column in sorted(self.entity_columns):
             value = exp.column(column, quoted=True)
             kind = self.analyzer.catalog.column_type(entity.table, column)
@@ -360,7 +362,9 @@ class _QueryBuilder:
                 want = None
             value = self.row_value(aggregate.prop, row, want)
             if func == "count_distinct":
-                return self.filtered(exp.Count(this=exp.Distinct(expressions=[value])), value, match)
+                return self.filtered(
+                    exp.Count(this=exp.Distinct(expressions=[value])), value, match
+                )
             aggregate_class = {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}
             return self.filtered(aggregate_class[func](this=value), value, match)
         if func in ("first_time", "last_time"):
@@ -688,7 +692,11 @@ class _QueryBuilder:
         return self.traits[name]
 
     def call(
-        self, call: ast.Call, scope: PersonScope | RowScope, row: _Row | None, want: ValueType | None
+        self,
+        call: ast.Call,
+        scope: PersonScope | RowScope,
+        row: _Row | None,
+        want: ValueType | None,
     ) -> exp.Expression:
         func = call.func
         if func in ast.POPULATION_FUNCTIONS:
@@ -731,7 +739,9 @@ class _QueryBuilder:
         self.population_count += 1
         number = self.population_count  # taken before the argument, which may nest more
         argument = call.args[-1]
-        value_name = self.add_column(f"rank_input_{number}", self.value(argument, PERSON, None, None))
+        value_name = self.add_column(
+            f"rank_input_{number}", self.value(argument, PERSON, None, None)
+        )
         value = self.column_ref(value_name)
         name = f"rank_{number}"
         ordered = exp.Order(expressions=[exp.Ordered(this=value.copy(), nulls_first=False)])
@@ -769,7 +779,9 @@ class _QueryBuilder:
                 partition_by=[value.copy().is_(exp.null())],
                 order=ordered,
             )
-        guarded = exp.Case(ifs=[exp.If(this=value.copy().is_(exp.null()), true=exp.null())], default=result)
+        guarded = exp.Case(
+            ifs=[exp.If(this=value.copy().is_(exp.null()), true=exp.null())], default=result
+        )
         self.population[call] = self.add_column(name, guarded)
         return name
 
@@ -778,7 +790,9 @@ class _QueryBuilder:
         select = exp.select().from_(exp.to_identifier(stage, quoted=True))
         for k in range(1, buckets):
             quantile = exp.PercentileCont(this=exp.Literal.number(k / buckets))
-            within = exp.WithinGroup(this=quantile, expression=exp.Order(expressions=[exp.Ordered(this=value.copy())]))
+            within = exp.WithinGroup(
+                this=quantile, expression=exp.Order(expressions=[exp.Ordered(this=value.copy())])
+            )
             select = select.select(exp.alias_(within, f"edge_{k}", quoted=True))
         if buckets == 1:
             select = select.select(exp.alias_(exp.Literal.number(0), "no_edges", quoted=True))

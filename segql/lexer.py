@@ -115,7 +115,7 @@ def tokenize(source: Source, comments: list[Span] | None = None) -> list[Token]:
                 word = _WORD.match(text, end)
                 assert word is not None
                 raise SegqlSyntaxError(
-                    f"unexpected '{text[i:word.end()]}'",
+                    f"unexpected '{text[i : word.end()]}'",
                     Span(source, i, word.end()),
                     help="a number is followed by a space; compact durations are "
                     "30d, 24h, 2w, 6mo, 1y, 15min",

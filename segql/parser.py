@@ -167,7 +167,7 @@ class Parser:
             )  # fmt: skip
         raise self.error(
             "'where' or 'enter when' after the segment name",
-            help="a segment is `segment NAME [title \"...\"] where CONDITION`",
+            help='a segment is `segment NAME [title "..."] where CONDITION`',
         )
 
     def parse_trait(self) -> ast.Trait:

@@ -80,9 +80,9 @@ class Project:
         names: set[str] = set()
         for definition in [*self.definitions.segments.values(), *self.definitions.traits.values()]:
             for node in walk(definition):
-                if isinstance(node, ast.EventSpec) and node.ref is not None:
-                    if node.ref not in self.config.sources:
-                        names.add(node.ref)
+                is_event = isinstance(node, ast.EventSpec) and node.ref is not None
+                if is_event and node.ref not in self.config.sources:
+                    names.add(node.ref)
         return names
 
     def select(self, segments: Sequence[str] | None) -> list[str]:

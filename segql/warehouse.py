@@ -67,8 +67,7 @@ class DuckDBWarehouse(Warehouse):
     def table_columns(self, table: str) -> list[tuple[str, str]] | None:
         *schema, name = table.split(".")
         sql = (
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_name = $name"
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = $name"
         )
         params: dict[str, Any] = {"name": name}
         if schema:

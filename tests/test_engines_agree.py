@@ -154,7 +154,9 @@ scenario(
     ],
     events=[
         event(1, "purchase", T - 2 * DAY, amount=80.0, properties={"currency": "USD", "price": 25}),
-        event(1, "purchase", T - 40 * DAY, amount=30.0, properties={"currency": "EUR", "price": 99}),
+        event(
+            1, "purchase", T - 40 * DAY, amount=30.0, properties={"currency": "EUR", "price": 99}
+        ),
         event(1, "page_view", T - DAY, url="/pricing"),
         event(1, "page_view", T - 2 * DAY, url="/docs"),
         event(1, "page_view", T - 3 * DAY, url="/docs"),
@@ -183,7 +185,8 @@ scenario(
     segment ever_after where did trial_started then purchase
     segment never_after where did trial_started then not purchase
     segment recent_cart where did cart within 30 days then not order within 1 day
-    segment filtered where did page_view where url = '/pricing' then purchase where amount > 10 within 2 days
+    segment filtered
+      where did page_view where url = '/pricing' then purchase where amount > 10 within 2 days
     """,
     expected={
         "converted": {1},
@@ -349,7 +352,9 @@ def test_dates_are_midnight_utc(duckdb_engine: Engine) -> None:
     """A DATE column compares as midnight UTC of its day."""
     project = make_project("segment on_day where signup_at within 1 day")
     tables = {
-        "people": Table((("person_id", "integer"), ("signup_at", "date")), ((1, date(2026, 3, 15)),)),
+        "people": Table(
+            (("person_id", "integer"), ("signup_at", "date")), ((1, date(2026, 3, 15)),)
+        ),
         **{k: v for k, v in make_tables().items() if k != "people"},
     }
     duckdb_engine.load(tables)
