@@ -2,12 +2,14 @@
 
 The query is planned, not pasted together:
 
-- ``people``: one row per distinct non-null id with the entity columns the rules use.
-- ``rows_<source>``: each source table read once, with only the columns, event names and
+Every CTE is named ``segql_...`` so that none can shadow a table of the user's.
+
+- ``segql_people``: one row per distinct non-null id with the entity columns the rules use.
+- ``segql_rows_<source>``: each source table read once, with only the columns, event names and
   rows up to ``T`` that some rule needs.
-- ``aggs_<source>``: every aggregate over that source as a filtered aggregate of one
-  ``GROUP BY person``; ``seq_<n>``: the people who did each sequence.
-- ``stage_0 .. stage_k``: per-person columns in dependency order. A trait, a population
+- ``segql_aggs_<source>``: every aggregate over that source as a filtered aggregate of one
+  ``GROUP BY person``; ``segql_seq_<n>``: the people who did each sequence.
+- ``segql_stage_0 .. k``: per-person columns in dependency order. A trait, a population
   function or a referenced segment is a column computed once, in the first stage after
   everything it reads.
 - the result: one ``SELECT`` per segment, combined with ``UNION ALL``.
@@ -33,6 +35,8 @@ from segql.errors import SegqlError
 from segql.timeutil import format_timestamp
 
 PERSON_ID = "person_id"
+_PEOPLE = "segql_people"
+_STAGE_0 = "segql_stage_0"
 EVENT_TIME = "event_time"
 EVENT_NAME = "event_name"
 PROPERTIES = "properties"
@@ -194,11 +198,11 @@ class _QueryBuilder:
         return name
 
     def stage_ctes(self, ctes: list[exp.CTE]) -> str:
-        """``stage_1 .. stage_k`` on top of ``stage_0``; returns the last one's name."""
-        last = "stage_0"
+        """The stages on top of stage 0; returns the last one's name."""
+        last = _STAGE_0
         top = max((self.stages[name] for name, _ in self.columns), default=0)
         for stage in range(1, top + 1):
-            name = f"stage_{stage}"
+            name = f"segql_stage_{stage}"
             select = exp.select(exp.Star()).from_(exp.to_identifier(last, quoted=True))
             for column, expression in self.columns:
                 if self.stages[column] == stage:
@@ -216,45 +220,45 @@ class _QueryBuilder:
     # --- base CTEs ---------------------------------------------------------------------
 
     def base_ctes(self) -> list[exp.CTE]:
-        ctes = [_cte("people", self.people_select())]
+        ctes = [_cte(_PEOPLE, self.people_select())]
         joins: list[tuple[str, exp.Expression]] = []
         for needs in self.sources.values():
-            rows = f"rows_{needs.source.name}"
+            rows = f"segql_rows_{needs.source.name}"
             ctes.append(_cte(rows, self.rows_select(needs)))
             if needs.aggregates:
-                aggs = f"aggs_{needs.source.name}"
+                aggs = f"segql_aggs_{needs.source.name}"
                 ctes.append(_cte(aggs, self.aggregates_select(needs, rows)))
                 joins.append((aggs, exp.true()))
         for sequence, column in self.sequences.items():
-            name = f"seq_{column}"
+            name = f"segql_seq_{column}"
             ctes.append(_cte(name, self.sequence_select(sequence)))
             joins.append((name, exp.true()))
-        stage = exp.select(exp.column(PERSON_ID, table="people", quoted=True)).from_(
-            exp.to_identifier("people", quoted=True)
+        stage = exp.select(exp.column(PERSON_ID, table=_PEOPLE, quoted=True)).from_(
+            exp.to_identifier(_PEOPLE, quoted=True)
         )
         for column in sorted(self.entity_columns):
-            stage = stage.select(exp.column(_entity_alias(column), table="people", quoted=True))
+            stage = stage.select(exp.column(_entity_alias(column), table=_PEOPLE, quoted=True))
         for table, _ in joins:
             stage = stage.join(
                 exp.to_identifier(table, quoted=True),
                 on=exp.column(PERSON_ID, table=table, quoted=True).eq(
-                    exp.column(PERSON_ID, table="people", quoted=True)
+                    exp.column(PERSON_ID, table=_PEOPLE, quoted=True)
                 ),
                 join_type="left",
             )
         for needs in self.sources.values():
-            table = f"aggs_{needs.source.name}"
+            table = f"segql_aggs_{needs.source.name}"
             for aggregate, column in needs.aggregates.items():
                 value: exp.Expression = exp.column(column, table=table, quoted=True)
                 if aggregate.func in _COUNT_LIKE:
                     value = exp.func("COALESCE", value, exp.Literal.number(0))
                 stage = stage.select(exp.alias_(value, column, quoted=True))
         for column in self.sequences.values():
-            found = exp.column(PERSON_ID, table=f"seq_{column}", quoted=True)
+            found = exp.column(PERSON_ID, table=f"segql_seq_{column}", quoted=True)
             stage = stage.select(exp.alias_(found.is_(exp.null()).not_(), column, quoted=True))
         for segment, column in self.current.items():
             stage = self.join_current_members(stage, segment, column)
-        ctes.append(_cte("stage_0", stage))
+        ctes.append(_cte(_STAGE_0, stage))
         return ctes
 
     def people_select(self) -> exp.Select:
@@ -294,14 +298,14 @@ class _QueryBuilder:
             value = exp.column(source.properties, table=table, quoted=True)
             select = select.select(exp.alias_(value, PROPERTIES, quoted=True))
         if needs.person_columns:
-            people = exp.to_identifier("people", quoted=True)
+            people = exp.to_identifier(_PEOPLE, quoted=True)
             select = select.join(
                 people,
-                on=exp.column(PERSON_ID, table="people", quoted=True).eq(person),
+                on=exp.column(PERSON_ID, table=_PEOPLE, quoted=True).eq(person),
                 join_type="inner",
             )
             for column in sorted(needs.person_columns):
-                value = exp.column(_entity_alias(column), table="people", quoted=True)
+                value = exp.column(_entity_alias(column), table=_PEOPLE, quoted=True)
                 select = select.select(exp.alias_(value, _person_alias(column), quoted=True))
         return select.where(exp.and_(*filters))
 
@@ -321,7 +325,7 @@ class _QueryBuilder:
             .from_(self.members_table.copy())
             .where(exp.column("segment", quoted=True).eq(exp.Literal.string(segment)))
         )
-        person = exp.cast(exp.column(PERSON_ID, table="people", quoted=True), "VARCHAR")
+        person = exp.cast(exp.column(PERSON_ID, table=_PEOPLE, quoted=True), "VARCHAR")
         stage = stage.join(
             members.subquery(alias),
             on=exp.column(PERSON_ID, table=alias, quoted=True).eq(person),
@@ -477,7 +481,7 @@ class _QueryBuilder:
             follows.append(then_filter)
         later = (
             exp.select(exp.Literal.number(1))
-            .from_(_table(f"rows_{then.source.name}", alias="b", cte=True))
+            .from_(_table(f"segql_rows_{then.source.name}", alias="b", cte=True))
             .where(exp.and_(*follows))
         )
         found = exp.Exists(this=later)
@@ -494,7 +498,7 @@ class _QueryBuilder:
         return (
             exp.select(first.column(PERSON_ID))
             .distinct()
-            .from_(_table(f"rows_{first.source.name}", alias="a", cte=True))
+            .from_(_table(f"segql_rows_{first.source.name}", alias="a", cte=True))
             .where(exp.and_(*conditions))
         )
 
@@ -757,7 +761,7 @@ class _QueryBuilder:
             result: exp.Expression = exp.cast(exp.Ceil(this=share), "BIGINT")
         elif func == "qcut":
             buckets_count = int(call.args[0].value)  # type: ignore[union-attr]
-            edges = f"edges_{number}"
+            edges = f"segql_edges_{number}"
             result = exp.Literal.number(1)
             for k in range(1, buckets_count):
                 edge = exp.column(f"edge_{k}", table=edges, quoted=True)
