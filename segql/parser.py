@@ -115,9 +115,25 @@ class Parser:
                 definitions.append(self.parse_segment())
             elif self.at_word("trait"):
                 definitions.append(self.parse_trait())
+            elif definitions:
+                raise self.error(
+                    "'and', 'or', or a new 'segment' or 'trait'", help=self.stray_token_help()
+                )
             else:
                 raise self.error("'segment' or 'trait'")
         return ast.Module(tuple(definitions), span=self.span_from(start))
+
+    def stray_token_help(self) -> str | None:
+        """Why a token after a complete definition may be there: usually a filter's reach."""
+        if self.at_word(*_TIME_WORDS, "between") or (
+            self.at_word("in") and self.at_word("last", ahead=1)
+        ):
+            return (
+                "in `did ... where` and `has ... where` the filter is one predicate: "
+                "wrap a longer one in parentheses, as in "
+                "`did page_view where (a = 1 and b = 2) within 30 days`"
+            )
+        return None
 
     def parse_name(self, what: str) -> tuple[str, Token]:
         token = self.peek()
