@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from datetime import datetime
@@ -19,6 +20,7 @@ import click
 
 from segql.dialect import available_dialects
 from segql.errors import SegqlError
+from segql.output import FORMATS, Format, render
 from segql.printer import format_source
 from segql.project import Project, load_project
 from segql.timeutil import parse_as_of
@@ -214,6 +216,210 @@ def _write_atomically(path: Path, text: str) -> None:
     temporary = path.with_name(path.name + ".segql-tmp")
     temporary.write_text(text, encoding="utf-8")
     temporary.replace(path)
+
+
+def format_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="Output as an aligned table, CSV or JSON.",
+    )(command)
+
+
+def progress_printer(quiet: bool) -> Callable[[str], None]:
+    """Progress lines on standard error, with the time since the command started."""
+    started = time.monotonic()
+
+    def show(message: str) -> None:
+        if not quiet:
+            click.echo(f"[{time.monotonic() - started:6.1f}s] {message}", err=True)
+
+    return show
+
+
+@main.command()
+@click.argument("segments", nargs=-1)
+@as_of_option
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Also exit the members of segments removed from the project (a run of every "
+    "segment always does).",
+)
+@click.option(
+    "--wait", type=float, default=0.0, metavar="SECONDS", help="Wait for another run's lock."
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+@format_option
+@click.pass_obj
+@handle_errors
+def run(
+    obj: Context,
+    segments: tuple[str, ...],
+    as_of: str | None,
+    prune: bool,
+    wait: float,
+    quiet: bool,
+    fmt: Format,
+) -> None:
+    """Evaluate segments, diff against current members, record the changes.
+
+    Prints each segment's size, how many entered and exited, and the run's time.
+    """
+    from segql.runner import Runner
+    from segql.warehouse import connect
+
+    project = obj.project()
+    show = progress_printer(quiet)
+    show("opening the warehouse")
+    warehouse = connect(project.config, wait=wait)
+    try:
+        result = Runner(project, warehouse, show).run(
+            segments, parse_as_of_option(as_of), prune=prune, wait=wait
+        )
+    finally:
+        warehouse.close()
+    seconds = round(result.seconds, 2)
+    rows = [(s.segment, s.members, s.entered, s.exited, seconds) for s in result.segments]
+    click.echo(render(["segment", "members", "entered", "exited", "time"], rows, fmt))
+    if fmt == "table":
+        notes = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in result.data.items() if v)
+        click.echo(
+            f"\nrun {result.run_id[:12]} committed as #{result.commit_seq} at as-of "
+            f"{result.as_of:%Y-%m-%d %H:%M:%S}: {result.changes} changes in {seconds} s "
+            f"(all segments in one query)",
+        )
+        if notes:
+            click.echo(f"data: {notes}")
+
+
+class _ReadSession:
+    """A read-only session for the commands that only look at recorded membership."""
+
+    def __init__(self, obj: Context):
+        from segql.reports import Reports
+        from segql.warehouse import connect
+
+        self.project = obj.project()
+        self.warehouse = connect(self.project.config, read_only=True)
+        try:
+            self.reports = Reports(self.warehouse, self.project.config.warehouse.schema)
+        except BaseException:
+            self.warehouse.close()
+            raise
+
+    def __enter__(self) -> _ReadSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.warehouse.close()
+
+
+@main.command()
+@click.argument("segment")
+@click.option("--limit", type=int, default=None, help="At most this many members.")
+@format_option
+@click.pass_obj
+@handle_errors
+def members(obj: Context, segment: str, limit: int | None, fmt: Format) -> None:
+    """The current members of a segment (as of the last run)."""
+    with _ReadSession(obj) as session:
+        rows = session.reports.members(segment, limit)
+    click.echo(render(rows.columns, rows.rows, fmt))
+
+
+@main.command()
+@click.argument("segment")
+@click.option("--person", metavar="ID", help="Only this person's changes.")
+@format_option
+@click.pass_obj
+@handle_errors
+def history(obj: Context, segment: str, person: str | None, fmt: Format) -> None:
+    """Every enter and exit of a segment, in commit order."""
+    with _ReadSession(obj) as session:
+        rows = session.reports.history(segment, person)
+    click.echo(render(rows.columns, rows.rows, fmt))
+
+
+@main.command()
+@click.argument("segments", nargs=-1)
+@click.option("--days", type=int, default=30, show_default=True, help="Length of the period.")
+@format_option
+@click.pass_obj
+@handle_errors
+def stats(obj: Context, segments: tuple[str, ...], days: int, fmt: Format) -> None:
+    """Size now, entered and exited in the last N days, and growth over them."""
+    with _ReadSession(obj) as session:
+        names = list(segments) or session.project.segment_names
+        rows = session.reports.stats(names, days)
+    click.echo(render(rows.columns, rows.rows, fmt))
+
+
+@main.command()
+@click.argument("segments", nargs=-1, required=True)
+@format_option
+@click.pass_obj
+@handle_errors
+def overlap(obj: Context, segments: tuple[str, ...], fmt: Format) -> None:
+    """Pairwise overlap of segments: people in both, as counts and percentages."""
+    with _ReadSession(obj) as session:
+        rows = session.reports.overlap(list(segments))
+    click.echo(render(rows.columns, rows.rows, fmt))
+
+
+@main.command()
+@click.option(
+    "--since",
+    type=int,
+    default=0,
+    show_default=True,
+    metavar="SEQ",
+    help="Changes committed after this commit_seq.",
+)
+@click.option("--limit", type=int, default=None, help="At most this many changes.")
+@format_option
+@click.pass_obj
+@handle_errors
+def changes(obj: Context, since: int, limit: int | None, fmt: Format) -> None:
+    """Enter and exit changes after a commit_seq, in commit order (the changes feed)."""
+    from segql.reports import CHANGE_COLUMNS
+
+    with _ReadSession(obj) as session:
+        rows = [
+            tuple(getattr(change, c) for c in CHANGE_COLUMNS)
+            for change in session.reports.changes(since, limit)
+        ]
+    click.echo(render(CHANGE_COLUMNS, rows, fmt))
+
+
+@main.command()
+@click.argument("condition")
+@as_of_option
+@click.option("--sample", type=int, default=10, show_default=True, help="How many ids to show.")
+@format_option
+@click.pass_obj
+@handle_errors
+def preview(obj: Context, condition: str, as_of: str | None, sample: int, fmt: Format) -> None:
+    """Count the people a condition selects now, with a sample; nothing is written."""
+    from segql.preview import preview_condition
+    from segql.warehouse import connect
+
+    project = obj.project()
+    warehouse = connect(project.config, read_only=True)
+    try:
+        count, ids = preview_condition(
+            project, warehouse, condition, parse_as_of_option(as_of), sample
+        )
+    finally:
+        warehouse.close()
+    if fmt == "table":
+        click.echo(f"{count} people match")
+        click.echo(render(["person_id"], [(i,) for i in ids], fmt))
+    else:
+        click.echo(render(["matching", "sample"], [(count, [str(i) for i in ids])], fmt))
 
 
 if __name__ == "__main__":  # pragma: no cover

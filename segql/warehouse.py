@@ -7,9 +7,13 @@ through SQLAlchemy. Every session works in UTC so that naive timestamps mean UTC
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from sqlglot import exp
 
 from segql.catalog import Catalog
 from segql.config import ProjectConfig, expand_env
@@ -21,12 +25,31 @@ _SQLALCHEMY_DIALECTS = {"postgresql": "postgres", "snowflake": "snowflake", "duc
 
 
 class Warehouse:
-    """The interface every warehouse adapter offers."""
+    """One session with a warehouse: statements, transactions, and its catalog.
+
+    The session stays open (temporary tables live in it) and runs in autocommit mode;
+    ``transaction()`` groups statements into one ``BEGIN ... COMMIT``.
+    """
 
     dialect: Dialect
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         raise NotImplementedError
+
+    def run(self, statement: exp.Expression) -> list[tuple[Any, ...]]:
+        """Execute a sqlglot statement in this warehouse's dialect."""
+        return self.query(statement.sql(dialect=self.dialect.sqlglot))
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together, or not at all."""
+        self.query("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.query("ROLLBACK")
+            raise
+        self.query("COMMIT")
 
     def table_columns(self, table: str) -> list[tuple[str, str]] | None:
         """``[(column, sql_type)]`` of a table (``schema.table`` allowed), None if absent."""
@@ -45,15 +68,31 @@ class Warehouse:
 
 
 class DuckDBWarehouse(Warehouse):
-    def __init__(self, path: str, read_only: bool = False):
+    """A DuckDB file (or memory). DuckDB lets one process write a file at a time: another
+    segql process waits up to ``wait`` seconds for it, then fails with a clear message."""
+
+    def __init__(self, path: str, read_only: bool = False, wait: float = 0.0):
         import duckdb
 
         self.path = path
         self.dialect = get_dialect("duckdb")
-        try:
-            self.connection = duckdb.connect(path, read_only=read_only)
-        except duckdb.Error as error:
-            raise SegqlWarehouseError(f"cannot open DuckDB database {path}: {error}") from None
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                self.connection = duckdb.connect(path, read_only=read_only)
+                break
+            except duckdb.IOException as error:
+                if "lock" not in str(error).lower():
+                    raise SegqlWarehouseError(f"cannot open DuckDB file {path}: {error}") from None
+                if time.monotonic() >= deadline:
+                    raise SegqlWarehouseError(
+                        f"another process is using the DuckDB file {path}",
+                        help="DuckDB allows one writer at a time: wait for the other segql run "
+                        "to finish, or pass --wait SECONDS to wait for it",
+                    ) from None
+                time.sleep(0.2)
+            except duckdb.Error as error:
+                raise SegqlWarehouseError(f"cannot open DuckDB file {path}: {error}") from None
         self.connection.execute("SET TimeZone = 'UTC'")
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
@@ -90,18 +129,22 @@ class SqlAlchemyWarehouse(Warehouse):
             raise SegqlWarehouseError(f"cannot use warehouse URL: {error}") from None
         name = _SQLALCHEMY_DIALECTS.get(self.engine.dialect.name, self.engine.dialect.name)
         self.dialect = get_dialect(name)
+        try:
+            self.connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        except sqlalchemy.exc.SQLAlchemyError as error:
+            raise SegqlWarehouseError(f"cannot connect to the warehouse: {error}") from None
+        if self.dialect.name == "postgres":
+            self.query("SET TIME ZONE 'UTC'")
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         import sqlalchemy
 
         try:
-            with self.engine.connect() as connection:
-                if self.dialect.name == "postgres":
-                    connection.exec_driver_sql("SET TIME ZONE 'UTC'")
-                result = connection.exec_driver_sql(sql, params or ())
-                return [tuple(row) for row in result] if result.returns_rows else []
+            result = self.connection.exec_driver_sql(sql, params or ())
+            return [tuple(row) for row in result] if result.returns_rows else []
         except sqlalchemy.exc.SQLAlchemyError as error:
-            raise SegqlWarehouseError(f"the warehouse refused a statement: {error}") from None
+            message = str(getattr(error, "orig", error)).strip()
+            raise SegqlWarehouseError(f"the warehouse refused a statement: {message}") from None
 
     def table_columns(self, table: str) -> list[tuple[str, str]] | None:
         import sqlalchemy
@@ -117,6 +160,7 @@ class SqlAlchemyWarehouse(Warehouse):
         return [(c["name"], str(c["type"])) for c in columns] or None
 
     def close(self) -> None:
+        self.connection.close()
         self.engine.dispose()
 
 
@@ -133,16 +177,16 @@ def duckdb_path(config: ProjectConfig) -> str | None:
     return str((config.root / path).resolve())
 
 
-def connect(config: ProjectConfig, read_only: bool = False) -> Warehouse:
+def connect(config: ProjectConfig, read_only: bool = False, wait: float = 0.0) -> Warehouse:
     """Open the project's warehouse."""
     path = duckdb_path(config)
     if path is not None:
-        if read_only and path != ":memory:" and not Path(path).exists():
+        if path != ":memory:" and not Path(path).exists():
             raise SegqlWarehouseError(
                 f"the DuckDB file {path} does not exist",
                 help="check [warehouse] url in segql.toml (a relative path is relative to it)",
             )
-        return DuckDBWarehouse(path, read_only=read_only)
+        return DuckDBWarehouse(path, read_only=read_only, wait=wait)
     return SqlAlchemyWarehouse(expand_env(config.warehouse.url, "[warehouse] url"))
 
 

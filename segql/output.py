@@ -1,0 +1,69 @@
+"""Rows as people read them (an aligned table) or as programs read them (CSV, JSON)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+Format = Literal["table", "csv", "json"]
+FORMATS = ("table", "csv", "json")
+
+
+def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: Format) -> str:
+    """Rows under the given column names, in one of the three formats."""
+    if fmt == "json":
+        records = [dict(zip(columns, (_plain(v) for v in row), strict=True)) for row in rows]
+        return json.dumps(records, indent=2, ensure_ascii=False)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([[_text(v) for v in row] for row in rows])
+        return buffer.getvalue().rstrip("\n")
+    return table(columns, rows)
+
+
+def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """An aligned text table; numbers align right."""
+    cells = [[_text(v) for v in row] for row in rows]
+    widths = [len(c) for c in columns]
+    for row in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    numeric = [
+        all(isinstance(row[i], (int, float, Decimal)) for row in rows if row[i] is not None)
+        and any(row[i] is not None for row in rows)
+        for i in range(len(columns))
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            v.rjust(w) if right else v.ljust(w)
+            for v, w, right in zip(values, widths, numeric, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    out = [line(list(columns)), "  ".join("-" * w for w in widths)]
+    out += [line(row) for row in cells]
+    return "\n".join(out)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e15 else str(value)
+    plain = _plain(value)
+    return str(plain)

@@ -1,0 +1,40 @@
+"""``segql preview``: a condition's matching people, counted in the warehouse, unrecorded."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlglot import exp
+
+from segql import ast
+from segql.parser import parse_condition
+from segql.project import Project
+from segql.timeutil import utc_now
+from segql.warehouse import Warehouse
+
+PREVIEW = "preview"
+
+
+def preview_condition(
+    project: Project,
+    warehouse: Warehouse,
+    condition: str,
+    as_of: datetime | None,
+    sample: int,
+) -> tuple[int, list[Any]]:
+    """How many people the condition selects at ``as_of`` (now), and the first few ids."""
+    where = parse_condition(condition, "<condition>")
+    name = PREVIEW
+    while name in project.definitions.segments or name in project.definitions.traits:
+        name = "_" + name
+    segment = ast.Segment(name, where=where)
+    trial = Project(project.config, [*project.modules, ast.Module((segment,))])
+    trial.read_catalog(warehouse)
+    query = trial.membership_query(
+        warehouse.dialect.name, as_of or utc_now(), [name]
+    ).expression.subquery("matching")
+    count = warehouse.run(exp.select(exp.Count(this=exp.Star())).from_(query.copy()))[0][0]
+    person = exp.column("person_id", quoted=True)
+    ids = warehouse.run(exp.select(person).from_(query).order_by(person.copy()).limit(sample))
+    return int(count), [row[0] for row in ids]

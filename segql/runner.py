@@ -1,0 +1,647 @@
+"""A run (runtime.md section 4): evaluate, diff against current members, record.
+
+Membership is computed in the warehouse into a temporary table and diffed there; no
+member list passes through Python. One transaction appends the history, applies it to
+``segql_members`` and marks the run committed with the next ``commit_seq``, so a crash
+at any point leaves either the whole run or nothing but a ``running``/``failed`` row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import time
+import uuid
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlglot import exp
+
+from segql import ast
+from segql.checker import walk
+from segql.errors import SegqlError, SegqlWarehouseError
+from segql.printer import format_definition
+from segql.project import Project
+from segql.store import HISTORY, MEMBERS, RUNS, VERSIONS, Store
+from segql.timeutil import format_timestamp, utc_now
+from segql.warehouse import Warehouse
+
+NEW_MEMBERS = "segql_new_members"
+CHANGES = "segql_changes"
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SegmentSummary:
+    segment: str
+    members: int
+    entered: int
+    exited: int
+    version: int | None = None
+    reason: str = "rules"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run did, as ``segql run`` prints it."""
+
+    run_id: str
+    as_of: datetime
+    commit_seq: int | None
+    segments: list[SegmentSummary]
+    seconds: float
+    data: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def changes(self) -> int:
+        return sum(s.entered + s.exited for s in self.segments)
+
+
+def definition_hash(project: Project, name: str) -> tuple[str, str]:
+    """A segment's canonical text with everything it depends on, and that text's hash.
+
+    A change to a trait or a referenced segment changes the hash: the meaning changed.
+    """
+    definitions = project.definitions
+    seen: dict[str, str] = {}
+    pending: list[ast.Definition] = [definitions.segments[name]]
+    while pending:
+        definition = pending.pop()
+        key = ("segment " if isinstance(definition, ast.Segment) else "trait ") + definition.name
+        if key in seen:
+            continue
+        seen[key] = format_definition(definition)
+        for node in walk(definition):
+            if isinstance(node, ast.InSegment) and node.segment in definitions.segments:
+                pending.append(definitions.segments[node.segment])
+            elif isinstance(node, ast.Name) and node.name in definitions.traits:
+                pending.append(definitions.traits[node.name])
+    own = seen.pop("segment " + name)
+    text = "\n\n".join([own, *(seen[k] for k in sorted(seen))])
+    return text, hashlib.sha256(text.encode()).hexdigest()
+
+
+class Runner:
+    """Runs a project's segments against one warehouse session."""
+
+    def __init__(self, project: Project, warehouse: Warehouse, progress: Progress | None = None):
+        self.project = project
+        self.warehouse = warehouse
+        self.store = Store(project.config.warehouse.schema)
+        self.progress = progress or (lambda message: None)
+
+    def run(
+        self,
+        segments: Sequence[str] | None = None,
+        as_of: datetime | None = None,
+        prune: bool = False,
+        wait: float = 0.0,
+    ) -> RunResult:
+        started = time.monotonic()
+        self.progress("checking segments against the warehouse")
+        self.store.ensure_tables(self.warehouse)
+        self.project.read_catalog(self.warehouse)
+        self.project.check()
+        names = self.project.select(segments)
+        with self.run_lock(wait):
+            return self.locked_run(names, as_of, prune or not segments, started)
+
+    def locked_run(
+        self, names: list[str], as_of: datetime | None, prune: bool, started: float
+    ) -> RunResult:
+        as_of = as_of or utc_now()
+        self.fail_interrupted_runs()
+        last = self.last_committed_as_of()
+        if last is not None and as_of < last:
+            raise SegqlError(
+                f"as-of {format_timestamp(as_of)} is earlier than the last committed run's "
+                f"({format_timestamp(last)})",
+                help="history only moves forward: run at that time or later",
+            )
+        run_id = uuid.uuid4().hex
+        self.insert_run(run_id, as_of, names)
+        try:
+            return self.evaluate_and_commit(run_id, names, as_of, prune, started)
+        except BaseException as error:
+            self.mark_failed(run_id, error)
+            raise
+
+    def evaluate_and_commit(
+        self, run_id: str, names: list[str], as_of: datetime, prune: bool, started: float
+    ) -> RunResult:
+        store, warehouse = self.store, self.warehouse
+        self.progress(f"computing {len(names)} segments in one query")
+        query = self.project.membership_query(
+            warehouse.dialect.name, as_of, names, members_table=store.table(MEMBERS)
+        ).expression
+        self.create_temp(NEW_MEMBERS, _as_text_ids(query))
+        data = self.data_summary(as_of)
+        _crash_point("before_diff")
+
+        self.progress("comparing with current members")
+        versions = self.current_versions()
+        changed: dict[str, tuple[int, str, str]] = {}  # segment -> (new version, text, hash)
+        for name in names:
+            text, digest = definition_hash(self.project, name)
+            current = versions.get(name)
+            if current is None or current[1] != digest:
+                changed[name] = ((current[0] + 1) if current else 1, text, digest)
+        deleted = sorted(set(versions) - set(self.project.segment_names)) if prune else []
+        redefined = [n for n in changed if n in versions]
+        self.create_temp(CHANGES, self.diff_select(names, deleted, redefined))
+        version_of = {n: changed[n][0] if n in changed else versions[n][0] for n in names}
+        version_of.update({n: versions[n][0] for n in deleted})
+
+        self.progress("recording changes")
+        commit_seq = self.next_commit_seq()
+        with warehouse.transaction():
+            now = utc_now()
+            for name in deleted:
+                warehouse.run(self.retire_version(name, now))
+            for name, (version, text, digest) in changed.items():
+                if name in versions:
+                    warehouse.run(self.retire_version(name, now))
+                warehouse.run(self.insert_version(name, version, digest, text, now))
+            warehouse.run(self.insert_history(run_id, as_of, commit_seq, version_of))
+            _crash_point("after_history_insert")
+            warehouse.run(self.delete_exits())
+            warehouse.run(self.insert_enters(run_id, as_of))
+            warehouse.run(self.commit_run(run_id, commit_seq, data))
+        _crash_point("after_commit")
+        summaries = self.summaries(names, deleted, version_of, redefined)
+        self.drop_temp(NEW_MEMBERS)
+        self.drop_temp(CHANGES)
+        return RunResult(run_id, as_of, commit_seq, summaries, time.monotonic() - started, data)
+
+    # --- the lock ----------------------------------------------------------------------
+
+    def run_lock(self, wait: float):
+        """One writer per project schema. DuckDB's file lock already gives that (the
+        session holds the file); PostgreSQL takes an advisory lock for the schema."""
+        warehouse = self.warehouse
+        if warehouse.dialect.name != "postgres":
+            return _NoLock()
+        key = zlib.crc32(f"segql:{self.store.schema}".encode())
+        return _AdvisoryLock(warehouse, key, wait)
+
+    # --- run rows ----------------------------------------------------------------------
+
+    def fail_interrupted_runs(self) -> None:
+        """Runs left ``running`` by a process that died: record that they failed."""
+        update = exp.update(
+            self.store.table(RUNS),
+            {
+                "status": exp.Literal.string("failed"),
+                "error": exp.Literal.string("interrupted before it committed"),
+            },
+            where=exp.column("status").eq(exp.Literal.string("running")),
+        )
+        self.warehouse.run(update)
+
+    def last_committed_as_of(self) -> datetime | None:
+        select = (
+            exp.select(exp.Max(this=exp.column("as_of")))
+            .from_(self.store.table(RUNS))
+            .where(exp.column("status").eq(exp.Literal.string("committed")))
+        )
+        value = self.warehouse.run(select)[0][0]
+        return _as_datetime(value)
+
+    def insert_run(self, run_id: str, as_of: datetime, names: list[str]) -> None:
+        values = {
+            "run_id": exp.Literal.string(run_id),
+            "as_of": _timestamp(as_of),
+            "started_at": _timestamp(utc_now()),
+            "status": exp.Literal.string("running"),
+            "segments": exp.Literal.string(json.dumps(names)),
+        }
+        self.warehouse.run(_insert_row(self.store.table(RUNS), values))
+
+    def mark_failed(self, run_id: str, error: BaseException) -> None:
+        message = error.message if isinstance(error, SegqlError) else repr(error)
+        update = exp.update(
+            self.store.table(RUNS),
+            {
+                "status": exp.Literal.string("failed"),
+                "error": exp.Literal.string(message[:2000]),
+                "finished_at": _timestamp(utc_now()),
+            },
+            where=exp.and_(
+                exp.column("run_id").eq(exp.Literal.string(run_id)),
+                exp.column("status").eq(exp.Literal.string("running")),
+            ),
+        )
+        try:
+            self.warehouse.run(update)
+        except SegqlWarehouseError:
+            pass  # the warehouse is gone; the row stays "running" and the next run fails it
+
+    def next_commit_seq(self) -> int:
+        select = exp.select(exp.Max(this=exp.column("commit_seq"))).from_(self.store.table(RUNS))
+        value = self.warehouse.run(select)[0][0]
+        return int(value or 0) + 1
+
+    def commit_run(self, run_id: str, commit_seq: int, data: dict[str, int]) -> exp.Update:
+        return exp.update(
+            self.store.table(RUNS),
+            {
+                "status": exp.Literal.string("committed"),
+                "commit_seq": exp.Literal.number(commit_seq),
+                "finished_at": _timestamp(utc_now()),
+                "summary": exp.Literal.string(json.dumps(data)),
+            },
+            where=exp.column("run_id").eq(exp.Literal.string(run_id)),
+        )
+
+    # --- versions ----------------------------------------------------------------------
+
+    def current_versions(self) -> dict[str, tuple[int, str]]:
+        """Segment -> (version, definition hash) of every version not retired."""
+        select = (
+            exp.select("segment", "version", "definition_hash")
+            .from_(self.store.table(VERSIONS))
+            .where(exp.column("retired_at").is_(exp.null()))
+        )
+        return {row[0]: (int(row[1]), row[2]) for row in self.warehouse.run(select)}
+
+    def retire_version(self, segment: str, now: datetime) -> exp.Update:
+        return exp.update(
+            self.store.table(VERSIONS),
+            {"retired_at": _timestamp(now)},
+            where=exp.and_(
+                exp.column("segment").eq(exp.Literal.string(segment)),
+                exp.column("retired_at").is_(exp.null()),
+            ),
+        )
+
+    def insert_version(
+        self, segment: str, version: int, digest: str, text: str, now: datetime
+    ) -> exp.Insert:
+        values = {
+            "segment": exp.Literal.string(segment),
+            "version": exp.Literal.number(version),
+            "definition_hash": exp.Literal.string(digest),
+            "source_text": exp.Literal.string(text),
+            "created_at": _timestamp(now),
+        }
+        return _insert_row(self.store.table(VERSIONS), values)
+
+    # --- the diff ----------------------------------------------------------------------
+
+    def diff_select(self, names: list[str], deleted: list[str], redefined: list[str]) -> exp.Query:
+        """Changes: new members that were not members (enter), members that are no longer
+        (exit), and every member of a deleted segment (exit)."""
+        new, members = exp.to_identifier(NEW_MEMBERS, quoted=True), self.store.table(MEMBERS, "m")
+
+        def same_person(left: str, right: str) -> exp.Expression:
+            return exp.and_(
+                exp.column("segment", table=left, quoted=True).eq(
+                    exp.column("segment", table=right, quoted=True)
+                ),
+                exp.column("person_id", table=left, quoted=True).eq(
+                    exp.column("person_id", table=right, quoted=True)
+                ),
+            )
+
+        def change(table: str, kind: str, reason: exp.Expression) -> list[exp.Expression]:
+            return [
+                exp.column("segment", table=table, quoted=True),
+                exp.column("person_id", table=table, quoted=True),
+                exp.alias_(exp.Literal.string(kind), "change", quoted=True),
+                exp.alias_(reason, "reason", quoted=True),
+            ]
+
+        enters = (
+            exp.select(*change("n", "enter", exp.Literal.string("rules")))
+            .from_(exp.Table(this=new, alias=exp.TableAlias(this=exp.to_identifier("n"))))
+            .join(members, on=same_person("m", "n"), join_type="left")
+            .where(exp.column("person_id", table="m", quoted=True).is_(exp.null()))
+        )
+        exit_reason: exp.Expression = exp.Literal.string("rules")
+        if redefined:
+            exit_reason = exp.Case(
+                ifs=[
+                    exp.If(
+                        this=exp.column("segment", table="m", quoted=True).isin(
+                            *(exp.Literal.string(n) for n in redefined)
+                        ),
+                        true=exp.Literal.string("definition_changed"),
+                    )
+                ],
+                default=exp.Literal.string("rules"),
+            )
+        if deleted:
+            exit_reason = exp.Case(
+                ifs=[
+                    exp.If(
+                        this=exp.column("segment", table="m", quoted=True).isin(
+                            *(exp.Literal.string(n) for n in deleted)
+                        ),
+                        true=exp.Literal.string("segment_deleted"),
+                    )
+                ],
+                default=exit_reason,
+            )
+        still_member = (
+            exp.select(exp.Literal.number(1))
+            .from_(exp.Table(this=new.copy(), alias=exp.TableAlias(this=exp.to_identifier("n"))))
+            .where(same_person("n", "m"))
+        )
+        exits = (
+            exp.select(*change("m", "exit", exit_reason))
+            .from_(members)
+            .where(
+                exp.and_(
+                    exp.column("segment", table="m", quoted=True).isin(
+                        *(exp.Literal.string(n) for n in [*names, *deleted])
+                    ),
+                    exp.not_(exp.Exists(this=still_member)),
+                )
+            )
+        )
+        return exp.union(enters, exits, distinct=False)
+
+    def insert_history(
+        self, run_id: str, as_of: datetime, commit_seq: int, version_of: dict[str, int]
+    ) -> exp.Insert:
+        column = exp.column
+        separator = exp.Literal.string("|")
+        key = column("segment", quoted=True)
+        for part in (
+            separator,
+            column("person_id", quoted=True),
+            separator,
+            exp.Literal.string(run_id),
+            separator,
+            column("change", quoted=True),
+        ):
+            key = exp.DPipe(this=key, expression=part, safe=True)
+        version = exp.Case(
+            this=column("segment", quoted=True),
+            ifs=[
+                exp.If(this=exp.Literal.string(name), true=exp.Literal.number(number))
+                for name, number in version_of.items()
+            ],
+        )
+        select = exp.select(
+            exp.alias_(exp.MD5(this=key), "event_id", quoted=True),
+            column("segment", quoted=True),
+            column("person_id", quoted=True),
+            column("change", quoted=True),
+            exp.alias_(_timestamp(as_of), "as_of", quoted=True),
+            exp.alias_(exp.Literal.string(run_id), "run_id", quoted=True),
+            exp.alias_(exp.Literal.number(commit_seq), "commit_seq", quoted=True),
+            exp.alias_(version, "version", quoted=True),
+            column("reason", quoted=True),
+        ).from_(exp.to_identifier(CHANGES, quoted=True))
+        columns = [
+            "event_id", "segment", "person_id", "change", "as_of", "run_id", "commit_seq",
+            "version", "reason",
+        ]  # fmt: skip
+        return _insert_select(self.store.table(HISTORY), columns, select)
+
+    def delete_exits(self) -> exp.Delete:
+        members = self.store.table(MEMBERS)
+        target = exp.column
+        gone = (
+            exp.select(exp.Literal.number(1))
+            .from_(
+                exp.Table(
+                    this=exp.to_identifier(CHANGES, quoted=True),
+                    alias=exp.TableAlias(this=exp.to_identifier("c")),
+                )
+            )
+            .where(
+                exp.and_(
+                    target("segment", table="c", quoted=True).eq(
+                        exp.column("segment", table=MEMBERS, quoted=True)
+                    ),
+                    target("person_id", table="c", quoted=True).eq(
+                        exp.column("person_id", table=MEMBERS, quoted=True)
+                    ),
+                    target("change", table="c", quoted=True).eq(exp.Literal.string("exit")),
+                )
+            )
+        )
+        return exp.delete(members, where=exp.Exists(this=gone))
+
+    def insert_enters(self, run_id: str, as_of: datetime) -> exp.Insert:
+        select = (
+            exp.select(
+                exp.column("segment", quoted=True),
+                exp.column("person_id", quoted=True),
+                exp.alias_(_timestamp(as_of), "entered_at", quoted=True),
+                exp.alias_(exp.Literal.string(run_id), "entered_run_id", quoted=True),
+            )
+            .from_(exp.to_identifier(CHANGES, quoted=True))
+            .where(exp.column("change", quoted=True).eq(exp.Literal.string("enter")))
+        )
+        columns = ["segment", "person_id", "entered_at", "entered_run_id"]
+        return _insert_select(self.store.table(MEMBERS), columns, select)
+
+    # --- summaries ---------------------------------------------------------------------
+
+    def summaries(
+        self,
+        names: list[str],
+        deleted: list[str],
+        version_of: dict[str, int],
+        redefined: list[str],
+    ) -> list[SegmentSummary]:
+        sizes = self.warehouse.run(
+            exp.select("segment", exp.Count(this=exp.Star()))
+            .from_(exp.to_identifier(NEW_MEMBERS, quoted=True))
+            .group_by("segment")
+        )
+        counts = self.warehouse.run(
+            exp.select("segment", "change", exp.Count(this=exp.Star()))
+            .from_(exp.to_identifier(CHANGES, quoted=True))
+            .group_by("segment", "change")
+        )
+        size = {row[0]: int(row[1]) for row in sizes}
+        changed = {(row[0], row[1]): int(row[2]) for row in counts}
+        result = []
+        for name in [*names, *deleted]:
+            reason = (
+                "segment_deleted"
+                if name in deleted
+                else "definition_changed"
+                if name in redefined
+                else "rules"
+            )
+            result.append(
+                SegmentSummary(
+                    name,
+                    size.get(name, 0),
+                    changed.get((name, "enter"), 0),
+                    changed.get((name, "exit"), 0),
+                    version_of.get(name),
+                    reason,
+                )
+            )
+        return result
+
+    def data_summary(self, as_of: datetime) -> dict[str, int]:
+        """Rows the run had to leave out: null and duplicate ids, rows after the as-of
+        time, rows of people who are not in the entity table."""
+        config = self.project.config
+        entity_id = exp.column(config.entity.id, quoted=True)
+        people = exp.select(
+            exp.alias_(exp.Count(this=exp.Star()), "rows"),
+            exp.alias_(exp.Count(this=entity_id.copy()), "with_id"),
+            exp.alias_(exp.Count(this=exp.Distinct(expressions=[entity_id.copy()])), "distinct"),
+        ).from_(_user_table(config.entity.table))
+        rows, with_id, distinct = self.warehouse.run(people)[0]
+        summary = {
+            "people": int(distinct),
+            "null_ids": int(rows) - int(with_id),
+            "duplicate_ids": int(with_id) - int(distinct),
+        }
+        if config.events is not None:
+            events = config.events
+            time_column = exp.column(events.time, table="e", quoted=True)
+            person = exp.column(events.person, table="e", quoted=True)
+            known = (
+                exp.select(exp.Literal.number(1))
+                .from_(_user_table(config.entity.table, "p"))
+                .where(exp.column(config.entity.id, table="p", quoted=True).eq(person.copy()))
+            )
+            after = exp.Sum(
+                this=exp.Case(
+                    ifs=[exp.If(this=time_column > _timestamp(as_of), true=exp.Literal.number(1))],
+                    default=exp.Literal.number(0),
+                )
+            )
+            unknown = exp.Sum(
+                this=exp.Case(
+                    ifs=[
+                        exp.If(
+                            this=exp.and_(
+                                person.copy().is_(exp.null()).not_(),
+                                exp.not_(exp.Exists(this=known)),
+                            ),
+                            true=exp.Literal.number(1),
+                        )
+                    ],
+                    default=exp.Literal.number(0),
+                )
+            )
+            select = exp.select(
+                exp.Count(this=exp.Star()),
+                after,
+                unknown,
+                exp.Count(this=exp.Star()) - exp.Count(this=person.copy()),
+            ).from_(_user_table(events.table, "e"))
+            total, later, strangers, no_person = self.warehouse.run(select)[0]
+            summary.update(
+                events=int(total or 0),
+                events_after_as_of=int(later or 0),
+                events_of_unknown_people=int(strangers or 0),
+                events_without_person=int(no_person or 0),
+            )
+        return summary
+
+    # --- temporary tables --------------------------------------------------------------
+
+    def create_temp(self, name: str, query: exp.Query) -> None:
+        self.drop_temp(name)
+        create = exp.Create(
+            this=_temp_table(name),
+            kind="TABLE",
+            expression=query,
+            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+        )
+        self.warehouse.run(create)
+
+    def drop_temp(self, name: str) -> None:
+        self.warehouse.run(exp.Drop(tables=[_temp_table(name)], kind="TABLE", exists=True))
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class _AdvisoryLock:
+    """A PostgreSQL session advisory lock, waited for up to ``wait`` seconds."""
+
+    def __init__(self, warehouse: Warehouse, key: int, wait: float):
+        self.warehouse, self.key, self.wait = warehouse, key, wait
+
+    def __enter__(self) -> None:
+        deadline = time.monotonic() + self.wait
+        key = exp.Literal.number(self.key)
+        while not self.warehouse.run(exp.select(exp.func("pg_try_advisory_lock", key)))[0][0]:
+            if time.monotonic() >= deadline:
+                raise SegqlError(
+                    "another segql run holds this project's lock",
+                    help="wait for it to finish, or pass --wait SECONDS to wait for it",
+                )
+            time.sleep(0.2)
+
+    def __exit__(self, *exc: object) -> None:
+        key = exp.Literal.number(self.key)
+        self.warehouse.run(exp.select(exp.func("pg_advisory_unlock", key)))
+
+
+def _crash_point(name: str) -> None:
+    """Fault injection for the crash tests: SEGQL_CRASH_AT=name kills the process here."""
+    if os.environ.get("SEGQL_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _as_text_ids(query: exp.Query) -> exp.Select:
+    """The membership query with person ids as text, as segql's tables keep them."""
+    return exp.select(
+        exp.column("segment", quoted=True),
+        exp.alias_(
+            exp.cast(exp.column("person_id", quoted=True), "VARCHAR"), "person_id", quoted=True
+        ),
+    ).from_(query.subquery("membership"))
+
+
+def _temp_table(name: str) -> exp.Table:
+    return exp.Table(this=exp.to_identifier(name, quoted=True))
+
+
+def _timestamp(value: datetime) -> exp.Expression:
+    return exp.cast(exp.Literal.string(format_timestamp(value)), "TIMESTAMP")
+
+
+def _as_datetime(value: object) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def _insert_row(table: exp.Table, values: dict[str, exp.Expression]) -> exp.Insert:
+    columns = exp.Schema(
+        this=table, expressions=[exp.to_identifier(c, quoted=True) for c in values]
+    )
+    row = exp.Values(expressions=[exp.Tuple(expressions=list(values.values()))])
+    return exp.Insert(this=columns, expression=row)
+
+
+def _insert_select(table: exp.Table, columns: list[str], select: exp.Query) -> exp.Insert:
+    target = exp.Schema(
+        this=table, expressions=[exp.to_identifier(c, quoted=True) for c in columns]
+    )
+    return exp.Insert(this=target, expression=select)
+
+
+def _user_table(name: str, alias: str | None = None) -> exp.Table:
+    parts = name.split(".")
+    table = exp.Table(
+        this=exp.to_identifier(parts[-1], quoted=True),
+        db=exp.to_identifier(parts[-2], quoted=True) if len(parts) > 1 else None,
+    )
+    if alias:
+        table.set("alias", exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
+    return table
