@@ -8,6 +8,7 @@ at any point leaves either the whole run or nothing but a ``running``/``failed``
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -235,10 +236,9 @@ class Runner:
                 exp.column("status").eq(exp.Literal.string("running")),
             ),
         )
-        try:
+        # If the warehouse is gone, the row stays "running" and the next run marks it failed.
+        with contextlib.suppress(SegqlWarehouseError):
             self.warehouse.run(update)
-        except SegqlWarehouseError:
-            pass  # the warehouse is gone; the row stays "running" and the next run fails it
 
     def next_commit_seq(self) -> int:
         select = exp.select(exp.Max(this=exp.column("commit_seq"))).from_(self.store.table(RUNS))
