@@ -592,9 +592,15 @@ class _AdvisoryLock:
 
 
 def _crash_point(name: str) -> None:
-    """Fault injection for the crash tests: SEGQL_CRASH_AT=name kills the process here."""
-    if os.environ.get("SEGQL_CRASH_AT") == name:
+    """Fault injection for the crash and lock tests: ``SEGQL_FAULT=name:kill`` kills the
+    process at this step, ``SEGQL_FAULT=name:sleep=SECONDS`` holds it there."""
+    step, _, action = os.environ.get("SEGQL_FAULT", "").partition(":")
+    if step != name:
+        return
+    if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    elif action.startswith("sleep="):
+        time.sleep(float(action.removeprefix("sleep=")))
 
 
 def _as_text_ids(query: exp.Query) -> exp.Select:
