@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from segql.project import load_project
-from segql.runner import RunResult, Runner
+from segql.runner import Runner, RunResult
 from segql.warehouse import connect
 from tests.support.engines import DuckDBEngine, PostgresEngine, Table
 
