@@ -105,6 +105,24 @@ def main(ctx: click.Context, project_dir: str | None, debug: bool) -> None:
 
 
 @main.command()
+@click.argument("folder", default=".", type=click.Path(file_okay=False))
+@click.option("--people", type=int, default=10_000, show_default=True, help="Demo size.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Seed of the demo data.")
+@click.option("--anchor", metavar="DATE", help="Last day of the demo data (default: today, UTC).")
+@click.pass_obj
+@handle_errors
+def init(obj: Context, folder: str, people: int, seed: int, anchor: str | None) -> None:
+    """Make a new project with a demo DuckDB warehouse you can run at once."""
+    from segql.demo import anchor_from, init_project
+
+    show = progress_printer(quiet=False)
+    counts = init_project(Path(folder), people, seed, anchor_from(anchor), show)
+    sizes = ", ".join(f"{n:,} {table}" for table, n in counts.items())
+    click.echo(f"created a segql project in {folder} with a demo warehouse ({sizes})")
+    click.echo(f"next: segql --project {folder} run")
+
+
+@main.command()
 @click.pass_obj
 @handle_errors
 def check(obj: Context) -> None:
