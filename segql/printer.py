@@ -238,8 +238,9 @@ def _expr(expr: ast.Expr, place: int) -> str:
 def format_source(text: str, path: str = "<input>") -> str:
     """Canonical text of a whole file, keeping its comments.
 
-    A comment stays with the definition it stands before or inside (one inside moves up
-    above it); comments after the last definition stay at the end.
+    A comment stays with the definition it stands before, inside or at the end of the
+    last line of (one inside moves up above it); comments after the last definition stay
+    at the end.
     """
     source = Source(path, text)
     comments: list[Span] = []
@@ -249,7 +250,8 @@ def format_source(text: str, path: str = "<input>") -> str:
     pending = list(comments)
     for definition in module.definitions:
         assert definition.span is not None
-        own = [c for c in pending if c.start < definition.span.end]
+        last_line = source.line_col(max(definition.span.end - 1, 0))[0]
+        own = [c for c in pending if c.start < definition.span.end or c.line == last_line]
         pending = pending[len(own) :]
         blocks.append("".join(c.text.strip() + "\n" for c in own) + format_definition(definition))
     if pending:

@@ -1,0 +1,127 @@
+"""The command line as a user meets it: the demo, compile, check, fmt, and clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from segql.cli import main
+
+
+def segql(*args: str, input: str | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), input=input)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("cli") / "demo"
+    code, out, err = segql("init", str(folder), "--people", "2000", "--anchor", "2026-11-01")
+    assert code == 0, err
+    return folder
+
+
+def test_demo_runs_and_records_changes(demo: Path) -> None:
+    code, out, _ = segql("--project", str(demo), "run", "--as-of", "2026-10-01", "-q")
+    assert code == 0
+    header = out.splitlines()[0].split()
+    assert header == ["segment", "members", "entered", "exited", "time"]
+    code, out, _ = segql(
+        "--project", str(demo), "run", "--as-of", "2026-11-01", "-q", "--format", "json"
+    )
+    rows = json.loads(out)
+    assert {r["segment"] for r in rows} >= {"power_users", "high_ltv", "rfm_champions"}
+    assert sum(r["entered"] + r["exited"] for r in rows) > 0
+    code, out, _ = segql("--project", str(demo), "changes", "--since", "1", "--format", "json")
+    later = json.loads(out)
+    assert later and all(c["commit_seq"] == 2 for c in later)
+    assert len(later) == sum(r["entered"] + r["exited"] for r in rows)
+
+
+def test_demo_is_deterministic(tmp_path: Path) -> None:
+    counts = []
+    for name in ("a", "b"):
+        segql("init", str(tmp_path / name), "--people", "300", "--anchor", "2026-11-01")
+        connection = duckdb.connect(str(tmp_path / name / "warehouse.duckdb"), read_only=True)
+        rows = connection.execute(
+            "SELECT count(*), sum(hash(person_id, event_type, occurred_at)) FROM events"
+        ).fetchone()
+        counts.append(rows)
+        connection.close()
+    assert counts[0] == counts[1]
+
+
+def test_compile_each_dialect_and_as_of(demo: Path) -> None:
+    for dialect in ("duckdb", "postgres", "snowflake"):
+        code, out, err = segql("--project", str(demo), "compile", "high_ltv", "-d", dialect)
+        assert code == 0, err
+        assert "high_ltv" in out and out.rstrip().endswith(";")
+    code, out, _ = segql("--project", str(demo), "compile", "--as-of", "2026-01-02T03:04:05")
+    assert "2026-01-02 03:04:05" in out
+
+
+def test_check_passes_on_the_demo_and_warns_of_unseen_events(demo: Path) -> None:
+    code, out, _ = segql("--project", str(demo), "check")
+    assert code == 0 and out.startswith("ok:")
+    extra = demo / "segments" / "zz_extra.segql"
+    extra.write_text("segment ghosts where did ghost_event within 7 days\n")
+    try:
+        code, _, err = segql("--project", str(demo), "check")
+        assert code == 0
+        assert "warning: event 'ghost_event' does not occur" in err
+    finally:
+        extra.unlink()
+
+
+def test_errors_are_one_message_without_traceback(demo: Path, tmp_path: Path) -> None:
+    bad = demo / "segments" / "zz_bad.segql"
+    bad.write_text("segment typo where staus = 'paid'\n")
+    try:
+        code, out, err = segql("--project", str(demo), "check")
+    finally:
+        bad.unlink()
+    assert code == 1
+    assert "unknown property 'staus': did you mean 'status'?" in err
+    assert "zz_bad.segql:1:20" in err and "^^^^^" in err
+    assert "Traceback" not in err
+    code, _, err = segql("--project", str(demo), "compile", "nope")
+    assert code == 1 and "unknown segment 'nope'" in err
+    code, _, err = segql("--project", str(tmp_path), "run")
+    assert code == 1 and "segql.toml" in err
+    code, _, err = segql("--project", str(demo), "run", "--as-of", "yesterday-ish")
+    assert code == 1 and "not a time" in err
+
+
+def test_fmt_rewrites_files_keeping_comments(tmp_path: Path) -> None:
+    path = tmp_path / "x.segql"
+    path.write_text("# keep me\nSEGMENT a   WHERE  x=1 AND (y>2)  -- and me\n")
+    code, out, _ = segql("fmt", "--check", str(path))
+    assert code == 1 and "would reformat" in out
+    code, _, _ = segql("fmt", str(path))
+    assert code == 0
+    assert path.read_text() == "# keep me\n-- and me\nsegment a\n  where x = 1 and y > 2\n"
+    code, out, _ = segql("fmt", "-", input="segment b where did x\n")
+    assert out == "segment b\n  where did x\n"
+
+
+def test_read_commands_before_any_run_say_so(tmp_path: Path) -> None:
+    segql("init", str(tmp_path / "fresh"), "--people", "50")
+    code, _, err = segql("--project", str(tmp_path / "fresh"), "members", "high_ltv")
+    assert code == 1 and "has not run" in err
+
+
+def test_preview_counts_without_writing(demo: Path) -> None:
+    code, out, _ = segql(
+        "--project", str(demo), "preview", "status = 'paid'", "--as-of", "2026-11-01",
+        "--format", "json",
+    )  # fmt: skip
+    assert code == 0
+    answer = json.loads(out)[0]
+    connection = duckdb.connect(str(demo / "warehouse.duckdb"), read_only=True)
+    paid = connection.execute("SELECT count(*) FROM people WHERE status = 'paid'").fetchone()
+    connection.close()
+    assert answer["matching"] == paid[0]
