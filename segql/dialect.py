@@ -40,6 +40,7 @@ class Dialect:
     safe_cast: str = "try_cast"
     regex: str = "search"
     round: str = "native"
+    create_schema_switches: bool = False
 
     def epoch_seconds(self, time: exp.Expression) -> exp.Expression:
         """Seconds since 1970 as a number with fractions."""

@@ -107,7 +107,15 @@ class Store:
             kind="SCHEMA",
             exists=True,
         )
-        warehouse.run(schema)
+        if warehouse.dialect.create_schema_switches:
+            # Creating a schema also enters it there: come back to where the user's tables are.
+            current = warehouse.run(exp.select(exp.func("CURRENT_SCHEMA")))[0][0]
+            warehouse.run(schema)
+            if current:
+                back = exp.Use(kind=exp.var("SCHEMA"), this=exp.to_identifier(current, quoted=True))
+                warehouse.run(back)
+        else:
+            warehouse.run(schema)
         for name, columns in TABLES.items():
             warehouse.run(self.create_table(name, columns))
         warehouse.run(self.intervals_view())

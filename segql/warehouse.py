@@ -164,6 +164,43 @@ class SqlAlchemyWarehouse(Warehouse):
         self.engine.dispose()
 
 
+class DbApiWarehouse(Warehouse):
+    """Any DB-API connection in autocommit mode, for warehouses reached without SQLAlchemy
+    (the Snowflake connector, and fakesnow in the tests)."""
+
+    def __init__(self, connection: Any, dialect: str):
+        self.connection = connection
+        self.dialect = get_dialect(dialect)
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(sql, params) if params else cursor.execute(sql)
+            rows = cursor.fetchall() if cursor.description else []
+        except Exception as error:  # each driver has its own error classes
+            raise SegqlWarehouseError(f"the warehouse refused a statement: {error}") from None
+        finally:
+            cursor.close()
+        return [tuple(row) for row in rows]
+
+    def table_columns(self, table: str) -> list[tuple[str, str]] | None:
+        *schema, name = table.split(".")
+        filters = [exp.column("table_name").eq(exp.Literal.string(name))]
+        if schema:
+            filters.append(exp.column("table_schema").eq(exp.Literal.string(schema[-1])))
+        select = (
+            exp.select("column_name", "data_type")
+            .from_(exp.to_table("information_schema.columns"))
+            .where(exp.and_(*filters))
+            .order_by("ordinal_position")
+        )
+        rows = self.run(select)
+        return [(r[0], r[1]) for r in rows] or None
+
+    def close(self) -> None:
+        self.connection.close()
+
+
 def duckdb_path(config: ProjectConfig) -> str | None:
     """The DuckDB file of a ``duckdb:///path`` URL, relative to the project; None otherwise."""
     url = expand_env(config.warehouse.url, "[warehouse] url")

@@ -15,8 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from segql.project import project_from_text
+from segql.runner import Runner
+from segql.warehouse import DbApiWarehouse
+from tests.support.engines import SnowflakeEngine
 from tests.support.runtime import RuntimeProject
-from tests.support.scenario import event, make_tables, person
+from tests.support.scenario import event, make_config, make_tables, person
 
 D = datetime
 RULES_V1 = """
@@ -42,6 +46,22 @@ TABLES = make_tables(
     ],
 )
 
+EXPECTED_HISTORY = [
+    (D(2026, 1, 10), "active", "1", "enter", "rules", 1),
+    (D(2026, 1, 10), "active", "2", "enter", "rules", 1),
+    (D(2026, 1, 10), "paid", "1", "enter", "rules", 1),
+    (D(2026, 1, 10), "paid", "3", "enter", "rules", 1),
+    (D(2026, 1, 20), "active", "1", "exit", "rules", 1),
+    (D(2026, 1, 20), "engaged", "2", "enter", "rules", 1),
+    (D(2026, 1, 30), "active", "1", "enter", "rules", 1),
+    (D(2026, 1, 30), "active", "2", "exit", "rules", 1),
+    (D(2026, 1, 30), "engaged", "1", "enter", "rules", 1),
+    (D(2026, 2, 5), "active", "1", "exit", "definition_changed", 2),
+    (D(2026, 2, 5), "paid", "1", "exit", "segment_deleted", 1),
+    (D(2026, 2, 5), "paid", "3", "exit", "segment_deleted", 1),
+    (D(2026, 2, 20), "engaged", "2", "exit", "rules", 1),
+]
+
 
 @pytest.fixture(params=["duckdb", "postgres"])
 def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RuntimeProject]:
@@ -60,22 +80,7 @@ def test_history_of_a_scenario_written_by_hand(runtime: RuntimeProject) -> None:
     runtime.write_rules(RULES_V2)  # active narrows to 1 day; paid is deleted
     runtime.run(D(2026, 2, 5))
     runtime.run(D(2026, 2, 20))  # engaged: 2 has no login in 30 days; 1 has one, and stays
-    expected = [
-        (D(2026, 1, 10), "active", "1", "enter", "rules", 1),
-        (D(2026, 1, 10), "active", "2", "enter", "rules", 1),
-        (D(2026, 1, 10), "paid", "1", "enter", "rules", 1),
-        (D(2026, 1, 10), "paid", "3", "enter", "rules", 1),
-        (D(2026, 1, 20), "active", "1", "exit", "rules", 1),
-        (D(2026, 1, 20), "engaged", "2", "enter", "rules", 1),
-        (D(2026, 1, 30), "active", "1", "enter", "rules", 1),
-        (D(2026, 1, 30), "active", "2", "exit", "rules", 1),
-        (D(2026, 1, 30), "engaged", "1", "enter", "rules", 1),
-        (D(2026, 2, 5), "active", "1", "exit", "definition_changed", 2),
-        (D(2026, 2, 5), "paid", "1", "exit", "segment_deleted", 1),
-        (D(2026, 2, 5), "paid", "3", "exit", "segment_deleted", 1),
-        (D(2026, 2, 20), "engaged", "2", "exit", "rules", 1),
-    ]
-    assert runtime.history() == expected
+    assert runtime.history() == EXPECTED_HISTORY
     assert runtime.members() == {("engaged", "1")}
     intervals = runtime.query(
         'SELECT "segment", "person_id", "valid_from", "valid_to" FROM {s}."segql_intervals" '
@@ -201,3 +206,19 @@ def test_data_problems_are_counted_and_never_make_wrong_members(runtime: Runtime
         "events_without_person": 1,
     }
     assert runtime.members() == {("active", "1"), ("all", "1"), ("all", "2")}
+
+
+def test_history_scenario_on_snowflake(snowflake_engine: SnowflakeEngine) -> None:
+    """The same hand-written scenario through the Snowflake dialect (fakesnow)."""
+    snowflake_engine.load(TABLES)
+    warehouse = DbApiWarehouse(snowflake_engine._conn, "snowflake")
+    config = make_config()
+    for rules, day in ((RULES_V1, (1, 10)), (RULES_V1, (1, 20)), (RULES_V1, (1, 30)),
+                       (RULES_V2, (2, 5)), (RULES_V2, (2, 20))):  # fmt: skip
+        project = project_from_text(config, rules)
+        Runner(project, warehouse).run(None, D(2026, *day))
+    rows = warehouse.query(
+        'SELECT "as_of", "segment", "person_id", "change", "reason", "version" '
+        'FROM "segql"."segql_history" ORDER BY "commit_seq", "segment", "person_id", "change"'
+    )
+    assert [(r[0], r[1], r[2], r[3], r[4], int(r[5])) for r in rows] == EXPECTED_HISTORY
