@@ -264,7 +264,9 @@ class _QueryBuilder:
     def people_select(self) -> exp.Select:
         entity = self.config.entity
         person = exp.column(entity.id, quoted=True)
-        select = exp.select(exp.alias_(person, PERSON_ID, quoted=True)).from_(_table(entity.table))
+        select = exp.select(exp.alias_(person, PERSON_ID, quoted=True)).from_(
+            table_ref(entity.table)
+        )
         for column in sorted(self.entity_columns):
             value = exp.column(column, quoted=True)
             kind = self.analyzer.catalog.column_type(entity.table, column)
@@ -277,7 +279,7 @@ class _QueryBuilder:
         table = "source_rows"
         person = exp.column(source.person, table=table, quoted=True)
         select = exp.select(exp.alias_(person, PERSON_ID, quoted=True)).from_(
-            _table(source.table, alias=table)
+            table_ref(source.table, alias=table)
         )
         filters: list[exp.Expression] = [person.is_(exp.null()).not_()]
         if source.time is not None:
@@ -481,7 +483,7 @@ class _QueryBuilder:
             follows.append(then_filter)
         later = (
             exp.select(exp.Literal.number(1))
-            .from_(_table(f"segql_rows_{then.source.name}", alias="b", cte=True))
+            .from_(table_ref(f"segql_rows_{then.source.name}", alias="b", cte=True))
             .where(exp.and_(*follows))
         )
         found = exp.Exists(this=later)
@@ -498,7 +500,7 @@ class _QueryBuilder:
         return (
             exp.select(first.column(PERSON_ID))
             .distinct()
-            .from_(_table(f"segql_rows_{first.source.name}", alias="a", cte=True))
+            .from_(table_ref(f"segql_rows_{first.source.name}", alias="a", cte=True))
             .where(exp.and_(*conditions))
         )
 
@@ -829,7 +831,7 @@ def _cte(name: str, select: exp.Expression) -> exp.CTE:
     return exp.CTE(this=select, alias=exp.TableAlias(this=exp.to_identifier(name, quoted=True)))
 
 
-def _table(name: str, alias: str | None = None, cte: bool = False) -> exp.Table:
+def table_ref(name: str, alias: str | None = None, cte: bool = False) -> exp.Table:
     """A table by the name segql.toml gives (``schema.table`` allowed), or a CTE by name."""
     parts = [name] if cte else name.split(".")
     table = exp.Table(

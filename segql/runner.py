@@ -24,6 +24,7 @@ from sqlglot import exp
 
 from segql import ast
 from segql.checker import walk
+from segql.compiler import table_ref
 from segql.errors import SegqlError, SegqlWarehouseError
 from segql.printer import format_definition
 from segql.project import Project
@@ -494,7 +495,7 @@ class Runner:
             exp.alias_(exp.Count(this=exp.Star()), "rows"),
             exp.alias_(exp.Count(this=entity_id.copy()), "with_id"),
             exp.alias_(exp.Count(this=exp.Distinct(expressions=[entity_id.copy()])), "distinct"),
-        ).from_(_user_table(config.entity.table))
+        ).from_(table_ref(config.entity.table))
         rows, with_id, distinct = self.warehouse.run(people)[0]
         summary = {
             "people": int(distinct),
@@ -507,7 +508,7 @@ class Runner:
             person = exp.column(events.person, table="e", quoted=True)
             known = (
                 exp.select(exp.Literal.number(1))
-                .from_(_user_table(config.entity.table, "p"))
+                .from_(table_ref(config.entity.table, "p"))
                 .where(exp.column(config.entity.id, table="p", quoted=True).eq(person.copy()))
             )
             after = exp.Sum(
@@ -535,7 +536,7 @@ class Runner:
                 after,
                 unknown,
                 exp.Count(this=exp.Star()) - exp.Count(this=person.copy()),
-            ).from_(_user_table(events.table, "e"))
+            ).from_(table_ref(events.table, "e"))
             total, later, strangers, no_person = self.warehouse.run(select)[0]
             summary.update(
                 events=int(total or 0),
@@ -640,14 +641,3 @@ def _insert_select(table: exp.Table, columns: list[str], select: exp.Query) -> e
         this=table, expressions=[exp.to_identifier(c, quoted=True) for c in columns]
     )
     return exp.Insert(this=target, expression=select)
-
-
-def _user_table(name: str, alias: str | None = None) -> exp.Table:
-    parts = name.split(".")
-    table = exp.Table(
-        this=exp.to_identifier(parts[-1], quoted=True),
-        db=exp.to_identifier(parts[-2], quoted=True) if len(parts) > 1 else None,
-    )
-    if alias:
-        table.set("alias", exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
-    return table
