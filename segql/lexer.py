@@ -41,9 +41,12 @@ WORD_UNITS = {
     "years": "year",
 }
 
-_NUMBER = re.compile(r"\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
-_COMPACT = re.compile(r"(\d+)(min|mo|h|d|w|y)(?![A-Za-z0-9_])")
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_COMPACT = re.compile(r"([0-9]+)(min|mo|h|d|w|y)(?![A-Za-z0-9_])")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Names and numbers are ASCII; other text is written in backticks or quotes.
+_DIGITS = frozenset("0123456789")
+_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _OPERATORS = ("<=", ">=", "!=", "<>", "=", "<", ">", "+", "-", "*", "/", "(", ")", ",", ".")
 
 
@@ -101,7 +104,7 @@ def tokenize(source: Source, comments: list[Span] | None = None) -> list[Token]:
                 raise SegqlSyntaxError("empty name in backticks", Span(source, i, end))
             tokens.append(Token("IDENT", value, Span(source, i, end), quoted=True))
             i = end
-        elif c.isdigit():
+        elif c in _DIGITS:
             compact = _COMPACT.match(text, i)
             if compact:
                 value = compact.group(1) + " " + COMPACT_UNITS[compact.group(2)]
@@ -111,7 +114,7 @@ def tokenize(source: Source, comments: list[Span] | None = None) -> list[Token]:
             number = _NUMBER.match(text, i)
             assert number is not None
             end = number.end()
-            if end < n and (text[end].isalpha() or text[end] == "_"):
+            if end < n and (text[end] in _LETTERS or text[end] == "_"):
                 word = _WORD.match(text, end)
                 assert word is not None
                 raise SegqlSyntaxError(
@@ -122,7 +125,7 @@ def tokenize(source: Source, comments: list[Span] | None = None) -> list[Token]:
                 )
             tokens.append(Token("NUMBER", number.group(), Span(source, i, end)))
             i = end
-        elif c.isalpha() or c == "_":
+        elif c in _LETTERS or c == "_":
             word = _WORD.match(text, i)
             assert word is not None
             tokens.append(Token("IDENT", word.group(), Span(source, i, word.end())))

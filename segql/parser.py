@@ -7,7 +7,10 @@ comparison, and a bare boolean used as a condition becomes ``expr = true``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from segql import ast
@@ -34,6 +37,31 @@ _TAIL_WORDS = ("in", "not", "between", "contains", "starts", "ends", "matches", 
 _TIME_WORDS = ("within", "before", "after", "since")
 
 T = TypeVar("T")
+MAX_NESTING = 60  # parentheses, not and minus signs inside each other
+
+
+def _packrat(method: Callable[[Parser], T]) -> Callable[[Parser], T]:
+    """Remember a parse by starting token: backtracking over parentheses then costs once."""
+
+    @functools.wraps(method)
+    def remembered(self: Parser) -> T:
+        key = (method.__name__, self.pos)
+        if key in self.memo:
+            result, end, error = self.memo[key]
+            if error is not None:
+                raise error
+            self.pos = end
+            return result  # type: ignore[return-value]
+        try:
+            with self.nested():
+                result = method(self)
+        except SegqlSyntaxError as error:
+            self.memo[key] = (None, key[1], error)
+            raise
+        self.memo[key] = (result, self.pos, None)
+        return result
+
+    return remembered
 
 
 def parse(text: str, path: str = "<input>") -> ast.Module:
@@ -56,6 +84,21 @@ class Parser:
         self.source = source
         self.tokens = tokenize(source)
         self.pos = 0
+        self.depth = 0
+        self.memo: dict[tuple[str, int], tuple[object, int, SegqlSyntaxError | None]] = {}
+
+    @contextmanager
+    def nested(self) -> Iterator[None]:
+        """One level deeper; past MAX_NESTING it is an error rather than a crash."""
+        self.depth += 1
+        try:
+            if self.depth > MAX_NESTING:
+                raise SegqlSyntaxError(
+                    f"nested more than {MAX_NESTING} levels deep", self.peek().span
+                )
+            yield
+        finally:
+            self.depth -= 1
 
     # --- token helpers -----------------------------------------------------------------
 
@@ -196,6 +239,7 @@ class Parser:
 
     # --- conditions --------------------------------------------------------------------
 
+    @_packrat
     def parse_condition(self) -> ast.Condition:
         start = self.peek()
         items = [self.parse_and()]
@@ -215,7 +259,8 @@ class Parser:
     def parse_not(self) -> ast.Condition:
         if self.at_word("not"):
             start = self.advance()
-            operand = self.parse_not()
+            with self.nested():
+                operand = self.parse_not()
             return ast.Not(operand, span=self.span_from(start))
         return self.parse_predicate()
 
@@ -439,6 +484,7 @@ class Parser:
 
     # --- expressions -------------------------------------------------------------------
 
+    @_packrat
     def parse_expr(self) -> ast.Expr:
         start = self.peek()
         left = self.parse_term()
@@ -465,8 +511,9 @@ class Parser:
         unit_follows = self.peek(1).kind == "IDENT" and self.peek(1).value.lower() in WORD_UNITS
         if number.kind == "NUMBER" and not unit_follows:
             self.advance()
-            return ast.Number(-_number_value(number.value), span=self.span_from(start))
-        operand = self.parse_unary()
+            return ast.Number(_number(number, negative=True), span=self.span_from(start))
+        with self.nested():
+            operand = self.parse_unary()
         return ast.Negate(operand, span=self.span_from(start))
 
     def parse_duration(self) -> ast.Duration:
@@ -508,7 +555,7 @@ class Parser:
             return duration
         if token.kind == "NUMBER":
             self.advance()
-            return ast.Number(_number_value(token.value), span=token.span)
+            return ast.Number(_number(token), span=token.span)
         if token.kind == "STRING":
             self.advance()
             return ast.String(token.value, span=token.span)
@@ -602,3 +649,11 @@ class Parser:
 
 def _number_value(text: str) -> int | float:
     return int(text) if text.isdigit() else float(text)
+
+
+def _number(token: Token, negative: bool = False) -> int | float:
+    """A number literal's value; one too large for a float is an error, not infinity."""
+    value = _number_value(token.value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SegqlSyntaxError("number too large", token.span)
+    return -value if negative else value

@@ -97,24 +97,28 @@ def format_condition(condition: ast.Condition) -> str:
     return _condition(condition, _OR)
 
 
-def _condition(condition: ast.Condition, place: int) -> str:
+def _condition(condition: ast.Condition, place: int, in_filter: bool = False) -> str:
+    """``in_filter``: inside an event filter, where a ``did`` or a sequence at the end
+    would take the window or ``then`` that follows as its own, so neither is written."""
     if isinstance(condition, (ast.Or, ast.And)):
         level = _OR if isinstance(condition, ast.Or) else _AND
         word = " or " if level == _OR else " and "
         # A nested group of the same kind keeps its parentheses, so the tree survives.
-        text = word.join(_condition(item, level + 1) for item in condition.items)
+        text = word.join(_condition(item, level + 1, in_filter) for item in condition.items)
         return f"({text})" if place > level else text
     if isinstance(condition, ast.Not):
-        text = "not " + _condition(condition.operand, _NOT)
+        text = "not " + _condition(condition.operand, _NOT, in_filter)
         return f"({text})" if place > _NOT else text
-    return _predicate(condition)
+    if in_filter and isinstance(condition, ast.Sequence):
+        return f"({_predicate(condition)})"
+    return _predicate(condition, sugar=not in_filter)
 
 
-def _predicate(condition: ast.Condition) -> str:
+def _predicate(condition: ast.Condition, sugar: bool = True) -> str:
     if isinstance(condition, ast.Compare):
-        sugar = _did_sugar(condition)
-        if sugar is not None:
-            return sugar
+        did = _did_sugar(condition) if sugar else None
+        if did is not None:
+            return did
         return f"{format_expr(condition.left)} {condition.op} {format_expr(condition.right)}"
     if isinstance(condition, ast.InList):
         values = ", ".join(format_expr(v) for v in condition.values)
@@ -162,7 +166,7 @@ def _sugar_spec(spec: ast.EventSpec) -> str:
     """A spec in ``did``: its filter reaches one predicate, so a longer one is parenthesized."""
     text = ref(spec.ref)
     if spec.where is not None:
-        text += " where " + _condition(spec.where, _NOT)
+        text += " where " + _condition(spec.where, _NOT, in_filter=True)
     if spec.window is not None:
         text += " " + _window(spec.window)
     return text
@@ -171,7 +175,7 @@ def _sugar_spec(spec: ast.EventSpec) -> str:
 def _spec(spec: ast.EventSpec, prop: str | None) -> str:
     text = ref(spec.ref) + (f".{name(prop)}" if prop is not None else "")
     if spec.where is not None:
-        text += " where " + format_condition(spec.where)
+        text += " where " + _condition(spec.where, _OR, in_filter=True)
     if spec.window is not None:
         text += " " + _window(spec.window)
     return text
