@@ -21,6 +21,7 @@ import click
 from segql.dialect import available_dialects
 from segql.errors import SegqlError
 from segql.output import FORMATS, Format, render
+from segql.parser import parse
 from segql.printer import format_source
 from segql.project import Project, load_project
 from segql.timeutil import parse_as_of
@@ -438,6 +439,95 @@ def preview(obj: Context, condition: str, as_of: str | None, sample: int, fmt: F
         click.echo(render(["person_id"], [(i,) for i in ids], fmt))
     else:
         click.echo(render(["matching", "sample"], [(count, [str(i) for i in ids])], fmt))
+
+
+@main.group()
+def templates() -> None:
+    """Ready-made segments: list them, show one, or add one to the project."""
+
+
+@templates.command("list")
+@format_option
+@handle_errors
+def templates_list(fmt: Format) -> None:
+    """Every template with its parameters and their defaults."""
+    from segql.templates import list_templates
+
+    rows = [
+        (t.name, t.title, ", ".join(f"{p.name}={p.default}" for p in t.params))
+        for t in list_templates()
+    ]
+    click.echo(render(["template", "title", "parameters"], rows, fmt))
+
+
+@templates.command("show")
+@click.argument("name")
+@handle_errors
+def templates_show(name: str) -> None:
+    """A template's description, parameters and its text with the defaults."""
+    from segql.templates import show_template
+
+    click.echo(show_template(name))
+
+
+@templates.command("use")
+@click.argument("name")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A parameter.")
+@click.option("--stdout", is_flag=True, help="Print the segments instead of writing them.")
+@click.pass_obj
+@handle_errors
+def templates_use(obj: Context, name: str, params: tuple[str, ...], stdout: bool) -> None:
+    """Render a template and write it into the project's segments folder."""
+    from segql.templates import render_template
+
+    values: dict[str, str] = {}
+    for param in params:
+        key, sep, value = param.partition("=")
+        if not sep or not key:
+            raise SegqlError(f"--param '{param}' is not KEY=VALUE")
+        values[key.strip()] = value
+    text = render_template(name, values)
+    if stdout:
+        click.echo(text, nl=False)
+        return
+    project = obj.project()
+    folder = project.config.root / project.config.segments_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{name}.segql"
+    if target.exists():
+        raise SegqlError(f"{target} already exists", help="remove it, or use --stdout")
+    new_names = {d.name for d in parse(text, str(target)).definitions}
+    clash = sorted(new_names & {*project.definitions.segments, *project.definitions.traits})
+    if clash:
+        raise SegqlError(
+            f"the template defines names the project already has: {', '.join(clash)}",
+            help="pass --param name=... to rename it",
+        )
+    _write_atomically(target, text)
+    click.echo(f"wrote {target}")
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file.")
+@handle_errors
+def import_(file: str, output: str | None) -> None:
+    """Turn rules in the JSON shapes of other segment engines into .segql text."""
+    import json
+
+    from segql.importer import import_rules
+
+    try:
+        raw = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+        data = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise SegqlError(f"{file} is not valid JSON: {error}") from None
+    text = import_rules(data)
+    if output:
+        _write_atomically(Path(output), text)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from segql.cli import main
+from segql.parser import parse
 
 
 def segql(*args: str, input: str | None = None) -> tuple[int, str, str]:
@@ -20,7 +21,7 @@ def segql(*args: str, input: str | None = None) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("cli") / "demo"
-    code, out, err = segql("init", str(folder), "--people", "2000", "--anchor", "2026-11-01")
+    code, _, err = segql("init", str(folder), "--people", "2000", "--anchor", "2026-11-01")
     assert code == 0, err
     return folder
 
@@ -81,7 +82,7 @@ def test_errors_are_one_message_without_traceback(demo: Path, tmp_path: Path) ->
     bad = demo / "segments" / "zz_bad.segql"
     bad.write_text("segment typo where staus = 'paid'\n")
     try:
-        code, out, err = segql("--project", str(demo), "check")
+        code, _, err = segql("--project", str(demo), "check")
     finally:
         bad.unlink()
     assert code == 1
@@ -125,3 +126,35 @@ def test_preview_counts_without_writing(demo: Path) -> None:
     paid = connection.execute("SELECT count(*) FROM people WHERE status = 'paid'").fetchone()
     connection.close()
     assert answer["matching"] == paid[0]
+
+
+def test_templates_use_writes_a_segment_that_runs(tmp_path: Path) -> None:
+    folder = tmp_path / "t"
+    segql("init", str(folder), "--people", "300", "--anchor", "2026-11-01")
+    code, out, err = segql(
+        "--project", str(folder), "templates", "use", "churn_risk",
+        "--param", "days=21", "--param", "name=quiet_users",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "quiet_users" in (folder / "segments" / "churn_risk.segql").read_text()
+    code, out, err = segql("--project", str(folder), "run", "-q", "--format", "json")
+    assert code == 0, err
+    assert "quiet_users" in {row["segment"] for row in json.loads(out)}
+    code, _, err = segql("--project", str(folder), "templates", "use", "churn_risk")
+    assert code == 1 and "already exists" in err
+    code, _, err = segql("templates", "use", "power_users", "--param", "count=lots", "--stdout")
+    assert code == 1 and "count" in err
+
+
+def test_import_prints_segql_that_parses(tmp_path: Path) -> None:
+    examples = Path(__file__).parents[2] / "shared" / "spec" / "import-examples.json"
+    if not examples.exists():
+        pytest.skip(f"{examples} is not beside this checkout")
+    code, out, err = segql("import", str(examples))
+    assert code == 0, err
+    names = [d.name for d in parse(out).definitions]
+    assert "power_users" in names and "high_engagers" in names
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"name": "x", "rules": [{"condition": "telepathy"}]}')
+    code, _, err = segql("import", str(bad))
+    assert code == 1 and "condition" in err and "Traceback" not in err
