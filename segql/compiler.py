@@ -20,7 +20,7 @@ Logic is two-valued (language.md section 3). SQL's unknown only differs from fal
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -83,19 +83,32 @@ class _SourceNeeds:
     aggregates: dict[ast.Aggregate, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class QueryOptions:
+    """How a compiled query refers to the world outside the rules.
+
+    ``members_table``: segql's table of current members, read by hysteresis segments (a
+    query without one treats everybody as a non-member). ``tables``: how to name a table
+    of segql.toml in the SQL (dbt passes ``{{ source(...) }}``). ``as_of_sql``: the as-of
+    time as an expression, instead of a literal or the bind parameter.
+    """
+
+    members_table: exp.Table | None = None
+    tables: Callable[[str, str | None], exp.Expression] | None = None
+    as_of_sql: exp.Expression | None = None
+
+
 def compile_membership_query(
     analyzer: Analyzer,
     segments: Sequence[str],
     dialect: Dialect,
     as_of: datetime | None = None,
     members_table: exp.Table | None = None,
+    options: QueryOptions | None = None,
 ) -> MembershipQuery:
-    """One query for the given segments at ``as_of`` (a bind parameter ``as_of`` when None).
-
-    ``members_table`` is segql's table of current members, read by hysteresis segments; a
-    query without one treats everybody as a non-member.
-    """
-    builder = _QueryBuilder(analyzer, dialect, as_of, members_table)
+    """One query for the given segments at ``as_of`` (a bind parameter ``as_of`` when None)."""
+    options = options or QueryOptions(members_table=members_table)
+    builder = _QueryBuilder(analyzer, dialect, as_of, options)
     return MembershipQuery(builder.build(segments), dialect, tuple(segments))
 
 
@@ -105,19 +118,20 @@ class _QueryBuilder:
         analyzer: Analyzer,
         dialect: Dialect,
         as_of: datetime | None,
-        members_table: exp.Table | None,
+        options: QueryOptions,
     ):
         self.analyzer = analyzer
         self.config = analyzer.config
         self.definitions = analyzer.definitions
         self.dialect = dialect
-        self.members_table = members_table
+        self.members_table = options.members_table
+        self.user_table = options.tables or table_ref
         value: exp.Expression = (
             exp.Placeholder(this="as_of")
             if as_of is None
             else exp.Literal.string(format_timestamp(as_of))
         )
-        self.as_of = exp.cast(value, "TIMESTAMP")
+        self.as_of = options.as_of_sql or exp.cast(value, "TIMESTAMP")
         self.entity_columns: set[str] = set()
         self.sources: dict[str, _SourceNeeds] = {}
         self.sequences: dict[ast.Sequence, str] = {}
@@ -265,7 +279,7 @@ class _QueryBuilder:
         entity = self.config.entity
         person = exp.column(entity.id, quoted=True)
         select = exp.select(exp.alias_(person, PERSON_ID, quoted=True)).from_(
-            table_ref(entity.table)
+            self.user_table(entity.table, None)
         )
         for column in sorted(self.entity_columns):
             value = exp.column(column, quoted=True)
@@ -279,7 +293,7 @@ class _QueryBuilder:
         table = "source_rows"
         person = exp.column(source.person, table=table, quoted=True)
         select = exp.select(exp.alias_(person, PERSON_ID, quoted=True)).from_(
-            table_ref(source.table, alias=table)
+            self.user_table(source.table, table)
         )
         filters: list[exp.Expression] = [person.is_(exp.null()).not_()]
         if source.time is not None:
