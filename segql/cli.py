@@ -186,6 +186,12 @@ def compile(
     """
     project = obj.project()
     sql = project.compile(dialect=dialect, as_of=parse_as_of_option(as_of), segments=segments)
+    if not project.catalog.is_known:
+        click.echo(
+            "warning: the warehouse could not be read, so names were not checked against it "
+            "and event properties not found as columns are read from the JSON properties column",
+            err=True,
+        )
     if output:
         Path(output).write_text(sql + ";\n", encoding="utf-8")
         click.echo(f"wrote {output}", err=True)
