@@ -41,6 +41,7 @@ class Dialect:
     regex: str = "search"
     round: str = "native"
     create_schema_switches: bool = False
+    inline_source_rows: bool = False
 
     def epoch_seconds(self, time: exp.Expression) -> exp.Expression:
         """Seconds since 1970 as a number with fractions."""
