@@ -8,6 +8,7 @@ sql = project.compile(dialect="postgres", as_of=None)
 
 from __future__ import annotations
 
+from segql.consumers import changes
 from segql.errors import SegqlError
 from segql.parser import parse, parse_condition
 from segql.printer import format_module
@@ -16,6 +17,7 @@ from segql.project import Project, load_project, project_from_text
 __all__ = [
     "Project",
     "SegqlError",
+    "changes",
     "format_module",
     "load_project",
     "parse",

@@ -56,6 +56,9 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # the reader went away (| head): stop quietly
+            sys.stderr.close()
+            sys.exit(0)
         except Exception as error:  # an internal error: say so plainly
             if debug:
                 traceback.print_exc()
@@ -399,25 +402,46 @@ def overlap(obj: Context, segments: tuple[str, ...], fmt: Format) -> None:
 @click.option(
     "--since",
     type=int,
-    default=0,
-    show_default=True,
+    default=None,
     metavar="SEQ",
-    help="Changes committed after this commit_seq.",
+    help="Changes committed after this commit_seq (default 0).",
+)
+@click.option(
+    "--consumer",
+    metavar="NAME",
+    help="Read after this named consumer's cursor, then move the cursor past what was shown.",
 )
 @click.option("--limit", type=int, default=None, help="At most this many changes.")
 @format_option
 @click.pass_obj
 @handle_errors
-def changes(obj: Context, since: int, limit: int | None, fmt: Format) -> None:
+def changes(
+    obj: Context, since: int | None, consumer: str | None, limit: int | None, fmt: Format
+) -> None:
     """Enter and exit changes after a commit_seq, in commit order (the changes feed)."""
-    from segql.reports import CHANGE_COLUMNS
+    from segql.consumers import commit_consumer, read_for_consumer
+    from segql.reports import CHANGE_COLUMNS, Reports
+    from segql.warehouse import connect
 
-    with _ReadSession(obj) as session:
-        rows = [
-            tuple(getattr(change, c) for c in CHANGE_COLUMNS)
-            for change in session.reports.changes(since, limit)
-        ]
-    click.echo(render(CHANGE_COLUMNS, rows, fmt))
+    if consumer is not None and since is not None:
+        raise SegqlError("give --since or --consumer, not both")
+    project = obj.project()
+    schema = project.config.warehouse.schema
+    warehouse = connect(project.config, read_only=consumer is None)
+    try:
+        reports = Reports(warehouse, schema)
+        if consumer is None:
+            rows = [
+                tuple(getattr(change, c) for c in CHANGE_COLUMNS)
+                for change in reports.changes(since or 0, limit)
+            ]
+            click.echo(render(CHANGE_COLUMNS, rows, fmt))
+            return
+        batch = read_for_consumer(warehouse, schema, consumer, limit)
+        click.echo(render(batch.columns, batch.rows, fmt))
+        commit_consumer(warehouse, schema, consumer, batch.next_cursor)
+    finally:
+        warehouse.close()
 
 
 @main.command()
@@ -445,6 +469,62 @@ def preview(obj: Context, condition: str, as_of: str | None, sample: int, fmt: F
         click.echo(render(["person_id"], [(i,) for i in ids], fmt))
     else:
         click.echo(render(["matching", "sample"], [(count, [str(i) for i in ids])], fmt))
+
+
+@main.command()
+@click.option("--status", is_flag=True, help="Show each action's cursor and parked changes.")
+@click.option("--retry-failed", is_flag=True, help="Send parked changes again.")
+@click.option("--action", "actions", multiple=True, metavar="NAME", help="Only this action.")
+@click.option("--wait", type=float, default=0.0, metavar="SECONDS", help="Wait for the lock.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+@format_option
+@click.pass_obj
+@handle_errors
+def dispatch(
+    obj: Context,
+    status: bool,
+    retry_failed: bool,
+    actions: tuple[str, ...],
+    wait: float,
+    quiet: bool,
+    fmt: Format,
+) -> None:
+    """Deliver new enter/exit changes to the [[actions]] of segql.toml (at least once)."""
+    from segql.dispatch import run_dispatch, run_retry_failed, run_status
+
+    if status and retry_failed:
+        raise SegqlError("give --status or --retry-failed, not both")
+    folder = obj.project_dir or "."
+    show = progress_printer(quiet)
+    if status:
+        summary, failed = run_status(folder, show)
+        click.echo(render(summary.columns, summary.rows, fmt))
+        if fmt == "table":
+            click.echo("\nparked changes:")
+        click.echo(render(failed.columns, failed.rows, fmt))
+        return
+    run = run_retry_failed if retry_failed else run_dispatch
+    rows = run(folder, list(actions) or None, show, wait)
+    click.echo(render(rows.columns, rows.rows, fmt))
+
+
+@main.group()
+def dbt() -> None:
+    """segql inside dbt: models that dbt builds."""
+
+
+@dbt.command("generate")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Models folder.")
+@click.option("--dialect", default=None, help="SQL dialect of the dbt target.")
+@click.pass_obj
+@handle_errors
+def dbt_generate(obj: Context, out: str, dialect: str | None) -> None:
+    """Write the segql models (membership, history, one per segment) into a dbt project."""
+    from segql.dbt import generate_dbt
+
+    paths = generate_dbt(obj.project(), Path(out), dialect=dialect)
+    for path in paths:
+        click.echo(f"wrote {path}")
 
 
 @main.group()

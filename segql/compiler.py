@@ -238,7 +238,10 @@ class _QueryBuilder:
         joins: list[tuple[str, exp.Expression]] = []
         for needs in self.sources.values():
             rows = f"segql_rows_{needs.source.name}"
-            ctes.append(_cte(rows, self.rows_select(needs)))
+            rows_cte = _cte(rows, self.rows_select(needs))
+            if self.dialect.inline_source_rows:
+                rows_cte.set("materialized", False)
+            ctes.append(rows_cte)
             if needs.aggregates:
                 aggs = f"segql_aggs_{needs.source.name}"
                 ctes.append(_cte(aggs, self.aggregates_select(needs, rows)))
@@ -444,7 +447,8 @@ class _QueryBuilder:
 
     def window(self, window: ast.Window, time: exp.Expression, row: _Row | None) -> exp.Expression:
         if isinstance(window, ast.WindowWithin):
-            return self.within(time, window.duration)
+            # Source rows are already at or before T: only the lower bound is left to test.
+            return time > self.shift(self.as_of, window.duration, -1)
         parts = []
         if window.start is not None:
             parts.append(self.time_side("after", time, window.start, row))

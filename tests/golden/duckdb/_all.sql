@@ -11,7 +11,7 @@ WITH "segql_people" AS (
     NOT "person_id" IS NULL
   GROUP BY
     "person_id"
-), "segql_rows_events" AS (
+), "segql_rows_events" AS NOT MATERIALIZED (
   SELECT
     "source_rows"."person_id" AS "person_id",
     "source_rows"."occurred_at" AS "event_time",
@@ -28,52 +28,65 @@ WITH "segql_people" AS (
 ), "segql_aggs_events" AS (
   SELECT
     "person_id",
-    COUNT(*) FILTER(WHERE
-      "event_name" = 'video_rendered'
-      AND (
-        "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
-        AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
-      )) AS "agg_1",
-    SUM("c_amount") FILTER(WHERE
-      "event_name" = 'purchase') AS "agg_2",
-    COUNT(*) FILTER(WHERE
-      "event_name" = 'purchase'
-      AND (
-        (
-          "properties" ->> '$.currency'
-        ) = 'USD' AND "c_amount" > 10
-      )
-      AND (
-        "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 1 YEAR
-        AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
-      )) AS "agg_3",
-    COUNT(*) FILTER(WHERE
-      "event_name" = 'purchase' AND "person_country" = 'FR') AS "agg_4",
-    COUNT(*) FILTER(WHERE
-      "event_name" = 'login'
-      AND (
-        "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 90 DAY
-        AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
-      )) AS "agg_5",
-    COUNT(*) FILTER(WHERE
-      "event_name" = 'login'
-      AND (
-        "event_time" >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
-        AND "event_time" < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
-      )) AS "agg_6",
-    COUNT(DISTINCT CAST("event_time" AS DATE)) FILTER(WHERE
-      "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
-      AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)) AS "agg_7",
+    COUNT(
+      CASE
+        WHEN "event_name" = 'video_rendered'
+        AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
+        THEN 1
+      END
+    ) AS "agg_1",
+    SUM(CASE WHEN "event_name" = 'purchase' THEN "c_amount" END) AS "agg_2",
+    COUNT(
+      CASE
+        WHEN "event_name" = 'purchase'
+        AND (
+          (
+            "properties" ->> '$.currency'
+          ) = 'USD' AND "c_amount" > 10
+        )
+        AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 1 YEAR
+        THEN 1
+      END
+    ) AS "agg_3",
+    COUNT(CASE WHEN "event_name" = 'purchase' AND "person_country" = 'FR' THEN 1 END) AS "agg_4",
+    COUNT(
+      CASE
+        WHEN "event_name" = 'login'
+        AND (
+          "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 90 DAY
+          AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
+        )
+        THEN 1
+      END
+    ) AS "agg_5",
+    COUNT(
+      CASE
+        WHEN "event_name" = 'login'
+        AND (
+          "event_time" >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
+          AND "event_time" < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
+        )
+        THEN 1
+      END
+    ) AS "agg_6",
+    COUNT(
+      DISTINCT CASE
+        WHEN "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
+        THEN CAST("event_time" AS DATE)
+      END
+    ) AS "agg_7",
     COUNT(DISTINCT DATE_TRUNC('WEEK', "event_time")) AS "agg_8",
-    MAX("event_time") FILTER(WHERE
-      "event_name" = 'purchase') AS "agg_10",
-    COUNT(*) FILTER(WHERE
-      "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 7 DAY
-      AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)) AS "agg_11"
+    MAX(CASE WHEN "event_name" = 'purchase' THEN "event_time" END) AS "agg_10",
+    COUNT(
+      CASE
+        WHEN "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 7 DAY
+        THEN 1
+      END
+    ) AS "agg_11"
   FROM "segql_rows_events"
   GROUP BY
     "person_id"
-), "segql_rows_subscriptions" AS (
+), "segql_rows_subscriptions" AS NOT MATERIALIZED (
   SELECT
     "source_rows"."person_id" AS "person_id",
     "source_rows"."created_at" AS "event_time",
@@ -85,8 +98,7 @@ WITH "segql_people" AS (
 ), "segql_aggs_subscriptions" AS (
   SELECT
     "person_id",
-    COUNT(*) FILTER(WHERE
-      "c_status" = 'active') AS "agg_9"
+    COUNT(CASE WHEN "c_status" = 'active' THEN 1 END) AS "agg_9"
   FROM "segql_rows_subscriptions"
   GROUP BY
     "person_id"
@@ -113,10 +125,7 @@ WITH "segql_people" AS (
   WHERE
     (
       "a"."event_name" = 'cart'
-      AND (
-        "a"."event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
-        AND "a"."event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
-      )
+      AND "a"."event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
     )
     AND NOT EXISTS(
       SELECT

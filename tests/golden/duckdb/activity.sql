@@ -8,7 +8,7 @@ WITH "segql_people" AS (
     NOT "person_id" IS NULL
   GROUP BY
     "person_id"
-), "segql_rows_events" AS (
+), "segql_rows_events" AS NOT MATERIALIZED (
   SELECT
     "source_rows"."person_id" AS "person_id",
     "source_rows"."occurred_at" AS "event_time",
@@ -20,9 +20,12 @@ WITH "segql_people" AS (
 ), "segql_aggs_events" AS (
   SELECT
     "person_id",
-    COUNT(DISTINCT CAST("event_time" AS DATE)) FILTER(WHERE
-      "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
-      AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)) AS "agg_1",
+    COUNT(
+      DISTINCT CASE
+        WHEN "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
+        THEN CAST("event_time" AS DATE)
+      END
+    ) AS "agg_1",
     COUNT(DISTINCT DATE_TRUNC('WEEK', "event_time")) AS "agg_2"
   FROM "segql_rows_events"
   GROUP BY

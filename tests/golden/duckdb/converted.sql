@@ -8,7 +8,7 @@ WITH "segql_people" AS (
     NOT "person_id" IS NULL
   GROUP BY
     "person_id"
-), "segql_rows_events" AS (
+), "segql_rows_events" AS NOT MATERIALIZED (
   SELECT
     "source_rows"."person_id" AS "person_id",
     "source_rows"."occurred_at" AS "event_time",

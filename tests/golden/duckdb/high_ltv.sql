@@ -9,7 +9,7 @@ WITH "segql_people" AS (
     NOT "person_id" IS NULL
   GROUP BY
     "person_id"
-), "segql_rows_events" AS (
+), "segql_rows_events" AS NOT MATERIALIZED (
   SELECT
     "source_rows"."person_id" AS "person_id",
     "source_rows"."occurred_at" AS "event_time",
@@ -23,14 +23,14 @@ WITH "segql_people" AS (
 ), "segql_aggs_events" AS (
   SELECT
     "person_id",
-    SUM("c_amount") FILTER(WHERE
-      "event_name" = 'purchase') AS "agg_1",
-    COUNT(*) FILTER(WHERE
-      "event_name" = 'video_rendered'
-      AND (
-        "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
-        AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
-      )) AS "agg_2"
+    SUM(CASE WHEN "event_name" = 'purchase' THEN "c_amount" END) AS "agg_1",
+    COUNT(
+      CASE
+        WHEN "event_name" = 'video_rendered'
+        AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
+        THEN 1
+      END
+    ) AS "agg_2"
   FROM "segql_rows_events"
   GROUP BY
     "person_id"

@@ -8,7 +8,7 @@ WITH "segql_people" AS (
     NOT "person_id" IS NULL
   GROUP BY
     "person_id"
-), "segql_rows_events" AS (
+), "segql_rows_events" AS NOT MATERIALIZED (
   SELECT
     "source_rows"."person_id" AS "person_id",
     "source_rows"."occurred_at" AS "event_time",
@@ -23,17 +23,18 @@ WITH "segql_people" AS (
 ), "segql_aggs_events" AS (
   SELECT
     "person_id",
-    COUNT(*) FILTER(WHERE
-      "event_name" = 'purchase'
-      AND (
-        (
-          "properties" ->> '$.currency'
-        ) = 'USD' AND "c_amount" > 10
-      )
-      AND (
-        "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 1 YEAR
-        AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
-      )) AS "agg_1"
+    COUNT(
+      CASE
+        WHEN "event_name" = 'purchase'
+        AND (
+          (
+            "properties" ->> '$.currency'
+          ) = 'USD' AND "c_amount" > 10
+        )
+        AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 1 YEAR
+        THEN 1
+      END
+    ) AS "agg_1"
   FROM "segql_rows_events"
   GROUP BY
     "person_id"

@@ -9,7 +9,7 @@ WITH "segql_people" AS (
     NOT "person_id" IS NULL
   GROUP BY
     "person_id"
-), "segql_rows_events" AS (
+), "segql_rows_events" AS NOT MATERIALIZED (
   SELECT
     "source_rows"."person_id" AS "person_id",
     "source_rows"."occurred_at" AS "event_time",
@@ -25,8 +25,7 @@ WITH "segql_people" AS (
 ), "segql_aggs_events" AS (
   SELECT
     "person_id",
-    COUNT(*) FILTER(WHERE
-      "event_name" = 'purchase' AND "person_country" = 'FR') AS "agg_1"
+    COUNT(CASE WHEN "event_name" = 'purchase' AND "person_country" = 'FR' THEN 1 END) AS "agg_1"
   FROM "segql_rows_events"
   GROUP BY
     "person_id"

@@ -8,7 +8,7 @@ WITH "segql_people" AS (
     NOT "person_id" IS NULL
   GROUP BY
     "person_id"
-), "segql_rows_events" AS (
+), "segql_rows_events" AS NOT MATERIALIZED (
   SELECT
     "source_rows"."person_id" AS "person_id",
     "source_rows"."occurred_at" AS "event_time",
@@ -22,10 +22,8 @@ WITH "segql_people" AS (
 ), "segql_aggs_events" AS (
   SELECT
     "person_id",
-    MAX("event_time") FILTER(WHERE
-      "event_name" = 'purchase') AS "agg_1",
-    SUM("c_amount") FILTER(WHERE
-      "event_name" = 'purchase') AS "agg_2"
+    MAX(CASE WHEN "event_name" = 'purchase' THEN "event_time" END) AS "agg_1",
+    SUM(CASE WHEN "event_name" = 'purchase' THEN "c_amount" END) AS "agg_2"
   FROM "segql_rows_events"
   GROUP BY
     "person_id"

@@ -8,7 +8,7 @@ WITH "segql_people" AS (
     NOT "person_id" IS NULL
   GROUP BY
     "person_id"
-), "segql_rows_events" AS (
+), "segql_rows_events" AS NOT MATERIALIZED (
   SELECT
     "source_rows"."person_id" AS "person_id",
     "source_rows"."occurred_at" AS "event_time",
@@ -25,10 +25,7 @@ WITH "segql_people" AS (
   WHERE
     (
       "a"."event_name" = 'cart'
-      AND (
-        "a"."event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
-        AND "a"."event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
-      )
+      AND "a"."event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
     )
     AND NOT EXISTS(
       SELECT

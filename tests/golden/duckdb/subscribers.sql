@@ -8,7 +8,7 @@ WITH "segql_people" AS (
     NOT "person_id" IS NULL
   GROUP BY
     "person_id"
-), "segql_rows_subscriptions" AS (
+), "segql_rows_subscriptions" AS NOT MATERIALIZED (
   SELECT
     "source_rows"."person_id" AS "person_id",
     "source_rows"."created_at" AS "event_time",
@@ -20,8 +20,7 @@ WITH "segql_people" AS (
 ), "segql_aggs_subscriptions" AS (
   SELECT
     "person_id",
-    COUNT(*) FILTER(WHERE
-      "c_status" = 'active') AS "agg_1"
+    COUNT(CASE WHEN "c_status" = 'active' THEN 1 END) AS "agg_1"
   FROM "segql_rows_subscriptions"
   GROUP BY
     "person_id"

@@ -8,7 +8,7 @@ WITH "segql_people" AS (
     NOT "person_id" IS NULL
   GROUP BY
     "person_id"
-), "segql_rows_events" AS (
+), "segql_rows_events" AS NOT MATERIALIZED (
   SELECT
     "source_rows"."person_id" AS "person_id",
     "source_rows"."occurred_at" AS "event_time",
@@ -21,18 +21,26 @@ WITH "segql_people" AS (
 ), "segql_aggs_events" AS (
   SELECT
     "person_id",
-    COUNT(*) FILTER(WHERE
-      "event_name" = 'login'
-      AND (
-        "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 90 DAY
-        AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
-      )) AS "agg_1",
-    COUNT(*) FILTER(WHERE
-      "event_name" = 'login'
-      AND (
-        "event_time" >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
-        AND "event_time" < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
-      )) AS "agg_2"
+    COUNT(
+      CASE
+        WHEN "event_name" = 'login'
+        AND (
+          "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 90 DAY
+          AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
+        )
+        THEN 1
+      END
+    ) AS "agg_1",
+    COUNT(
+      CASE
+        WHEN "event_name" = 'login'
+        AND (
+          "event_time" >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
+          AND "event_time" < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
+        )
+        THEN 1
+      END
+    ) AS "agg_2"
   FROM "segql_rows_events"
   GROUP BY
     "person_id"
