@@ -508,6 +508,26 @@ def dispatch(
     click.echo(render(rows.columns, rows.rows, fmt))
 
 
+@main.command()
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("report.html"),
+    show_default=True,
+    help="Where to write the page.",
+)
+@click.option("--days", type=int, default=30, show_default=True, help="Length of the period.")
+@click.pass_obj
+@handle_errors
+def report(obj: Context, out: Path, days: int) -> None:
+    """Write a self-contained HTML report: sizes, history, overlap and runs."""
+    from segql.report import write_report
+
+    with _ReadSession(obj) as session:
+        path = write_report(session.warehouse, session.project, days, out)
+    click.echo(f"wrote {path}")
+
+
 @main.group()
 def dbt() -> None:
     """segql inside dbt: models that dbt builds."""
