@@ -30,10 +30,7 @@ WITH "segql_people" AS (
     "person_id",
     COUNT(*) FILTER(WHERE
       "event_name" = 'video_rendered'
-      AND (
-        "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY'
-        AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
-      )) AS "agg_1",
+      AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY') AS "agg_1",
     SUM("c_amount") FILTER(WHERE
       "event_name" = 'purchase') AS "agg_2",
     COUNT(*) FILTER(WHERE
@@ -41,10 +38,7 @@ WITH "segql_people" AS (
       AND (
         "properties" ->> 'currency' = 'USD' AND "c_amount" > 10
       )
-      AND (
-        "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '1 YEAR'
-        AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
-      )) AS "agg_3",
+      AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '1 YEAR') AS "agg_3",
     COUNT(*) FILTER(WHERE
       "event_name" = 'purchase' AND "person_country" = 'FR') AS "agg_4",
     COUNT(*) FILTER(WHERE
@@ -60,14 +54,12 @@ WITH "segql_people" AS (
         AND "event_time" < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
       )) AS "agg_6",
     COUNT(DISTINCT CAST("event_time" AS DATE)) FILTER(WHERE
-      "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY'
-      AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)) AS "agg_7",
+      "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY') AS "agg_7",
     COUNT(DISTINCT DATE_TRUNC('WEEK', "event_time")) AS "agg_8",
     MAX("event_time") FILTER(WHERE
       "event_name" = 'purchase') AS "agg_10",
     COUNT(*) FILTER(WHERE
-      "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '7 DAY'
-      AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)) AS "agg_11"
+      "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '7 DAY') AS "agg_11"
   FROM "segql_rows_events"
   GROUP BY
     "person_id"
@@ -111,10 +103,7 @@ WITH "segql_people" AS (
   WHERE
     (
       "a"."event_name" = 'cart'
-      AND (
-        "a"."event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY'
-        AND "a"."event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
-      )
+      AND "a"."event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY'
     )
     AND NOT EXISTS(
       SELECT

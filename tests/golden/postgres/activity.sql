@@ -21,8 +21,7 @@ WITH "segql_people" AS (
   SELECT
     "person_id",
     COUNT(DISTINCT CAST("event_time" AS DATE)) FILTER(WHERE
-      "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY'
-      AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)) AS "agg_1",
+      "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY') AS "agg_1",
     COUNT(DISTINCT DATE_TRUNC('WEEK', "event_time")) AS "agg_2"
   FROM "segql_rows_events"
   GROUP BY

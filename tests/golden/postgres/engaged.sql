@@ -21,8 +21,7 @@ WITH "segql_people" AS (
   SELECT
     "person_id",
     COUNT(*) FILTER(WHERE
-      "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '7 DAY'
-      AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)) AS "agg_1"
+      "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '7 DAY') AS "agg_1"
   FROM "segql_rows_events"
   GROUP BY
     "person_id"

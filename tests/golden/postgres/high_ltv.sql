@@ -27,10 +27,7 @@ WITH "segql_people" AS (
       "event_name" = 'purchase') AS "agg_1",
     COUNT(*) FILTER(WHERE
       "event_name" = 'video_rendered'
-      AND (
-        "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY'
-        AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
-      )) AS "agg_2"
+      AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY') AS "agg_2"
   FROM "segql_rows_events"
   GROUP BY
     "person_id"

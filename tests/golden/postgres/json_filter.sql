@@ -28,10 +28,7 @@ WITH "segql_people" AS (
       AND (
         "properties" ->> 'currency' = 'USD' AND "c_amount" > 10
       )
-      AND (
-        "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '1 YEAR'
-        AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
-      )) AS "agg_1"
+      AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '1 YEAR') AS "agg_1"
   FROM "segql_rows_events"
   GROUP BY
     "person_id"

@@ -24,10 +24,7 @@ WITH "segql_people" AS (
     "person_id",
     COUNT(*) FILTER(WHERE
       "event_name" = 'video_rendered'
-      AND (
-        "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY'
-        AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
-      )) AS "agg_1"
+      AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY') AS "agg_1"
   FROM "segql_rows_events"
   GROUP BY
     "person_id"

@@ -25,10 +25,7 @@ WITH "segql_people" AS (
   WHERE
     (
       "a"."event_name" = 'cart'
-      AND (
-        "a"."event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY'
-        AND "a"."event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
-      )
+      AND "a"."event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY'
     )
     AND NOT EXISTS(
       SELECT

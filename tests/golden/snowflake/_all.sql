@@ -31,10 +31,7 @@ WITH "segql_people" AS (
     COUNT(
       CASE
         WHEN "event_name" = 'video_rendered'
-        AND (
-          "event_time" > DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
-          AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
-        )
+        AND "event_time" > DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
         THEN 1
       END
     ) AS "agg_1",
@@ -45,10 +42,7 @@ WITH "segql_people" AS (
         AND (
           JSON_EXTRACT_PATH_TEXT("properties", 'currency') = 'USD' AND "c_amount" > 10
         )
-        AND (
-          "event_time" > DATEADD(YEAR, 1 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
-          AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
-        )
+        AND "event_time" > DATEADD(YEAR, 1 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
         THEN 1
       END
     ) AS "agg_3",
@@ -76,7 +70,6 @@ WITH "segql_people" AS (
     COUNT(
       DISTINCT CASE
         WHEN "event_time" > DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
-        AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
         THEN CAST("event_time" AS DATE)
       END
     ) AS "agg_7",
@@ -85,7 +78,6 @@ WITH "segql_people" AS (
     COUNT(
       CASE
         WHEN "event_time" > DATEADD(DAY, 7 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
-        AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
         THEN 1
       END
     ) AS "agg_11"
@@ -131,10 +123,7 @@ WITH "segql_people" AS (
   WHERE
     (
       "a"."event_name" = 'cart'
-      AND (
-        "a"."event_time" > DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
-        AND "a"."event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
-      )
+      AND "a"."event_time" > DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
     )
     AND NOT EXISTS(
       SELECT

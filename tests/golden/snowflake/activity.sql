@@ -23,7 +23,6 @@ WITH "segql_people" AS (
     COUNT(
       DISTINCT CASE
         WHEN "event_time" > DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
-        AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
         THEN CAST("event_time" AS DATE)
       END
     ) AS "agg_1",

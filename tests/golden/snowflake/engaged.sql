@@ -23,7 +23,6 @@ WITH "segql_people" AS (
     COUNT(
       CASE
         WHEN "event_time" > DATEADD(DAY, 7 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
-        AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
         THEN 1
       END
     ) AS "agg_1"

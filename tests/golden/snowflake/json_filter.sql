@@ -29,10 +29,7 @@ WITH "segql_people" AS (
         AND (
           JSON_EXTRACT_PATH_TEXT("properties", 'currency') = 'USD' AND "c_amount" > 10
         )
-        AND (
-          "event_time" > DATEADD(YEAR, 1 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
-          AND "event_time" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
-        )
+        AND "event_time" > DATEADD(YEAR, 1 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
         THEN 1
       END
     ) AS "agg_1"

@@ -1,0 +1,49 @@
+-- Golden SQL: segment power_users of tests/golden/segments.segql, dialect bigquery,
+-- as of 2026-03-15 12:00:00. Rewrite: pytest tests/test_golden.py --update-golden
+WITH `segql_people` AS (
+  SELECT
+    `person_id` AS `person_id`,
+    MAX(`status`) AS `p_status`
+  FROM `people`
+  WHERE
+    NOT `person_id` IS NULL
+  GROUP BY
+    `person_id`
+), `segql_rows_events` AS (
+  SELECT
+    `source_rows`.`person_id` AS `person_id`,
+    `source_rows`.`occurred_at` AS `event_time`,
+    `source_rows`.`event_type` AS `event_name`
+  FROM `events` AS `source_rows`
+  WHERE
+    NOT `source_rows`.`person_id` IS NULL
+    AND `source_rows`.`occurred_at` <= CAST('2026-03-15 12:00:00' AS DATETIME)
+    AND `source_rows`.`event_type` IN ('video_rendered')
+), `segql_aggs_events` AS (
+  SELECT
+    `person_id`,
+    COUNT(
+      CASE
+        WHEN `event_name` = 'video_rendered'
+        AND `event_time` > DATE_SUB(CAST('2026-03-15 12:00:00' AS DATETIME), INTERVAL 30 DAY)
+        THEN 1
+      END
+    ) AS `agg_1`
+  FROM `segql_rows_events`
+  GROUP BY
+    `person_id`
+), `segql_stage_0` AS (
+  SELECT
+    `segql_people`.`person_id`,
+    `segql_people`.`p_status`,
+    COALESCE(`segql_aggs_events`.`agg_1`, 0) AS `agg_1`
+  FROM `segql_people`
+  LEFT JOIN `segql_aggs_events`
+    ON `segql_aggs_events`.`person_id` = `segql_people`.`person_id`
+)
+SELECT
+  'power_users' AS `segment`,
+  `person_id`
+FROM `segql_stage_0`
+WHERE
+  `agg_1` >= 10 AND `p_status` = 'paid';

@@ -1,0 +1,47 @@
+-- Golden SQL: segment activity of tests/golden/segments.segql, dialect redshift,
+-- as of 2026-03-15 12:00:00. Rewrite: pytest tests/test_golden.py --update-golden
+WITH "segql_people" AS (
+  SELECT
+    "person_id" AS "person_id"
+  FROM "people"
+  WHERE
+    NOT "person_id" IS NULL
+  GROUP BY
+    "person_id"
+), "segql_rows_events" AS (
+  SELECT
+    "source_rows"."person_id" AS "person_id",
+    "source_rows"."occurred_at" AS "event_time",
+    "source_rows"."event_type" AS "event_name"
+  FROM "events" AS "source_rows"
+  WHERE
+    NOT "source_rows"."person_id" IS NULL
+    AND "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+), "segql_aggs_events" AS (
+  SELECT
+    "person_id",
+    COUNT(
+      DISTINCT CASE
+        WHEN "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY'
+        THEN CAST("event_time" AS DATE)
+      END
+    ) AS "agg_1",
+    COUNT(DISTINCT DATE_TRUNC('WEEK', "event_time")) AS "agg_2"
+  FROM "segql_rows_events"
+  GROUP BY
+    "person_id"
+), "segql_stage_0" AS (
+  SELECT
+    "segql_people"."person_id",
+    COALESCE("segql_aggs_events"."agg_1", 0) AS "agg_1",
+    COALESCE("segql_aggs_events"."agg_2", 0) AS "agg_2"
+  FROM "segql_people"
+  LEFT JOIN "segql_aggs_events"
+    ON "segql_aggs_events"."person_id" = "segql_people"."person_id"
+)
+SELECT
+  'activity' AS "segment",
+  "person_id"
+FROM "segql_stage_0"
+WHERE
+  "agg_1" >= 5 AND "agg_2" >= 2;

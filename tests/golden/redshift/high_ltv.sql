@@ -1,0 +1,58 @@
+-- Golden SQL: segment high_ltv of tests/golden/segments.segql, dialect redshift,
+-- as of 2026-03-15 12:00:00. Rewrite: pytest tests/test_golden.py --update-golden
+WITH "segql_people" AS (
+  SELECT
+    "person_id" AS "person_id",
+    MAX("status") AS "p_status"
+  FROM "people"
+  WHERE
+    NOT "person_id" IS NULL
+  GROUP BY
+    "person_id"
+), "segql_rows_events" AS (
+  SELECT
+    "source_rows"."person_id" AS "person_id",
+    "source_rows"."occurred_at" AS "event_time",
+    "source_rows"."event_type" AS "event_name",
+    "source_rows"."amount" AS "c_amount"
+  FROM "events" AS "source_rows"
+  WHERE
+    NOT "source_rows"."person_id" IS NULL
+    AND "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    AND "source_rows"."event_type" IN ('purchase', 'video_rendered')
+), "segql_aggs_events" AS (
+  SELECT
+    "person_id",
+    SUM(CASE WHEN "event_name" = 'purchase' THEN "c_amount" END) AS "agg_1",
+    COUNT(
+      CASE
+        WHEN "event_name" = 'video_rendered'
+        AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY'
+        THEN 1
+      END
+    ) AS "agg_2"
+  FROM "segql_rows_events"
+  GROUP BY
+    "person_id"
+), "segql_stage_0" AS (
+  SELECT
+    "segql_people"."person_id",
+    "segql_people"."p_status",
+    COALESCE("segql_aggs_events"."agg_1", 0) AS "agg_1",
+    COALESCE("segql_aggs_events"."agg_2", 0) AS "agg_2"
+  FROM "segql_people"
+  LEFT JOIN "segql_aggs_events"
+    ON "segql_aggs_events"."person_id" = "segql_people"."person_id"
+), "segql_stage_1" AS (
+  SELECT
+    *,
+    "agg_1" AS "trait_1",
+    COALESCE("agg_2" >= 10 AND "p_status" = 'paid', FALSE) AS "in_1"
+  FROM "segql_stage_0"
+)
+SELECT
+  'high_ltv' AS "segment",
+  "person_id"
+FROM "segql_stage_1"
+WHERE
+  "trait_1" >= 500 AND NOT "in_1";

@@ -1,0 +1,41 @@
+-- Golden SQL: segment subscribers of tests/golden/segments.segql, dialect spark,
+-- as of 2026-03-15 12:00:00. Rewrite: pytest tests/test_golden.py --update-golden
+WITH `segql_people` AS (
+  SELECT
+    `person_id` AS `person_id`
+  FROM `people`
+  WHERE
+    NOT `person_id` IS NULL
+  GROUP BY
+    `person_id`
+), `segql_rows_subscriptions` AS (
+  SELECT
+    `source_rows`.`person_id` AS `person_id`,
+    `source_rows`.`created_at` AS `event_time`,
+    `source_rows`.`status` AS `c_status`
+  FROM `subscriptions` AS `source_rows`
+  WHERE
+    NOT `source_rows`.`person_id` IS NULL
+    AND `source_rows`.`created_at` <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+), `segql_aggs_subscriptions` AS (
+  SELECT
+    `person_id`,
+    COUNT(*) FILTER(WHERE
+      `c_status` = 'active') AS `agg_1`
+  FROM `segql_rows_subscriptions`
+  GROUP BY
+    `person_id`
+), `segql_stage_0` AS (
+  SELECT
+    `segql_people`.`person_id`,
+    COALESCE(`segql_aggs_subscriptions`.`agg_1`, 0) AS `agg_1`
+  FROM `segql_people`
+  LEFT JOIN `segql_aggs_subscriptions`
+    ON `segql_aggs_subscriptions`.`person_id` = `segql_people`.`person_id`
+)
+SELECT
+  'subscribers' AS `segment`,
+  `person_id`
+FROM `segql_stage_0`
+WHERE
+  `agg_1` >= 1;

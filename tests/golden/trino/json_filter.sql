@@ -1,0 +1,48 @@
+-- Golden SQL: segment json_filter of tests/golden/segments.segql, dialect trino,
+-- as of 2026-03-15 12:00:00. Rewrite: pytest tests/test_golden.py --update-golden
+WITH "segql_people" AS (
+  SELECT
+    "person_id" AS "person_id"
+  FROM "people"
+  WHERE
+    NOT "person_id" IS NULL
+  GROUP BY
+    "person_id"
+), "segql_rows_events" AS (
+  SELECT
+    "source_rows"."person_id" AS "person_id",
+    "source_rows"."occurred_at" AS "event_time",
+    "source_rows"."event_type" AS "event_name",
+    "source_rows"."amount" AS "c_amount",
+    "source_rows"."properties" AS "properties"
+  FROM "events" AS "source_rows"
+  WHERE
+    NOT "source_rows"."person_id" IS NULL
+    AND "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    AND "source_rows"."event_type" IN ('purchase')
+), "segql_aggs_events" AS (
+  SELECT
+    "person_id",
+    COUNT(*) FILTER(WHERE
+      "event_name" = 'purchase'
+      AND (
+        JSON_EXTRACT_SCALAR("properties", '$.currency') = 'USD' AND "c_amount" > 10
+      )
+      AND "event_time" > DATE_ADD('YEAR', 1 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))) AS "agg_1"
+  FROM "segql_rows_events"
+  GROUP BY
+    "person_id"
+), "segql_stage_0" AS (
+  SELECT
+    "segql_people"."person_id",
+    COALESCE("segql_aggs_events"."agg_1", 0) AS "agg_1"
+  FROM "segql_people"
+  LEFT JOIN "segql_aggs_events"
+    ON "segql_aggs_events"."person_id" = "segql_people"."person_id"
+)
+SELECT
+  'json_filter' AS "segment",
+  "person_id"
+FROM "segql_stage_0"
+WHERE
+  "agg_1" >= 1;

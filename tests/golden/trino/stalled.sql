@@ -1,0 +1,54 @@
+-- Golden SQL: segment stalled of tests/golden/segments.segql, dialect trino,
+-- as of 2026-03-15 12:00:00. Rewrite: pytest tests/test_golden.py --update-golden
+WITH "segql_people" AS (
+  SELECT
+    "person_id" AS "person_id"
+  FROM "people"
+  WHERE
+    NOT "person_id" IS NULL
+  GROUP BY
+    "person_id"
+), "segql_rows_events" AS (
+  SELECT
+    "source_rows"."person_id" AS "person_id",
+    "source_rows"."occurred_at" AS "event_time",
+    "source_rows"."event_type" AS "event_name"
+  FROM "events" AS "source_rows"
+  WHERE
+    NOT "source_rows"."person_id" IS NULL
+    AND "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    AND "source_rows"."event_type" IN ('cart', 'order')
+), "segql_seq_did_1" AS (
+  SELECT DISTINCT
+    "a"."person_id"
+  FROM "segql_rows_events" AS "a"
+  WHERE
+    (
+      "a"."event_name" = 'cart'
+      AND "a"."event_time" > DATE_ADD('DAY', 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+    )
+    AND NOT EXISTS(
+      SELECT
+        1
+      FROM "segql_rows_events" AS "b"
+      WHERE
+        "b"."person_id" = "a"."person_id"
+        AND "b"."event_time" > "a"."event_time"
+        AND "b"."event_time" <= DATE_ADD('DAY', 1, "a"."event_time")
+        AND "b"."event_name" = 'order'
+    )
+    AND DATE_ADD('DAY', 1, "a"."event_time") <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+), "segql_stage_0" AS (
+  SELECT
+    "segql_people"."person_id",
+    NOT "segql_seq_did_1"."person_id" IS NULL AS "did_1"
+  FROM "segql_people"
+  LEFT JOIN "segql_seq_did_1"
+    ON "segql_seq_did_1"."person_id" = "segql_people"."person_id"
+)
+SELECT
+  'stalled' AS "segment",
+  "person_id"
+FROM "segql_stage_0"
+WHERE
+  "did_1";
