@@ -14,8 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import ClassVar
 
 from sqlglot import exp
+from sqlglot.dialects.spark import Spark
+from sqlglot.generators.spark import SparkGenerator
 
 from segql.errors import SegqlError
 
@@ -41,6 +44,9 @@ class Dialect:
     regex: str = "search"
     round: str = "native"
     create_schema_switches: bool = False
+    # Whether ``segql run`` may use this warehouse: runs need BEGIN/COMMIT around the
+    # history writes. False where that is missing or untested; compile (or dbt) still works.
+    runs: bool = True
     inline_source_rows: bool = False
 
     def epoch_seconds(self, time: exp.Expression) -> exp.Expression:
@@ -72,6 +78,25 @@ _EPOCH: dict[str, Builder] = {
         this=exp.Anonymous(this="DATE_PART", expressions=[exp.var("EPOCH_MICROSECOND"), t]),
         expression=exp.Literal.number(1_000_000),
     ),
+    # Spark, Databricks: UNIX_TIMESTAMP(t) drops the fraction; UNIX_MICROS(t) keeps it.
+    "unix_micros": lambda t: exp.Div(
+        this=exp.Anonymous(this="UNIX_MICROS", expressions=[t]),
+        expression=exp.Literal.number(1_000_000),
+    ),
+    # BigQuery: UNIX_MICROS takes a TIMESTAMP; the compiled times are DATETIME values.
+    "bigquery_micros": lambda t: exp.Div(
+        this=exp.Anonymous(
+            this="UNIX_MICROS", expressions=[exp.Anonymous(this="TIMESTAMP", expressions=[t])]
+        ),
+        expression=exp.Literal.number(1_000_000),
+    ),
+    # Trino: TO_UNIXTIME(t) is seconds with fractions, for a TIMESTAMP read as UTC.
+    "to_unixtime": lambda t: exp.Anonymous(
+        this="TO_UNIXTIME",
+        expressions=[
+            exp.Anonymous(this="WITH_TIMEZONE", expressions=[t, exp.Literal.string("UTC")])
+        ],
+    ),
 }
 
 _NUMBER_TEXT = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
@@ -90,6 +115,41 @@ _SAFE_CAST: dict[str, Callable[[exp.Expression, str], exp.Expression]] = {
     "try_cast": lambda value, to: exp.TryCast(this=value, to=exp.DataType.build(to)),
     "guarded": _guarded_cast,
 }
+
+
+def _timestamp_add(generator: SparkGenerator, expression: exp.DateAdd | exp.DateSub) -> str:
+    """``TIMESTAMPADD(unit, n, t)``: keeps the time of day and the timestamp type."""
+    amount = expression.expression
+    if isinstance(expression, exp.DateSub):
+        if isinstance(amount, exp.Literal) and amount.is_number:
+            amount = exp.Literal.number(-amount.to_py())
+        else:
+            amount = exp.Neg(this=exp.Paren(this=amount.copy()))
+    unit = exp.var(expression.text("unit").upper() or "DAY")
+    return generator.func("TIMESTAMPADD", unit, amount, expression.this)
+
+
+class SegqlSparkGenerator(SparkGenerator):
+    """sqlglot's Spark spelling, except where it changes the meaning of segql's SQL.
+
+    * ``DateAdd``/``DateSub`` of a timestamp: sqlglot writes ``DATE_ADD(t, n)`` and
+      ``ADD_MONTHS(t, n)``, which return a ``DATE`` (the time of day is lost);
+      ``TIMESTAMPADD(unit, n, t)`` (Spark 3.3+, Databricks) keeps the timestamp.
+    * ``PERCENTILE_CONT(p) WITHIN GROUP (ORDER BY x)``: sqlglot rewrites it to
+      ``PERCENTILE_APPROX``, an approximation; Spark 3.3+ has the exact function.
+    """
+
+    TRANSFORMS: ClassVar[dict[type[exp.Expression], Callable[..., str]]] = {
+        **{k: v for k, v in SparkGenerator.TRANSFORMS.items() if k is not exp.WithinGroup},
+        exp.DateAdd: _timestamp_add,
+        exp.DateSub: _timestamp_add,
+    }
+
+
+class SegqlSpark(Spark):
+    """The sqlglot dialect of segql's ``spark`` (registered by sqlglot as ``segqlspark``)."""
+
+    Generator = SegqlSparkGenerator
 
 
 def dialect_dirs() -> list[Path]:

@@ -104,6 +104,13 @@ class Runner:
         wait: float = 0.0,
     ) -> RunResult:
         started = time.monotonic()
+        dialect = self.warehouse.dialect
+        if not dialect.runs:
+            raise SegqlError(
+                f"segql run needs transactions (BEGIN/COMMIT), which {dialect.name} does not "
+                f"have: use segql compile --dialect {dialect.name} or the dbt models",
+                help="see docs/warehouses.md",
+            )
         self.progress("checking segments against the warehouse")
         self.store.ensure_tables(self.warehouse)
         self.project.read_catalog(self.warehouse)

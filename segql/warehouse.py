@@ -21,7 +21,13 @@ from segql.dialect import Dialect, get_dialect
 from segql.errors import SegqlWarehouseError
 
 # SQLAlchemy dialect names to segql dialect names.
-_SQLALCHEMY_DIALECTS = {"postgresql": "postgres", "snowflake": "snowflake", "duckdb": "duckdb"}
+_SQLALCHEMY_DIALECTS = {
+    "postgresql": "postgres",
+    "snowflake": "snowflake",
+    "duckdb": "duckdb",
+    "databricks": "spark",
+    "hive": "spark",
+}
 
 
 class Warehouse:
