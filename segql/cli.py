@@ -93,7 +93,7 @@ def parse_as_of_option(value: str | None) -> datetime | None:
         ) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option(
     "--project",
     "project_dir",
