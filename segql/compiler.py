@@ -164,9 +164,7 @@ class _QueryBuilder:
             .where(condition)
             for name, condition in conditions.items()
         ]
-        query: exp.Query = selects[0]
-        for select in selects[1:]:
-            query = exp.union(query, select, distinct=False)
+        query = _union_all(selects)
         if len(selects) > 1 and self.dialect.materialize_ctes:
             ctes[-1].set("materialized", True)
         query.set("with_", exp.With(expressions=ctes))
@@ -190,8 +188,8 @@ class _QueryBuilder:
             return enter
         current = self.current.setdefault(name, f"current_{len(self.current) + 1}")
         self.stages[current] = 0
-        stays = exp.and_(self.column_ref(current), exp.not_(exit_))
-        return exp.or_(enter, stays)
+        stays = _and(self.column_ref(current), _not(exit_))
+        return _or(enter, stays)
 
     # --- stages of person columns ------------------------------------------------------
 
@@ -220,12 +218,12 @@ class _QueryBuilder:
             select = exp.select(exp.Star()).from_(exp.to_identifier(last, quoted=True))
             for column, expression in self.columns:
                 if self.stages[column] == stage:
-                    select = select.select(exp.alias_(expression, column, quoted=True))
+                    select = select.select(exp.alias_(expression, column, quoted=True), copy=False)
                     if column in self.qcut_edges:
                         edges, value, buckets = self.qcut_edges[column]
                         ctes.append(_cte(edges, self.qcut_edges_select(last, value, buckets)))
                         select = select.join(
-                            exp.to_identifier(edges, quoted=True), join_type="cross"
+                            exp.to_identifier(edges, quoted=True), join_type="cross", copy=False
                         )
             ctes.append(_cte(name, select))
             last = name
@@ -254,7 +252,9 @@ class _QueryBuilder:
             exp.to_identifier(_PEOPLE, quoted=True)
         )
         for column in sorted(self.entity_columns):
-            stage = stage.select(exp.column(_entity_alias(column), table=_PEOPLE, quoted=True))
+            stage = stage.select(
+                exp.column(_entity_alias(column), table=_PEOPLE, quoted=True), copy=False
+            )
         for table, _ in joins:
             stage = stage.join(
                 exp.to_identifier(table, quoted=True),
@@ -262,6 +262,7 @@ class _QueryBuilder:
                     exp.column(PERSON_ID, table=_PEOPLE, quoted=True)
                 ),
                 join_type="left",
+                copy=False,
             )
         for needs in self.sources.values():
             table = f"segql_aggs_{needs.source.name}"
@@ -269,10 +270,12 @@ class _QueryBuilder:
                 value: exp.Expression = exp.column(column, table=table, quoted=True)
                 if aggregate.func in _COUNT_LIKE:
                     value = exp.func("COALESCE", value, exp.Literal.number(0))
-                stage = stage.select(exp.alias_(value, column, quoted=True))
+                stage = stage.select(exp.alias_(value, column, quoted=True), copy=False)
         for column in self.sequences.values():
             found = exp.column(PERSON_ID, table=f"segql_seq_{column}", quoted=True)
-            stage = stage.select(exp.alias_(found.is_(exp.null()).not_(), column, quoted=True))
+            stage = stage.select(
+                exp.alias_(found.is_(exp.null()).not_(), column, quoted=True), copy=False
+            )
         for segment, column in self.current.items():
             stage = self.join_current_members(stage, segment, column)
         ctes.append(_cte(_STAGE_0, stage))
@@ -288,7 +291,9 @@ class _QueryBuilder:
             value = exp.column(column, quoted=True)
             kind = self.analyzer.catalog.column_type(entity.table, column)
             merged = exp.LogicalOr(this=value) if kind == "boolean" else exp.Max(this=value)
-            select = select.select(exp.alias_(merged, _entity_alias(column), quoted=True))
+            select = select.select(
+                exp.alias_(merged, _entity_alias(column), quoted=True), copy=False
+            )
         return select.where(person.is_(exp.null()).not_()).group_by(person)
 
     def rows_select(self, needs: _SourceNeeds) -> exp.Select:
@@ -301,39 +306,44 @@ class _QueryBuilder:
         filters: list[exp.Expression] = [person.is_(exp.null()).not_()]
         if source.time is not None:
             time = exp.column(source.time, table=table, quoted=True)
-            select = select.select(exp.alias_(time, EVENT_TIME, quoted=True))
+            select = select.select(exp.alias_(time, EVENT_TIME, quoted=True), copy=False)
             filters.append(time <= self.as_of)
         if source.event_name is not None:
             name = exp.column(source.event_name, table=table, quoted=True)
-            select = select.select(exp.alias_(name, EVENT_NAME, quoted=True))
+            select = select.select(exp.alias_(name, EVENT_NAME, quoted=True), copy=False)
             if not needs.any_event:
                 names = [exp.Literal.string(n) for n in sorted(needs.event_names)]
                 filters.append(name.isin(*names))
         for column in sorted(needs.columns):
             value = exp.column(column, table=table, quoted=True)
-            select = select.select(exp.alias_(value, _row_alias(column), quoted=True))
+            select = select.select(exp.alias_(value, _row_alias(column), quoted=True), copy=False)
         if needs.json:
             assert source.properties is not None
             value = exp.column(source.properties, table=table, quoted=True)
-            select = select.select(exp.alias_(value, PROPERTIES, quoted=True))
+            select = select.select(exp.alias_(value, PROPERTIES, quoted=True), copy=False)
         if needs.person_columns:
             people = exp.to_identifier(_PEOPLE, quoted=True)
             select = select.join(
                 people,
                 on=exp.column(PERSON_ID, table=_PEOPLE, quoted=True).eq(person),
                 join_type="inner",
+                copy=False,
             )
             for column in sorted(needs.person_columns):
                 value = exp.column(_entity_alias(column), table=_PEOPLE, quoted=True)
-                select = select.select(exp.alias_(value, _person_alias(column), quoted=True))
-        return select.where(exp.and_(*filters))
+                select = select.select(
+                    exp.alias_(value, _person_alias(column), quoted=True), copy=False
+                )
+        return select.where(_and(*filters))
 
     def aggregates_select(self, needs: _SourceNeeds, rows: str) -> exp.Select:
         select = exp.select(exp.column(PERSON_ID, quoted=True)).from_(
             exp.to_identifier(rows, quoted=True)
         )
         for aggregate, column in needs.aggregates.items():
-            select = select.select(exp.alias_(self.aggregate_sql(aggregate), column, quoted=True))
+            select = select.select(
+                exp.alias_(self.aggregate_sql(aggregate), column, quoted=True), copy=False
+            )
         return select.group_by(exp.column(PERSON_ID, quoted=True))
 
     def join_current_members(self, stage: exp.Select, segment: str, column: str) -> exp.Select:
@@ -349,9 +359,10 @@ class _QueryBuilder:
             members.subquery(alias),
             on=exp.column(PERSON_ID, table=alias, quoted=True).eq(person),
             join_type="left",
+            copy=False,
         )
         found = exp.column(PERSON_ID, table=alias, quoted=True).is_(exp.null()).not_()
-        return stage.select(exp.alias_(found, column, quoted=True))
+        return stage.select(exp.alias_(found, column, quoted=True), copy=False)
 
     # --- aggregates and sequences ------------------------------------------------------
 
@@ -443,7 +454,7 @@ class _QueryBuilder:
             parts.append(self.condition(spec.where, RowScope(row.source), row))
         if spec.window is not None:
             parts.append(self.window(spec.window, row.column(EVENT_TIME), row))
-        return exp.and_(*parts) if parts else None
+        return _and(*parts) if parts else None
 
     def window(self, window: ast.Window, time: exp.Expression, row: _Row | None) -> exp.Expression:
         if isinstance(window, ast.WindowWithin):
@@ -454,10 +465,10 @@ class _QueryBuilder:
             parts.append(self.time_side("after", time, window.start, row))
         if window.end is not None:
             parts.append(self.time_side("before", time, window.end, row))
-        return exp.and_(*parts)
+        return _and(*parts)
 
     def within(self, time: exp.Expression, duration: ast.Duration) -> exp.Expression:
-        return exp.and_(time > self.shift(self.as_of, duration, -1), time <= self.as_of)
+        return _and(time > self.shift(self.as_of, duration, -1), time <= self.as_of)
 
     def time_side(
         self, op: str, time: exp.Expression, point: ast.Expr, row: _Row | None
@@ -502,7 +513,7 @@ class _QueryBuilder:
         later = (
             exp.select(exp.Literal.number(1))
             .from_(table_ref(f"segql_rows_{then.source.name}", alias="b", cte=True))
-            .where(exp.and_(*follows))
+            .where(_and(*follows))
         )
         found = exp.Exists(this=later)
         conditions: list[exp.Expression] = []
@@ -510,7 +521,7 @@ class _QueryBuilder:
         if first_filter is not None:
             conditions.append(first_filter)
         if sequence.negated:
-            conditions.append(exp.not_(found))
+            conditions.append(_not(found))
             if sequence.within is not None:
                 conditions.append(self.shift(a_time, sequence.within, +1) <= self.as_of)
         else:
@@ -519,7 +530,7 @@ class _QueryBuilder:
             exp.select(first.column(PERSON_ID))
             .distinct()
             .from_(table_ref(f"segql_rows_{first.source.name}", alias="a", cte=True))
-            .where(exp.and_(*conditions))
+            .where(_and(*conditions))
         )
 
     # --- conditions --------------------------------------------------------------------
@@ -530,11 +541,11 @@ class _QueryBuilder:
     ) -> exp.Expression:  # fmt: skip
         """A condition as SQL. ``strict``: an unknown must come out false (under NOT)."""
         if isinstance(condition, ast.And):
-            return exp.and_(*(self.condition(c, scope, row, strict) for c in condition.items))
+            return _and(*(self.condition(c, scope, row, strict) for c in condition.items))
         if isinstance(condition, ast.Or):
-            return exp.or_(*(self.condition(c, scope, row, strict) for c in condition.items))
+            return _or(*(self.condition(c, scope, row, strict) for c in condition.items))
         if isinstance(condition, ast.Not):
-            return exp.not_(self.condition(condition.operand, scope, row, strict=True))
+            return _not(self.condition(condition.operand, scope, row, strict=True))
         predicate = self.predicate(condition, scope, row)
         if strict and self.nullable(condition, scope):
             return _two_valued(predicate)
@@ -567,7 +578,7 @@ class _QueryBuilder:
             if not values:
                 return subject.is_(exp.null()).not_() if condition.negated else exp.false()
             test = subject.isin(*values)
-            return exp.not_(test) if condition.negated else test
+            return _not(test) if condition.negated else test
         if isinstance(condition, ast.Between):
             bounds = [self.analyzer.type_of(b, scope) for b in (condition.low, condition.high)]
             want = next((k for k in bounds if k not in ("null", "json", "any")), None)
@@ -577,7 +588,7 @@ class _QueryBuilder:
                 low=self.value(condition.low, scope, row, kind),
                 high=self.value(condition.high, scope, row, kind),
             )
-            return exp.not_(test) if condition.negated else test
+            return _not(test) if condition.negated else test
         if isinstance(condition, ast.TextTest):
             return self.text_test(condition, scope, row)
         if isinstance(condition, ast.IsSet):
@@ -817,13 +828,39 @@ class _QueryBuilder:
             within = exp.WithinGroup(
                 this=quantile, expression=exp.Order(expressions=[exp.Ordered(this=value.copy())])
             )
-            select = select.select(exp.alias_(within, f"edge_{k}", quoted=True))
+            select = select.select(exp.alias_(within, f"edge_{k}", quoted=True), copy=False)
         if buckets == 1:
-            select = select.select(exp.alias_(exp.Literal.number(0), "no_edges", quoted=True))
+            select = select.select(
+                exp.alias_(exp.Literal.number(0), "no_edges", quoted=True), copy=False
+            )
         return select
 
 
 _COMPARISONS = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}
+
+
+def _and(*parts: exp.Expression) -> exp.Expression:
+    """``AND`` of fresh subtrees, without sqlglot's defensive copies (compile time is linear)."""
+    return exp.and_(*parts, copy=False)
+
+
+def _or(*parts: exp.Expression) -> exp.Expression:
+    return exp.or_(*parts, copy=False)
+
+
+def _not(part: exp.Expression) -> exp.Expression:
+    return exp.not_(part, copy=False)
+
+
+def _union_all(selects: list[exp.Select]) -> exp.Query:
+    """``UNION ALL`` of the selects as a balanced tree: a chain a thousand deep would be
+    as deep to generate (and slow to build, since sqlglot's builder copies)."""
+    if len(selects) == 1:
+        return selects[0]
+    middle = len(selects) // 2
+    return exp.Union(
+        this=_union_all(selects[:middle]), expression=_union_all(selects[middle:]), distinct=False
+    )
 
 
 def _two_valued(condition: exp.Expression) -> exp.Expression:

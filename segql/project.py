@@ -28,6 +28,7 @@ class Project:
     config: ProjectConfig
     modules: list[ast.Module]
     catalog_override: Catalog | None = field(default=None, repr=False)
+    _checked_against: Catalog | None = field(default=None, init=False, repr=False)
 
     @cached_property
     def definitions(self) -> Definitions:
@@ -54,6 +55,7 @@ class Project:
     def read_catalog(self, warehouse: Warehouse) -> Catalog:
         """Read the catalog through an open connection and keep it."""
         self.catalog = warehouse.catalog(tables_of(self.config))
+        self.__dict__.pop("analyzer", None)  # names now resolve against this catalog
         return self.catalog
 
     @cached_property
@@ -61,7 +63,11 @@ class Project:
         return Analyzer(self.config, self.catalog, self.definitions)
 
     def check(self) -> None:
-        """Raise every error in the project (tables, names, types, cycles) at once."""
+        """Raise every error in the project (tables, names, types, cycles) at once.
+
+        Checked once: the definitions and the catalog do not change afterwards."""
+        if self._checked_against is self.catalog:
+            return
         errors: list[SegqlError] = []
         if self.catalog.is_known:
             for table in tables_of(self.config):
@@ -74,6 +80,7 @@ class Project:
         if errors:
             raise SegqlErrors(errors)
         check_definitions(self.analyzer)
+        self._checked_against = self.catalog
 
     def event_names(self) -> set[str]:
         """Every event name the rules mention (not source names)."""
