@@ -443,18 +443,23 @@ class _QueryBuilder:
     def spec_filter(self, spec: ast.EventSpec, row: _Row) -> exp.Expression | None:
         """Which rows of the source an event spec keeps (None: every row up to T)."""
         needs = self.needs(row.source)
-        parts: list[exp.Expression] = []
+        cheap: list[exp.Expression] = []
         if row.source.is_events:
             if spec.ref is None:
                 needs.any_event = True
             else:
                 needs.event_names.add(spec.ref)
-                parts.append(row.column(EVENT_NAME).eq(exp.Literal.string(spec.ref)))
-        if spec.where is not None:
-            parts.append(self.condition(spec.where, RowScope(row.source), row))
+                cheap.append(row.column(EVENT_NAME).eq(exp.Literal.string(spec.ref)))
         if spec.window is not None:
-            parts.append(self.window(spec.window, row.column(EVENT_TIME), row))
-        return _and(*parts) if parts else None
+            cheap.append(self.window(spec.window, row.column(EVENT_TIME), row))
+        if spec.where is None:
+            return _and(*cheap) if cheap else None
+        where = self.condition(spec.where, RowScope(row.source), row)
+        if not cheap:
+            return where
+        # The filter (JSON, text, regular expressions) only for rows of the right event and
+        # window: CASE evaluates its THEN for the rows that pass its WHEN, AND may not.
+        return exp.Case(ifs=[exp.If(this=_and(*cheap), true=where)])
 
     def window(self, window: ast.Window, time: exp.Expression, row: _Row | None) -> exp.Expression:
         if isinstance(window, ast.WindowWithin):

@@ -25,13 +25,13 @@ WITH "segql_people" AS (
     "person_id",
     COUNT(
       CASE
-        WHEN "event_name" = 'purchase'
-        AND (
-          (
+        WHEN CASE
+          WHEN "event_name" = 'purchase'
+          AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 1 YEAR
+          THEN (
             "properties" ->> '$.currency'
           ) = 'USD' AND "c_amount" > 10
-        )
-        AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 1 YEAR
+        END
         THEN 1
       END
     ) AS "agg_1"

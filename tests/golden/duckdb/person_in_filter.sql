@@ -25,7 +25,12 @@ WITH "segql_people" AS (
 ), "segql_aggs_events" AS (
   SELECT
     "person_id",
-    COUNT(CASE WHEN "event_name" = 'purchase' AND "person_country" = 'FR' THEN 1 END) AS "agg_1"
+    COUNT(
+      CASE
+        WHEN CASE WHEN "event_name" = 'purchase' THEN "person_country" = 'FR' END
+        THEN 1
+      END
+    ) AS "agg_1"
   FROM "segql_rows_events"
   GROUP BY
     "person_id"

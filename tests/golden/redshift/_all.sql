@@ -38,15 +38,20 @@ WITH "segql_people" AS (
     SUM(CASE WHEN "event_name" = 'purchase' THEN "c_amount" END) AS "agg_2",
     COUNT(
       CASE
-        WHEN "event_name" = 'purchase'
-        AND (
-          JSON_EXTRACT_PATH_TEXT("properties", 'currency') = 'USD' AND "c_amount" > 10
-        )
-        AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '1 YEAR'
+        WHEN CASE
+          WHEN "event_name" = 'purchase'
+          AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '1 YEAR'
+          THEN JSON_EXTRACT_PATH_TEXT("properties", 'currency') = 'USD' AND "c_amount" > 10
+        END
         THEN 1
       END
     ) AS "agg_3",
-    COUNT(CASE WHEN "event_name" = 'purchase' AND "person_country" = 'FR' THEN 1 END) AS "agg_4",
+    COUNT(
+      CASE
+        WHEN CASE WHEN "event_name" = 'purchase' THEN "person_country" = 'FR' END
+        THEN 1
+      END
+    ) AS "agg_4",
     COUNT(
       CASE
         WHEN "event_name" = 'login'

@@ -25,11 +25,11 @@ WITH "segql_people" AS (
     "person_id",
     COUNT(
       CASE
-        WHEN "event_name" = 'purchase'
-        AND (
-          JSON_EXTRACT_PATH_TEXT("properties", 'currency') = 'USD' AND "c_amount" > 10
-        )
-        AND "event_time" > DATEADD(YEAR, 1 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+        WHEN CASE
+          WHEN "event_name" = 'purchase'
+          AND "event_time" > DATEADD(YEAR, 1 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+          THEN JSON_EXTRACT_PATH_TEXT("properties", 'currency') = 'USD' AND "c_amount" > 10
+        END
         THEN 1
       END
     ) AS "agg_1"

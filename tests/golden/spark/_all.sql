@@ -34,13 +34,13 @@ WITH `segql_people` AS (
     SUM(`c_amount`) FILTER(WHERE
       `event_name` = 'purchase') AS `agg_2`,
     COUNT(*) FILTER(WHERE
-      `event_name` = 'purchase'
-      AND (
-        GET_JSON_OBJECT(`properties`, '$.currency') = 'USD' AND `c_amount` > 10
-      )
-      AND `event_time` > TIMESTAMPADD(YEAR, -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))) AS `agg_3`,
+      CASE
+        WHEN `event_name` = 'purchase'
+        AND `event_time` > TIMESTAMPADD(YEAR, -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+        THEN GET_JSON_OBJECT(`properties`, '$.currency') = 'USD' AND `c_amount` > 10
+      END) AS `agg_3`,
     COUNT(*) FILTER(WHERE
-      `event_name` = 'purchase' AND `person_country` = 'FR') AS `agg_4`,
+      CASE WHEN `event_name` = 'purchase' THEN `person_country` = 'FR' END) AS `agg_4`,
     COUNT(*) FILTER(WHERE
       `event_name` = 'login'
       AND (

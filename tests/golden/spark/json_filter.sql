@@ -24,11 +24,11 @@ WITH `segql_people` AS (
   SELECT
     `person_id`,
     COUNT(*) FILTER(WHERE
-      `event_name` = 'purchase'
-      AND (
-        GET_JSON_OBJECT(`properties`, '$.currency') = 'USD' AND `c_amount` > 10
-      )
-      AND `event_time` > TIMESTAMPADD(YEAR, -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))) AS `agg_1`
+      CASE
+        WHEN `event_name` = 'purchase'
+        AND `event_time` > TIMESTAMPADD(YEAR, -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+        THEN GET_JSON_OBJECT(`properties`, '$.currency') = 'USD' AND `c_amount` > 10
+      END) AS `agg_1`
   FROM `segql_rows_events`
   GROUP BY
     `person_id`

@@ -26,7 +26,7 @@ WITH `segql_people` AS (
   SELECT
     `person_id`,
     COUNT(*) FILTER(WHERE
-      `event_name` = 'purchase' AND `person_country` = 'FR') AS `agg_1`
+      CASE WHEN `event_name` = 'purchase' THEN `person_country` = 'FR' END) AS `agg_1`
   FROM `segql_rows_events`
   GROUP BY
     `person_id`

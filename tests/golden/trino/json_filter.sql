@@ -24,11 +24,11 @@ WITH "segql_people" AS (
   SELECT
     "person_id",
     COUNT(*) FILTER(WHERE
-      "event_name" = 'purchase'
-      AND (
-        JSON_EXTRACT_SCALAR("properties", '$.currency') = 'USD' AND "c_amount" > 10
-      )
-      AND "event_time" > DATE_ADD('YEAR', 1 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))) AS "agg_1"
+      CASE
+        WHEN "event_name" = 'purchase'
+        AND "event_time" > DATE_ADD('YEAR', 1 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+        THEN JSON_EXTRACT_SCALAR("properties", '$.currency') = 'USD' AND "c_amount" > 10
+      END) AS "agg_1"
   FROM "segql_rows_events"
   GROUP BY
     "person_id"
