@@ -1000,6 +1000,20 @@ def _with_dispatcher(project_dir: str | Path, progress: Progress | None, wait: f
     return Dispatcher(project, warehouse, progress), warehouse
 
 
+def _with_open_dispatcher(
+    project_dir: str | Path,
+    progress: Progress | None,
+    wait: float,
+    work: Callable[[Dispatcher], Rows],
+) -> Rows:
+    """Open the project's warehouse, do one dispatcher's work, close it again."""
+    dispatcher, warehouse = _with_dispatcher(project_dir, progress, wait)
+    try:
+        return work(dispatcher)
+    finally:
+        warehouse.close()
+
+
 def run_dispatch(
     project_dir: str | Path,
     actions: Sequence[str] | None = None,
@@ -1007,11 +1021,7 @@ def run_dispatch(
     wait: float = 0.0,
 ) -> Rows:
     """``segql dispatch``: deliver new changes; a summary row per action."""
-    dispatcher, warehouse = _with_dispatcher(project_dir, progress, wait)
-    try:
-        return dispatcher.dispatch(actions)
-    finally:
-        warehouse.close()
+    return _with_open_dispatcher(project_dir, progress, wait, lambda d: d.dispatch(actions))
 
 
 def run_retry_failed(
@@ -1021,11 +1031,7 @@ def run_retry_failed(
     wait: float = 0.0,
 ) -> Rows:
     """``segql dispatch --retry-failed``: send parked changes again."""
-    dispatcher, warehouse = _with_dispatcher(project_dir, progress, wait)
-    try:
-        return dispatcher.retry_failed(actions)
-    finally:
-        warehouse.close()
+    return _with_open_dispatcher(project_dir, progress, wait, lambda d: d.retry_failed(actions))
 
 
 def run_status(
