@@ -600,8 +600,10 @@ def templates_use(obj: Context, name: str, params: tuple[str, ...], stdout: bool
     folder = project.config.root / project.config.segments_dir
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{name}.segql"
-    if target.exists():
-        raise SegqlError(f"{target} already exists", help="remove it, or use --stdout")
+    number = 2
+    while target.exists():  # a second use of a template gets a file of its own
+        target = folder / f"{name}_{number}.segql"
+        number += 1
     new_names = {d.name for d in parse(text, str(target)).definitions}
     clash = sorted(new_names & {*project.definitions.segments, *project.definitions.traits})
     if clash:

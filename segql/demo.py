@@ -76,15 +76,16 @@ segment pricing_curious
   title "Viewed pricing, did not buy"
   where did pricing_viewed within 7 days and did not purchase within 30 days
 """,
-    "rfm.segql": """\
-# RFM scores (1 to 5) and the champions they define.
-trait recency_score = ntile(5, -days_since(last_time(purchase)))
-trait frequency_score = ntile(5, count(purchase))
-trait monetary_score = ntile(5, sum(purchase.amount))
+    "rfm_scores.segql": """\
+# RFM scores (1 to 5) and the champions they define. `segql templates use rfm` adds the
+# full set of named RFM segments.
+trait r_score = ntile(5, -days_since(last_time(purchase)))
+trait f_score = ntile(5, count(purchase))
+trait m_score = ntile(5, sum(purchase.amount))
 
 segment rfm_champions
   title "RFM Champions"
-  where recency_score >= 4 and frequency_score >= 4 and monetary_score >= 4
+  where r_score >= 4 and f_score >= 4 and m_score >= 4
 """,
 }
 

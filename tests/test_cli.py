@@ -141,7 +141,9 @@ def test_templates_use_writes_a_segment_that_runs(tmp_path: Path) -> None:
     assert code == 0, err
     assert "quiet_users" in {row["segment"] for row in json.loads(out)}
     code, _, err = segql("--project", str(folder), "templates", "use", "churn_risk")
-    assert code == 1 and "already exists" in err
+    assert code == 1 and "already has: churn_risk" in err  # same names again: refused
+    code, _, err = segql("--project", str(folder), "templates", "use", "rfm")
+    assert code == 0, err  # the demo's own RFM scores do not clash with the template's
     code, _, err = segql("templates", "use", "power_users", "--param", "count=lots", "--stdout")
     assert code == 1 and "count" in err
 
