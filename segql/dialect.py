@@ -48,6 +48,7 @@ class Dialect:
     # history writes. False where that is missing or untested; compile (or dbt) still works.
     runs: bool = True
     inline_source_rows: bool = False
+    primary_keys: bool = True
 
     def epoch_seconds(self, time: exp.Expression) -> exp.Expression:
         """Seconds since 1970 as a number with fractions."""

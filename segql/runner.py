@@ -301,77 +301,72 @@ class Runner:
     # --- the diff ----------------------------------------------------------------------
 
     def diff_select(self, names: list[str], deleted: list[str], redefined: list[str]) -> exp.Query:
-        """Changes: new members that were not members (enter), members that are no longer
-        (exit), and every member of a deleted segment (exit)."""
-        new, members = exp.to_identifier(NEW_MEMBERS, quoted=True), self.store.table(MEMBERS, "m")
+        """Changes in one pass: new members who were not members enter; members who are no
+        longer (every member of a deleted segment among them) exit."""
+        column = exp.column
 
-        def same_person(left: str, right: str) -> exp.Expression:
-            return exp.and_(
-                exp.column("segment", table=left, quoted=True).eq(
-                    exp.column("segment", table=right, quoted=True)
-                ),
-                exp.column("person_id", table=left, quoted=True).eq(
-                    exp.column("person_id", table=right, quoted=True)
-                ),
+        def segment_in(table: str, segments: list[str]) -> exp.Expression:
+            return column("segment", table=table, quoted=True).isin(
+                *(exp.Literal.string(n) for n in segments)
             )
 
-        def change(table: str, kind: str, reason: exp.Expression) -> list[exp.Expression]:
-            return [
-                exp.column("segment", table=table, quoted=True),
-                exp.column("person_id", table=table, quoted=True),
-                exp.alias_(exp.Literal.string(kind), "change", quoted=True),
-                exp.alias_(reason, "reason", quoted=True),
-            ]
-
-        enters = (
-            exp.select(*change("n", "enter", exp.Literal.string("rules")))
-            .from_(exp.Table(this=new, alias=exp.TableAlias(this=exp.to_identifier("n"))))
-            .join(members, on=same_person("m", "n"), join_type="left")
-            .where(exp.column("person_id", table="m", quoted=True).is_(exp.null()))
+        reason: exp.Expression = exp.Literal.string("rules")
+        for segments, why in ((redefined, "definition_changed"), (deleted, "segment_deleted")):
+            if segments:
+                reason = exp.Case(
+                    ifs=[exp.If(this=segment_in("m", segments), true=exp.Literal.string(why))],
+                    default=reason,
+                )
+        was_member = column("person_id", table="m", quoted=True).is_(exp.null()).not_()
+        is_member = column("person_id", table="n", quoted=True).is_(exp.null()).not_()
+        members = (
+            exp.select(column("segment", quoted=True), column("person_id", quoted=True))
+            .from_(self.store.table(MEMBERS))
+            .where(segment_in(MEMBERS, [*names, *deleted]))
         )
-        exit_reason: exp.Expression = exp.Literal.string("rules")
-        if redefined:
-            exit_reason = exp.Case(
-                ifs=[
-                    exp.If(
-                        this=exp.column("segment", table="m", quoted=True).isin(
-                            *(exp.Literal.string(n) for n in redefined)
-                        ),
-                        true=exp.Literal.string("definition_changed"),
-                    )
-                ],
-                default=exp.Literal.string("rules"),
-            )
-        if deleted:
-            exit_reason = exp.Case(
-                ifs=[
-                    exp.If(
-                        this=exp.column("segment", table="m", quoted=True).isin(
-                            *(exp.Literal.string(n) for n in deleted)
-                        ),
-                        true=exp.Literal.string("segment_deleted"),
-                    )
-                ],
-                default=exit_reason,
-            )
-        still_member = (
-            exp.select(exp.Literal.number(1))
-            .from_(exp.Table(this=new.copy(), alias=exp.TableAlias(this=exp.to_identifier("n"))))
-            .where(same_person("n", "m"))
+        both = exp.and_(
+            column("segment", table="n", quoted=True).eq(column("segment", table="m", quoted=True)),
+            column("person_id", table="n", quoted=True).eq(
+                column("person_id", table="m", quoted=True)
+            ),
         )
-        exits = (
-            exp.select(*change("m", "exit", exit_reason))
-            .from_(members)
-            .where(
-                exp.and_(
-                    exp.column("segment", table="m", quoted=True).isin(
-                        *(exp.Literal.string(n) for n in [*names, *deleted])
+
+        def either(name: str) -> exp.Expression:
+            return exp.Coalesce(
+                this=column(name, table="n", quoted=True),
+                expressions=[column(name, table="m", quoted=True)],
+            )
+
+        return (
+            exp.select(
+                exp.alias_(either("segment"), "segment", quoted=True),
+                exp.alias_(either("person_id"), "person_id", quoted=True),
+                exp.alias_(
+                    exp.Case(
+                        ifs=[exp.If(this=was_member, true=exp.Literal.string("exit"))],
+                        default=exp.Literal.string("enter"),
                     ),
-                    exp.not_(exp.Exists(this=still_member)),
+                    "change",
+                    quoted=True,
+                ),
+                exp.alias_(
+                    exp.Case(
+                        ifs=[exp.If(this=was_member, true=reason)],
+                        default=exp.Literal.string("rules"),
+                    ),
+                    "reason",
+                    quoted=True,
+                ),
+            )
+            .from_(
+                exp.Table(
+                    this=exp.to_identifier(NEW_MEMBERS, quoted=True),
+                    alias=exp.TableAlias(this=exp.to_identifier("n")),
                 )
             )
+            .join(members.subquery("m"), on=both, join_type="full")
+            .where(exp.not_(exp.and_(was_member.copy(), is_member)))
         )
-        return exp.union(enters, exits, distinct=False)
 
     def insert_history(
         self, run_id: str, as_of: datetime, commit_seq: int, version_of: dict[str, int]

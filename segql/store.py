@@ -117,7 +117,7 @@ class Store:
         else:
             warehouse.run(schema)
         for name, columns in TABLES.items():
-            warehouse.run(self.create_table(name, columns))
+            warehouse.run(self.create_table(name, columns, warehouse.dialect.primary_keys))
         warehouse.run(self.intervals_view())
         version = self.layout_version(warehouse)
         if version is None:
@@ -151,18 +151,21 @@ class Store:
         rows = warehouse.run(select)
         return int(rows[0][0]) if rows else None
 
-    def create_table(self, name: str, columns: tuple[tuple[str, str], ...]) -> exp.Create:
+    def create_table(
+        self, name: str, columns: tuple[tuple[str, str], ...], primary_key: bool = True
+    ) -> exp.Create:
         definitions: list[exp.Expression] = [
             exp.ColumnDef(
                 this=exp.to_identifier(column, quoted=True), kind=exp.DataType.build(kind)
             )
             for column, kind in columns
         ]
-        definitions.append(
-            exp.PrimaryKey(
-                expressions=[exp.to_identifier(c, quoted=True) for c in PRIMARY_KEYS[name]]
+        if primary_key:
+            definitions.append(
+                exp.PrimaryKey(
+                    expressions=[exp.to_identifier(c, quoted=True) for c in PRIMARY_KEYS[name]]
+                )
             )
-        )
         return exp.Create(
             this=exp.Schema(this=self.table(name), expressions=definitions),
             kind="TABLE",
