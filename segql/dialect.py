@@ -113,7 +113,11 @@ def _guarded_cast(value: exp.Expression, to: str) -> exp.Expression:
 
 
 _SAFE_CAST: dict[str, Callable[[exp.Expression, str], exp.Expression]] = {
-    "try_cast": lambda value, to: exp.TryCast(this=value, to=exp.DataType.build(to)),
+    # The operand is cast to text first: sqlglot writes a TRY_CAST whose operand it cannot
+    # type as text as a plain CAST for Snowflake, which then fails on 'n/a' instead of null.
+    "try_cast": lambda value, to: exp.TryCast(
+        this=exp.cast(value, "VARCHAR"), to=exp.DataType.build(to)
+    ),
     "guarded": _guarded_cast,
 }
 
