@@ -355,6 +355,7 @@ class _ReadSession:
 def members(obj: Context, segment: str, limit: int | None, fmt: Format) -> None:
     """The current members of a segment (as of the last run)."""
     with _ReadSession(obj) as session:
+        session.project.select([segment])  # an unknown name is an error, with a suggestion
         rows = session.reports.members(segment, limit)
     click.echo(render(rows.columns, rows.rows, fmt))
 
@@ -369,6 +370,8 @@ def history(obj: Context, segment: str, person: str | None, fmt: Format) -> None
     """Every enter and exit of a segment, in commit order."""
     with _ReadSession(obj) as session:
         rows = session.reports.history(segment, person)
+        if not rows.rows and segment not in session.project.segment_names:
+            session.project.select([segment])  # neither defined nor in the history
     click.echo(render(rows.columns, rows.rows, fmt))
 
 
