@@ -140,8 +140,8 @@ def _predicate(condition: ast.Condition, sugar: bool = True) -> str:
     if isinstance(condition, ast.InSegment):
         return f"in {name(condition.segment)}"
     if isinstance(condition, ast.Sequence):
-        text = f"did {_sugar_spec(condition.first)} then "
-        text += ("not " if condition.negated else "") + _sugar_spec(condition.then)
+        text = f"did {_spec(condition.first, reach=_NOT)} then "
+        text += ("not " if condition.negated else "") + _spec(condition.then, reach=_NOT)
         if condition.within is not None:
             text += f" within {format_expr(condition.within)}"
         return text
@@ -156,26 +156,18 @@ def _did_sugar(compare: ast.Compare) -> str | None:
     if not (isinstance(right, ast.Number) and isinstance(right.value, int)):
         return None
     if compare.op == ">=" and right.value == 1:
-        return f"did {_sugar_spec(left.spec)}"
+        return f"did {_spec(left.spec, reach=_NOT)}"
     if compare.op == "=" and right.value == 0:
-        return f"did not {_sugar_spec(left.spec)}"
+        return f"did not {_spec(left.spec, reach=_NOT)}"
     return None
 
 
-def _sugar_spec(spec: ast.EventSpec) -> str:
-    """A spec in ``did``: its filter reaches one predicate, so a longer one is parenthesized."""
-    text = ref(spec.ref)
-    if spec.where is not None:
-        text += " where " + _condition(spec.where, _NOT, in_filter=True)
-    if spec.window is not None:
-        text += " " + _window(spec.window)
-    return text
-
-
-def _spec(spec: ast.EventSpec, prop: str | None) -> str:
+def _spec(spec: ast.EventSpec, prop: str | None = None, reach: int = _OR) -> str:
+    """An event spec. Inside an aggregate the filter reaches to the window (``reach`` is
+    ``_OR``); in ``did`` it is one predicate (``_NOT``), so a longer one is parenthesized."""
     text = ref(spec.ref) + (f".{name(prop)}" if prop is not None else "")
     if spec.where is not None:
-        text += " where " + _condition(spec.where, _OR, in_filter=True)
+        text += " where " + _condition(spec.where, reach, in_filter=True)
     if spec.window is not None:
         text += " " + _window(spec.window)
     return text
