@@ -81,6 +81,7 @@ class _SourceNeeds:
     any_event: bool = False
     json: bool = False
     aggregates: dict[ast.Aggregate, str] = field(default_factory=dict)
+    aggregate_sql: dict[str, exp.Expression] = field(default_factory=dict)  # by column
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ class _QueryBuilder:
         self.entity_columns: set[str] = set()
         self.sources: dict[str, _SourceNeeds] = {}
         self.sequences: dict[ast.Sequence, str] = {}
+        self.sequence_sql: dict[str, exp.Select] = {}  # by column
         self.current: dict[str, str] = {}  # hysteresis segment -> column of current membership
         self.stages: dict[str, int] = {PERSON_ID: 0}
         self.columns: list[tuple[str, exp.Expression]] = []  # computed person columns, in order
@@ -244,9 +246,9 @@ class _QueryBuilder:
                 aggs = f"segql_aggs_{needs.source.name}"
                 ctes.append(_cte(aggs, self.aggregates_select(needs, rows)))
                 joins.append((aggs, exp.true()))
-        for sequence, column in self.sequences.items():
+        for column in self.sequences.values():
             name = f"segql_seq_{column}"
-            ctes.append(_cte(name, self.sequence_select(sequence)))
+            ctes.append(_cte(name, self.sequence_sql[column]))
             joins.append((name, exp.true()))
         stage = exp.select(exp.column(PERSON_ID, table=_PEOPLE, quoted=True)).from_(
             exp.to_identifier(_PEOPLE, quoted=True)
@@ -340,10 +342,8 @@ class _QueryBuilder:
         select = exp.select(exp.column(PERSON_ID, quoted=True)).from_(
             exp.to_identifier(rows, quoted=True)
         )
-        for aggregate, column in needs.aggregates.items():
-            select = select.select(
-                exp.alias_(self.aggregate_sql(aggregate), column, quoted=True), copy=False
-            )
+        for column, sql in needs.aggregate_sql.items():
+            select = select.select(exp.alias_(sql, column, quoted=True), copy=False)
         return select.group_by(exp.column(PERSON_ID, quoted=True))
 
     def join_current_members(self, stage: exp.Select, segment: str, column: str) -> exp.Select:
@@ -375,11 +375,11 @@ class _QueryBuilder:
         if aggregate not in needs.aggregates:
             # Count the aggregates of every source together so that names stay unique.
             number = sum(len(n.aggregates) for n in self.sources.values()) + 1
-            needs.aggregates[aggregate] = f"agg_{number}"
-            self.stages[needs.aggregates[aggregate]] = 0
-            self.spec_filter(aggregate.spec, _Row(source))  # registers what it reads
-            if aggregate.prop is not None:
-                self.row_value(aggregate.prop, _Row(source), None)
+            column = f"agg_{number}"
+            needs.aggregates[aggregate] = column
+            self.stages[column] = 0
+            # Built now, once: building it also records the columns and names it reads.
+            needs.aggregate_sql[column] = self.aggregate_sql(aggregate)
         return self.column_ref(needs.aggregates[aggregate])
 
     def aggregate_sql(self, aggregate: ast.Aggregate) -> exp.Expression:
@@ -495,10 +495,11 @@ class _QueryBuilder:
 
     def sequence_column(self, sequence: ast.Sequence) -> exp.Column:
         if sequence not in self.sequences:
-            self.sequences[sequence] = f"did_{len(self.sequences) + 1}"
-            self.stages[self.sequences[sequence]] = 0
-            for spec in (sequence.first, sequence.then):
-                self.spec_filter(spec, _Row(self.analyzer.source_of(spec)))
+            column = f"did_{len(self.sequences) + 1}"
+            self.sequences[sequence] = column
+            self.stages[column] = 0
+            # Built now, once: building it also records the columns and names it reads.
+            self.sequence_sql[column] = self.sequence_select(sequence)
         return self.column_ref(self.sequences[sequence])
 
     def sequence_select(self, sequence: ast.Sequence) -> exp.Select:
