@@ -100,6 +100,9 @@ class DuckDBWarehouse(Warehouse):
             except duckdb.Error as error:
                 raise SegqlWarehouseError(f"cannot open DuckDB file {path}: {error}") from None
         self.connection.execute("SET TimeZone = 'UTC'")
+        # DuckDB draws a progress bar on stdout for queries over 2 s, which would corrupt
+        # `--format json` and CSV output; segql reports progress itself, on stderr.
+        self.connection.execute("SET enable_progress_bar = false")
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         import duckdb
