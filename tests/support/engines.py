@@ -479,6 +479,30 @@ def _json_payload_value(value: Any, ctype: ColumnType) -> Any:
     return value  # int, float, str, bool, and JSON text (parsed with PARSE_JSON)
 
 
+def _fakesnow_keeps_try_cast() -> None:
+    """Make fakesnow 0.12 keep ``TRY_CAST(text AS TIMESTAMP)`` a TRY_CAST.
+
+    fakesnow turns every cast to a timestamp into its ``_fs_to_timestamp`` function, TRY_CAST
+    included (a subclass of CAST in sqlglot), and that function raises on text that is not a
+    time, where Snowflake's TRY_CAST gives null. DuckDB's own TRY_CAST, which fakesnow would
+    otherwise run, behaves like Snowflake's: leave TRY_CAST alone.
+    """
+    from fakesnow import transforms
+    from sqlglot import exp
+
+    original = transforms.to_timestamp
+    if getattr(original, "keeps_try_cast", False):
+        return
+
+    def to_timestamp(expression: exp.Expression) -> exp.Expression:
+        if isinstance(expression, exp.TryCast):
+            return expression
+        return original(expression)
+
+    to_timestamp.keeps_try_cast = True  # type: ignore[attr-defined]
+    transforms.to_timestamp = to_timestamp
+
+
 class SnowflakeEngine:
     """Snowflake SQL run by fakesnow on a private in-memory database.
 
@@ -495,6 +519,7 @@ class SnowflakeEngine:
         import fakesnow
         import snowflake.connector
 
+        _fakesnow_keeps_try_cast()
         self.database = database
         self.schema = schema
         self._stack = contextlib.ExitStack()
