@@ -32,6 +32,7 @@ from segql.checker import PERSON, Analyzer, PersonScope, RowScope, is_relative_p
 from segql.config import SourceConfig
 from segql.dialect import Dialect
 from segql.errors import SegqlError
+from segql.reach import Guard, merge, reach, seconds
 from segql.timeutil import format_timestamp
 
 PERSON_ID = "person_id"
@@ -44,6 +45,7 @@ _COUNT_LIKE = frozenset(
     {"count", "count_distinct", "sum", "active_days", "active_weeks", "active_months"}
 )
 _SECONDS = {"day": 86400, "hour": 3600}
+_PERIODS: dict[str, str] = {"active_days": "day", "active_weeks": "week", "active_months": "month"}
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class _SourceNeeds:
     json: bool = False
     aggregates: dict[ast.Aggregate, str] = field(default_factory=dict)
     aggregate_sql: dict[str, exp.Expression] = field(default_factory=dict)  # by column
+    guards: list[Guard] = field(default_factory=list)  # the rows each of those keeps
+    separate: dict[str, exp.Select] = field(default_factory=dict)  # distinct counts, by column
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,8 @@ class _QueryBuilder:
         self.current: dict[str, str] = {}  # hysteresis segment -> column of current membership
         self.stages: dict[str, int] = {PERSON_ID: 0}
         self.columns: list[tuple[str, exp.Expression]] = []  # computed person columns, in order
-        self.qcut_edges: dict[str, tuple[str, str, int]] = {}  # column -> (edges CTE, value, n)
+        # rank column -> (its edges CTE, the value column, buckets, "qcut" or "ntile")
+        self.edges: dict[str, tuple[str, str, int, str]] = {}
         self.traits: dict[str, str] = {}
         self.flags: dict[str, str] = {}
         self.population: dict[ast.Call, str] = {}
@@ -221,9 +226,12 @@ class _QueryBuilder:
             for column, expression in self.columns:
                 if self.stages[column] == stage:
                     select = select.select(exp.alias_(expression, column, quoted=True), copy=False)
-                    if column in self.qcut_edges:
-                        edges, value, buckets = self.qcut_edges[column]
-                        ctes.append(_cte(edges, self.qcut_edges_select(last, value, buckets)))
+                    if column in self.edges:
+                        edges, value, buckets, func = self.edges[column]
+                        edges_select = (
+                            self.qcut_edges_select if func == "qcut" else self.ntile_edges_select
+                        )
+                        ctes.append(_cte(edges, edges_select(last, value, buckets)))
                         select = select.join(
                             exp.to_identifier(edges, quoted=True), join_type="cross", copy=False
                         )
@@ -242,10 +250,14 @@ class _QueryBuilder:
             if self.dialect.inline_source_rows:
                 rows_cte.set("materialized", False)
             ctes.append(rows_cte)
-            if needs.aggregates:
+            if needs.aggregate_sql:
                 aggs = f"segql_aggs_{needs.source.name}"
                 ctes.append(_cte(aggs, self.aggregates_select(needs, rows)))
                 joins.append((aggs, exp.true()))
+            for column, select in needs.separate.items():
+                name = f"segql_distinct_{column}"
+                ctes.append(_cte(name, select))
+                joins.append((name, exp.true()))
         for column in self.sequences.values():
             name = f"segql_seq_{column}"
             ctes.append(_cte(name, self.sequence_sql[column]))
@@ -269,7 +281,8 @@ class _QueryBuilder:
         for needs in self.sources.values():
             table = f"segql_aggs_{needs.source.name}"
             for aggregate, column in needs.aggregates.items():
-                value: exp.Expression = exp.column(column, table=table, quoted=True)
+                held = f"segql_distinct_{column}" if column in needs.separate else table
+                value: exp.Expression = exp.column(column, table=held, quoted=True)
                 if aggregate.func in _COUNT_LIKE:
                     value = exp.func("COALESCE", value, exp.Literal.number(0))
                 stage = stage.select(exp.alias_(value, column, quoted=True), copy=False)
@@ -344,7 +357,24 @@ class _QueryBuilder:
         )
         for column, sql in needs.aggregate_sql.items():
             select = select.select(exp.alias_(sql, column, quoted=True), copy=False)
-        return select.group_by(exp.column(PERSON_ID, quoted=True))
+        select = select.group_by(exp.column(PERSON_ID, quoted=True), copy=False)
+        guards = merge(needs.guards)
+        if guards is None:
+            return select
+        return select.where(_or(*(self.guard_sql(g, _Row(needs.source)) for g in guards)))
+
+    def guard_sql(self, guard: Guard, row: _Row) -> exp.Expression:
+        """The rows a guard keeps: some of its names, after how far back it reaches."""
+        parts: list[exp.Expression] = []
+        if guard.names is not None:
+            names = [exp.Literal.string(n) for n in sorted(guard.names)]
+            name = row.column(EVENT_NAME)
+            parts.append(name.eq(names[0]) if len(names) == 1 else name.isin(*names))
+        if isinstance(guard.reach, ast.Duration):
+            parts.append(row.column(EVENT_TIME) > self.shift(self.as_of, guard.reach, -1))
+        elif guard.reach is not None:
+            parts.append(self.window(guard.reach, row.column(EVENT_TIME), row))
+        return _and(*parts) if parts else exp.true()
 
     def join_current_members(self, stage: exp.Select, segment: str, column: str) -> exp.Select:
         assert self.members_table is not None
@@ -379,13 +409,35 @@ class _QueryBuilder:
             needs.aggregates[aggregate] = column
             self.stages[column] = 0
             # Built now, once: building it also records the columns and names it reads.
-            needs.aggregate_sql[column] = self.aggregate_sql(aggregate)
+            self.add_aggregate(aggregate, column, needs)
         return self.column_ref(needs.aggregates[aggregate])
 
-    def aggregate_sql(self, aggregate: ast.Aggregate) -> exp.Expression:
-        source = self.analyzer.source_of(aggregate.spec)
-        row = _Row(source)
-        match = self.spec_filter(aggregate.spec, row)
+    def add_aggregate(self, aggregate: ast.Aggregate, column: str, needs: _SourceNeeds) -> None:
+        """An aggregate into its source's one pass; a distinct count into a CTE of its own.
+
+        A ``COUNT(DISTINCT ...)`` in the shared pass would hash every row the pass reads
+        (the engine cannot skip the rows its ``CASE`` turns to null); on its own, it reads
+        only the rows it counts. Distinct periods in a short window are a bitmap in the
+        shared pass where the dialect has one.
+        """
+        spec = aggregate.spec
+        row = _Row(needs.source)
+        distinct = self.distinct_value(aggregate, row)
+        if distinct is not None and not self.fits_bitmap(aggregate.func, spec.window):
+            match = self.spec_filter(spec, row, where_clause=True)
+            needs.separate[column] = self.distinct_select(needs, distinct, match, column)
+            return
+        match = self.spec_filter(spec, row)
+        if distinct is not None:
+            needs.aggregate_sql[column] = self.period_bitmap(aggregate.func, match)
+        else:
+            needs.aggregate_sql[column] = self.aggregate_sql(aggregate, row, match)
+        names = None if spec.ref is None or not needs.source.is_events else frozenset([spec.ref])
+        needs.guards.append(Guard(names, reach(spec.window)))
+
+    def aggregate_sql(
+        self, aggregate: ast.Aggregate, row: _Row, match: exp.Expression | None
+    ) -> exp.Expression:
         func = aggregate.func
         time = exp.column(EVENT_TIME, quoted=True)
         if func == "count":
@@ -395,22 +447,72 @@ class _QueryBuilder:
             if func in ("min", "max") and self.prop_type(aggregate) != "json":
                 want = None
             value = self.row_value(aggregate.prop, row, want)
-            if func == "count_distinct":
-                return self.filtered(
-                    exp.Count(this=exp.Distinct(expressions=[value])), value, match
-                )
             aggregate_class = {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}
             return self.filtered(aggregate_class[func](this=value), value, match)
-        if func in ("first_time", "last_time"):
-            aggregate_class = exp.Min if func == "first_time" else exp.Max
-            return self.filtered(aggregate_class(this=time), time, match)
+        assert func in ("first_time", "last_time"), func
+        aggregate_class = exp.Min if func == "first_time" else exp.Max
+        return self.filtered(aggregate_class(this=time), time, match)
+
+    def distinct_value(self, aggregate: ast.Aggregate, row: _Row) -> exp.Expression | None:
+        """What a distinct count counts (None: not a distinct count)."""
+        if aggregate.func == "count_distinct":
+            assert aggregate.prop is not None
+            return self.row_value(aggregate.prop, row, None)
+        if aggregate.func in _PERIODS:
+            return self.period(aggregate.func, row.column(EVENT_TIME))
+        return None
+
+    def period(self, func: str, time: exp.Expression) -> exp.Expression:
+        """The calendar day, week or month of a UTC time, in the project's timezone."""
         local = self.local_time(time)
-        period = {
-            "active_days": exp.cast(local, "DATE"),
-            "active_weeks": exp.TimestampTrunc(this=local, unit=exp.var("WEEK")),
-            "active_months": exp.TimestampTrunc(this=local, unit=exp.var("MONTH")),
-        }[func]
-        return self.filtered(exp.Count(this=exp.Distinct(expressions=[period])), period, match)
+        if func == "active_days":
+            return exp.cast(local, "DATE")
+        return exp.TimestampTrunc(this=local, unit=exp.var(_PERIODS[func].upper()))
+
+    def fits_bitmap(self, func: str, window: ast.Window | None) -> bool:
+        """Whether ``active_*`` over this window can be a bitmap of 64 periods."""
+        unit = _PERIODS.get(func)
+        bounded = reach(window)
+        if unit is None or not self.dialect.distinct_bitmap:
+            return False
+        if not isinstance(bounded, ast.Duration):
+            return False
+        longest = seconds(bounded)[1] // seconds(ast.Duration(1, unit))[0]  # type: ignore[arg-type]
+        # +1 for a partial period at each end, +1 because bit 0 is kept free: a timezone
+        # that falls back at midnight can date a row just before T on T's next day.
+        return longest + 3 <= 64
+
+    def period_bitmap(self, func: str, match: exp.Expression | None) -> exp.Expression:
+        """``active_*`` over a short window as a bitmap of periods back from T (one bit each,
+        counted with ``BIT_COUNT``): an ordinary aggregate in the shared pass."""
+        unit = _PERIODS[func]
+        time = exp.column(EVENT_TIME, quoted=True)
+        back = exp.DateDiff(
+            this=self.period(func, self.as_of.copy()),
+            expression=self.period(func, time),
+            unit=exp.var(unit.upper()),
+        )
+        index = exp.Add(this=back, expression=exp.Literal.number(1))
+        one = exp.cast(exp.Literal.number(1), exp.DataType.Type.UBIGINT)
+        bit = exp.BitwiseLeftShift(this=one, expression=index)
+        bits = self.filtered(exp.BitwiseOrAgg(this=bit), bit, match)
+        return exp.cast(exp.BitwiseCount(this=bits), "BIGINT")
+
+    def distinct_select(
+        self,
+        needs: _SourceNeeds,
+        value: exp.Expression,
+        match: exp.Expression | None,
+        column: str,
+    ) -> exp.Select:
+        """``COUNT(DISTINCT value)`` per person over only the rows that match."""
+        count = exp.Count(this=exp.Distinct(expressions=[value]))
+        select = (
+            exp.select(exp.column(PERSON_ID, quoted=True), exp.alias_(count, column, quoted=True))
+            .from_(table_ref(f"segql_rows_{needs.source.name}", cte=True))
+            .group_by(exp.column(PERSON_ID, quoted=True))
+        )
+        return select.where(match, copy=False) if match is not None else select
 
     def prop_type(self, aggregate: ast.Aggregate) -> ValueType:
         source = self.analyzer.source_of(aggregate.spec)
@@ -440,8 +542,14 @@ class _QueryBuilder:
             source_tz=exp.Literal.string("UTC"), target_tz=exp.Literal.string(zone), timestamp=time
         )
 
-    def spec_filter(self, spec: ast.EventSpec, row: _Row) -> exp.Expression | None:
-        """Which rows of the source an event spec keeps (None: every row up to T)."""
+    def spec_filter(
+        self, spec: ast.EventSpec, row: _Row, where_clause: bool = False
+    ) -> exp.Expression | None:
+        """Which rows of the source an event spec keeps (None: every row up to T).
+
+        In a ``WHERE`` clause it is a plain ``AND``, the cheap tests first: the engine pushes
+        the name and window into its scan (skipping blocks of rows by their time range) and
+        evaluates the rest only on the rows that pass them."""
         needs = self.needs(row.source)
         cheap: list[exp.Expression] = []
         if row.source.is_events:
@@ -457,6 +565,8 @@ class _QueryBuilder:
         where = self.condition(spec.where, RowScope(row.source), row)
         if not cheap:
             return where
+        if where_clause:
+            return _and(*cheap, where)
         # The filter (JSON, text, regular expressions) only for rows of the right event and
         # window: CASE evaluates its THEN for the rows that pass its WHEN, AND may not.
         return exp.Case(ifs=[exp.If(this=_and(*cheap), true=where)])
@@ -513,7 +623,7 @@ class _QueryBuilder:
         ]
         if sequence.within is not None:
             follows.append(b_time <= self.shift(a_time, sequence.within, +1))
-        then_filter = self.spec_filter(sequence.then, then)
+        then_filter = self.spec_filter(sequence.then, then, where_clause=True)
         if then_filter is not None:
             follows.append(then_filter)
         later = (
@@ -523,7 +633,7 @@ class _QueryBuilder:
         )
         found = exp.Exists(this=later)
         conditions: list[exp.Expression] = []
-        first_filter = self.spec_filter(sequence.first, first)
+        first_filter = self.spec_filter(sequence.first, first, where_clause=True)
         if first_filter is not None:
             conditions.append(first_filter)
         if sequence.negated:
@@ -787,7 +897,11 @@ class _QueryBuilder:
         name = f"rank_{number}"
         ordered = exp.Order(expressions=[exp.Ordered(this=value.copy(), nulls_first=False)])
         func = call.func
-        if func == "ntile":
+        if func == "ntile" and self.dialect.ntile_edges:
+            buckets_count = int(call.args[0].value)  # type: ignore[union-attr]
+            result = self.count_edges_below(value, number, buckets_count, inclusive=True)
+            self.edges[name] = (f"segql_edges_{number}", value_name, buckets_count, "ntile")
+        elif func == "ntile":
             buckets = exp.Literal.number(call.args[0].value)  # type: ignore[union-attr]
             at_or_below = exp.Window(this=exp.Count(this=value.copy()), order=ordered)
             everybody = exp.Window(this=exp.Count(this=value.copy()))
@@ -798,18 +912,8 @@ class _QueryBuilder:
             result: exp.Expression = exp.cast(exp.Ceil(this=share), "BIGINT")
         elif func == "qcut":
             buckets_count = int(call.args[0].value)  # type: ignore[union-attr]
-            edges = f"segql_edges_{number}"
-            result = exp.Literal.number(1)
-            for k in range(1, buckets_count):
-                edge = exp.column(f"edge_{k}", table=edges, quoted=True)
-                result = exp.Add(
-                    this=result,
-                    expression=exp.Case(
-                        ifs=[exp.If(this=edge < value.copy(), true=exp.Literal.number(1))],
-                        default=exp.Literal.number(0),
-                    ),
-                )
-            self.qcut_edges[name] = (edges, value_name, buckets_count)
+            result = self.count_edges_below(value, number, buckets_count, inclusive=False)
+            self.edges[name] = (f"segql_edges_{number}", value_name, buckets_count, "qcut")
         elif func == "row_number":
             tie_break = exp.Ordered(this=exp.column(PERSON_ID, quoted=True), nulls_first=False)
             ordered.append("expressions", tie_break)
@@ -826,18 +930,71 @@ class _QueryBuilder:
         self.population[call] = self.add_column(name, guarded)
         return name
 
+    def count_edges_below(
+        self, value: exp.Column, number: int, buckets: int, inclusive: bool
+    ) -> exp.Expression:
+        """``1 +`` how many of the edges ``segql_edges_<number>`` lie below the value (or at
+        it, ``inclusive``): the value's bucket."""
+        result: exp.Expression = exp.Literal.number(1)
+        for k in range(1, buckets):
+            edge = exp.column(_edge(number, k), table=f"segql_edges_{number}", quoted=True)
+            below = edge <= value.copy() if inclusive else edge < value.copy()
+            result = exp.Add(
+                this=result,
+                expression=exp.Case(
+                    ifs=[exp.If(this=below, true=exp.Literal.number(1))],
+                    default=exp.Literal.number(0),
+                ),
+            )
+        return result
+
     def qcut_edges_select(self, stage: str, value_name: str, buckets: int) -> exp.Select:
         value = exp.column(value_name, quoted=True)
+        number = value_name.rsplit("_", 1)[1]
         select = exp.select().from_(exp.to_identifier(stage, quoted=True))
         for k in range(1, buckets):
             quantile = exp.PercentileCont(this=exp.Literal.number(k / buckets))
             within = exp.WithinGroup(
                 this=quantile, expression=exp.Order(expressions=[exp.Ordered(this=value.copy())])
             )
-            select = select.select(exp.alias_(within, f"edge_{k}", quoted=True), copy=False)
+            select = select.select(exp.alias_(within, _edge(number, k), quoted=True), copy=False)
         if buckets == 1:
             select = select.select(
-                exp.alias_(exp.Literal.number(0), "no_edges", quoted=True), copy=False
+                exp.alias_(exp.Literal.number(0), f"no_edges_{number}", quoted=True), copy=False
+            )
+        return select
+
+    def ntile_edges_select(self, stage: str, value_name: str, buckets: int) -> exp.Select:
+        """The values where ``ntile`` steps up, without a window over everybody: with the
+        ``n`` values sorted, bucket ``k + 1`` starts at the one at (0-based) position
+        ``floor(k * n / buckets)``, since ``ceil(buckets * rank / n) > k`` exactly when
+        ``rank > k * n / buckets``. One sort of a list instead of a sort of every row."""
+        value = exp.column(value_name, quoted=True)
+        number = value_name.rsplit("_", 1)[1]
+        sorted_values = exp.column("sorted_values", quoted=True)
+        count = exp.column("value_count", quoted=True)
+        values = (
+            exp.select(
+                exp.alias_(
+                    exp.SortArray(this=exp.ArrayAgg(this=value)), "sorted_values", quoted=True
+                ),
+                exp.alias_(exp.Count(this=value.copy()), "value_count", quoted=True),
+            )
+            .from_(exp.to_identifier(stage, quoted=True))
+            .where(value.copy().is_(exp.null()).not_())
+        )
+        select = exp.select().from_(values.subquery(exp.to_identifier("segql_values", quoted=True)))
+        for k in range(1, buckets):
+            below = exp.IntDiv(
+                this=exp.Mul(this=exp.Literal.number(k), expression=count.copy()),
+                expression=exp.Literal.number(buckets),
+            )
+            position = exp.Add(this=below, expression=exp.Literal.number(1))  # 1-based lists
+            edge = exp.Bracket(this=sorted_values.copy(), expressions=[position])
+            select = select.select(exp.alias_(edge, _edge(number, k), quoted=True), copy=False)
+        if buckets == 1:
+            select = select.select(
+                exp.alias_(exp.Literal.number(0), f"no_edges_{number}", quoted=True), copy=False
             )
         return select
 
@@ -903,6 +1060,12 @@ def table_ref(name: str, alias: str | None = None, cte: bool = False) -> exp.Tab
     if alias:
         table.set("alias", exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
     return table
+
+
+def _edge(number: int | str, k: int) -> str:
+    """An edge column, numbered by population function: edges CTEs of one stage are joined
+    together, so their columns need distinct names."""
+    return f"edge_{number}_{k}"
 
 
 def _entity_alias(column: str) -> str:

@@ -49,6 +49,12 @@ class Dialect:
     runs: bool = True
     inline_source_rows: bool = False
     primary_keys: bool = True
+    # active_days/weeks/months over a short window as BIT_COUNT(BIT_OR(1 << period)) in
+    # the shared aggregate pass, instead of a COUNT(DISTINCT ...) of its own.
+    distinct_bitmap: bool = False
+    # ntile from the values where the buckets step up (a sorted list of everybody's value)
+    # instead of COUNT(...) OVER (ORDER BY ...), a window that sorts every person's row.
+    ntile_edges: bool = False
 
     def epoch_seconds(self, time: exp.Expression) -> exp.Expression:
         """Seconds since 1970 as a number with fractions."""

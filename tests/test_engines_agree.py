@@ -326,6 +326,74 @@ scenario(
 )
 
 
+# DuckDB counts active periods of a short window as a bitmap and ranks by ntile edges;
+# PostgreSQL and Snowflake count them with COUNT(DISTINCT ...): all must agree, also where
+# local days differ from UTC days and where a window ends inside a period.
+PARIS_T = datetime(2026, 3, 31, 0, 30)  # 02:30 in Paris, two days after the clocks moved
+
+scenario(
+    "active periods of short windows in a timezone, and the aggregate prefilter",
+    """
+    segment days where active_days(any within 30 days) >= 3
+    segment days_login where active_days(login within 7 days) >= 2
+    segment weeks where active_weeks(any within 8 weeks) >= 2
+    segment months where active_months(login within 2 months) >= 2
+    segment between_days where active_days(any between 20 days ago and 5 days ago) >= 2
+    segment long_days where active_days(any within 90 days) >= 3
+    segment mixed where count(login within 1 month) >= 1 and sum(purchase.amount) > 10
+      and count(page_view between '2026-01-01' and '2026-02-01') = 0
+    segment shipped where did purchase where shipped_at after '2026-01-01'
+    """,
+    expected={
+        "days": {1, 5},
+        "days_login": {1, 2},
+        "between_days": {3, 5},  # 3: a Sunday and a Monday night in Paris, one UTC day
+        "long_days": {1, 5, 6, 7},
+        "shipped": {7},
+    },
+    people=[person(i) for i in range(1, 8)],
+    events=[
+        event(1, "login", PARIS_T),
+        event(1, "login", PARIS_T - timedelta(hours=1)),  # same Paris day as T
+        event(1, "login", PARIS_T - 2 * DAY),
+        event(
+            1,
+            "purchase",
+            PARIS_T - 29 * DAY - timedelta(hours=23),
+            amount=20.0,
+            properties={"shipped_at": "soon"},  # not a time: null, on Snowflake too
+        ),
+        event(1, "login", PARIS_T - 30 * DAY),  # exactly T - 30 days: outside
+        event(2, "login", datetime(2026, 3, 30, 22, 30)),  # 00:30 on March 31 in Paris
+        event(2, "login", datetime(2026, 3, 30, 22, 45)),  # the same Paris day
+        event(2, "login", datetime(2026, 3, 30, 21, 0)),  # 23:00 on March 30 in Paris
+        event(3, "click", datetime(2026, 3, 22, 22, 30)),  # Sunday 23:30 in Paris
+        event(3, "click", datetime(2026, 3, 22, 23, 30)),  # Monday 00:30: a new week
+        event(4, "login", datetime(2026, 2, 10)),
+        event(4, "login", datetime(2026, 3, 10)),
+        event(4, "purchase", datetime(2025, 6, 1), amount=15.0),  # old, still counted
+        event(5, "click", PARIS_T - 21 * DAY),  # before the window's start
+        event(5, "click", PARIS_T - 19 * DAY),
+        event(5, "click", PARIS_T - 6 * DAY),
+        event(5, "click", PARIS_T - 4 * DAY),  # after its end
+        event(6, "click", PARIS_T - 80 * DAY),
+        event(6, "click", PARIS_T - 70 * DAY),
+        event(6, "click", PARIS_T - 60 * DAY),
+        event(7, "page_view", datetime(2026, 1, 15)),
+        event(7, "login", PARIS_T - DAY),
+        event(
+            7,
+            "purchase",
+            datetime(2026, 1, 20),
+            amount=50.0,
+            properties={"shipped_at": "2026-01-21T10:00:00"},
+        ),
+    ],
+    as_of=PARIS_T,
+    timezone="Europe/Paris",
+)
+
+
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_engine_matches_reference(engine: Engine, name: str) -> None:
     case = SCENARIOS[name]

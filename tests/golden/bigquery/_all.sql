@@ -72,13 +72,6 @@ WITH `segql_people` AS (
         THEN 1
       END
     ) AS `agg_6`,
-    COUNT(
-      DISTINCT CASE
-        WHEN `event_time` > DATE_SUB(CAST('2026-03-15 12:00:00' AS DATETIME), INTERVAL 30 DAY)
-        THEN CAST(`event_time` AS DATE)
-      END
-    ) AS `agg_7`,
-    COUNT(DISTINCT TIMESTAMP_TRUNC(`event_time`, WEEK)) AS `agg_8`,
     MAX(CASE WHEN `event_name` = 'purchase' THEN `event_time` END) AS `agg_10`,
     COUNT(
       CASE
@@ -86,6 +79,40 @@ WITH `segql_people` AS (
         THEN 1
       END
     ) AS `agg_11`
+  FROM `segql_rows_events`
+  WHERE
+    (
+      `event_name` = 'video_rendered'
+      AND `event_time` > DATE_SUB(CAST('2026-03-15 12:00:00' AS DATETIME), INTERVAL 30 DAY)
+    )
+    OR `event_name` = 'purchase'
+    OR (
+      `event_name` = 'login'
+      AND `event_time` > DATE_SUB(CAST('2026-03-15 12:00:00' AS DATETIME), INTERVAL 90 DAY)
+    )
+    OR (
+      `event_name` = 'login'
+      AND (
+        `event_time` >= CAST('2026-01-01 00:00:00' AS DATETIME)
+        AND `event_time` < CAST('2026-02-01 00:00:00' AS DATETIME)
+      )
+    )
+    OR `event_time` > DATE_SUB(CAST('2026-03-15 12:00:00' AS DATETIME), INTERVAL 7 DAY)
+  GROUP BY
+    `person_id`
+), `segql_distinct_agg_7` AS (
+  SELECT
+    `person_id`,
+    COUNT(DISTINCT CAST(`event_time` AS DATE)) AS `agg_7`
+  FROM `segql_rows_events`
+  WHERE
+    `event_time` > DATE_SUB(CAST('2026-03-15 12:00:00' AS DATETIME), INTERVAL 30 DAY)
+  GROUP BY
+    `person_id`
+), `segql_distinct_agg_8` AS (
+  SELECT
+    `person_id`,
+    COUNT(DISTINCT TIMESTAMP_TRUNC(`event_time`, WEEK)) AS `agg_8`
   FROM `segql_rows_events`
   GROUP BY
     `person_id`
@@ -153,8 +180,8 @@ WITH `segql_people` AS (
     COALESCE(`segql_aggs_events`.`agg_4`, 0) AS `agg_4`,
     COALESCE(`segql_aggs_events`.`agg_5`, 0) AS `agg_5`,
     COALESCE(`segql_aggs_events`.`agg_6`, 0) AS `agg_6`,
-    COALESCE(`segql_aggs_events`.`agg_7`, 0) AS `agg_7`,
-    COALESCE(`segql_aggs_events`.`agg_8`, 0) AS `agg_8`,
+    COALESCE(`segql_distinct_agg_7`.`agg_7`, 0) AS `agg_7`,
+    COALESCE(`segql_distinct_agg_8`.`agg_8`, 0) AS `agg_8`,
     `segql_aggs_events`.`agg_10` AS `agg_10`,
     COALESCE(`segql_aggs_events`.`agg_11`, 0) AS `agg_11`,
     COALESCE(`segql_aggs_subscriptions`.`agg_9`, 0) AS `agg_9`,
@@ -163,6 +190,10 @@ WITH `segql_people` AS (
   FROM `segql_people`
   LEFT JOIN `segql_aggs_events`
     ON `segql_aggs_events`.`person_id` = `segql_people`.`person_id`
+  LEFT JOIN `segql_distinct_agg_7`
+    ON `segql_distinct_agg_7`.`person_id` = `segql_people`.`person_id`
+  LEFT JOIN `segql_distinct_agg_8`
+    ON `segql_distinct_agg_8`.`person_id` = `segql_people`.`person_id`
   LEFT JOIN `segql_aggs_subscriptions`
     ON `segql_aggs_subscriptions`.`person_id` = `segql_people`.`person_id`
   LEFT JOIN `segql_seq_did_1`
@@ -195,13 +226,13 @@ WITH `segql_people` AS (
 ), `segql_edges_2` AS (
   SELECT
     PERCENTILE_CONT(0.2) WITHIN GROUP (ORDER BY
-      `rank_input_2` NULLS LAST) AS `edge_1`,
+      `rank_input_2` NULLS LAST) AS `edge_2_1`,
     PERCENTILE_CONT(0.4) WITHIN GROUP (ORDER BY
-      `rank_input_2` NULLS LAST) AS `edge_2`,
+      `rank_input_2` NULLS LAST) AS `edge_2_2`,
     PERCENTILE_CONT(0.6) WITHIN GROUP (ORDER BY
-      `rank_input_2` NULLS LAST) AS `edge_3`,
+      `rank_input_2` NULLS LAST) AS `edge_2_3`,
     PERCENTILE_CONT(0.8) WITHIN GROUP (ORDER BY
-      `rank_input_2` NULLS LAST) AS `edge_4`
+      `rank_input_2` NULLS LAST) AS `edge_2_4`
   FROM `segql_stage_2`
 ), `segql_stage_3` AS (
   SELECT
@@ -210,7 +241,7 @@ WITH `segql_people` AS (
     CASE
       WHEN `rank_input_2` IS NULL
       THEN NULL
-      ELSE 1 + CASE WHEN `segql_edges_2`.`edge_1` < `rank_input_2` THEN 1 ELSE 0 END + CASE WHEN `segql_edges_2`.`edge_2` < `rank_input_2` THEN 1 ELSE 0 END + CASE WHEN `segql_edges_2`.`edge_3` < `rank_input_2` THEN 1 ELSE 0 END + CASE WHEN `segql_edges_2`.`edge_4` < `rank_input_2` THEN 1 ELSE 0 END
+      ELSE 1 + CASE WHEN `segql_edges_2`.`edge_2_1` < `rank_input_2` THEN 1 ELSE 0 END + CASE WHEN `segql_edges_2`.`edge_2_2` < `rank_input_2` THEN 1 ELSE 0 END + CASE WHEN `segql_edges_2`.`edge_2_3` < `rank_input_2` THEN 1 ELSE 0 END + CASE WHEN `segql_edges_2`.`edge_2_4` < `rank_input_2` THEN 1 ELSE 0 END
     END AS `rank_2`
   FROM `segql_stage_2`
   CROSS JOIN `segql_edges_2`

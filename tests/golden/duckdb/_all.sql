@@ -74,13 +74,18 @@ WITH "segql_people" AS (
         THEN 1
       END
     ) AS "agg_6",
-    COUNT(
-      DISTINCT CASE
-        WHEN "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
-        THEN CAST("event_time" AS DATE)
-      END
-    ) AS "agg_7",
-    COUNT(DISTINCT DATE_TRUNC('WEEK', "event_time")) AS "agg_8",
+    CAST(BIT_COUNT(
+      BIT_OR(
+        CASE
+          WHEN "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
+          THEN CAST(1 AS UBIGINT) << DATE_DIFF(
+            'DAY',
+            CAST("event_time" AS DATE),
+            CAST(CAST('2026-03-15 12:00:00' AS TIMESTAMP) AS DATE)
+          ) + 1
+        END
+      )
+    ) AS BIGINT) AS "agg_7",
     MAX(CASE WHEN "event_name" = 'purchase' THEN "event_time" END) AS "agg_10",
     COUNT(
       CASE
@@ -88,6 +93,27 @@ WITH "segql_people" AS (
         THEN 1
       END
     ) AS "agg_11"
+  FROM "segql_rows_events"
+  WHERE
+    "event_name" = 'purchase'
+    OR (
+      "event_name" = 'login'
+      AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 90 DAY
+    )
+    OR (
+      "event_name" = 'login'
+      AND (
+        "event_time" >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
+        AND "event_time" < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
+      )
+    )
+    OR "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
+  GROUP BY
+    "person_id"
+), "segql_distinct_agg_8" AS (
+  SELECT
+    "person_id",
+    COUNT(DISTINCT DATE_TRUNC('WEEK', "event_time")) AS "agg_8"
   FROM "segql_rows_events"
   GROUP BY
     "person_id"
@@ -156,7 +182,7 @@ WITH "segql_people" AS (
     COALESCE("segql_aggs_events"."agg_5", 0) AS "agg_5",
     COALESCE("segql_aggs_events"."agg_6", 0) AS "agg_6",
     COALESCE("segql_aggs_events"."agg_7", 0) AS "agg_7",
-    COALESCE("segql_aggs_events"."agg_8", 0) AS "agg_8",
+    COALESCE("segql_distinct_agg_8"."agg_8", 0) AS "agg_8",
     "segql_aggs_events"."agg_10" AS "agg_10",
     COALESCE("segql_aggs_events"."agg_11", 0) AS "agg_11",
     COALESCE("segql_aggs_subscriptions"."agg_9", 0) AS "agg_9",
@@ -165,6 +191,8 @@ WITH "segql_people" AS (
   FROM "segql_people"
   LEFT JOIN "segql_aggs_events"
     ON "segql_aggs_events"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_distinct_agg_8"
+    ON "segql_distinct_agg_8"."person_id" = "segql_people"."person_id"
   LEFT JOIN "segql_aggs_subscriptions"
     ON "segql_aggs_subscriptions"."person_id" = "segql_people"."person_id"
   LEFT JOIN "segql_seq_did_1"
@@ -180,32 +208,45 @@ WITH "segql_people" AS (
       EPOCH(CAST('2026-03-15 12:00:00' AS TIMESTAMP)) - EPOCH("agg_10")
     ) / 86400) AS BIGINT) AS "rank_input_1"
   FROM "segql_stage_0"
+), "segql_edges_1" AS (
+  SELECT
+    "sorted_values"[1 * "value_count" // 5 + 1] AS "edge_1_1",
+    "sorted_values"[2 * "value_count" // 5 + 1] AS "edge_1_2",
+    "sorted_values"[3 * "value_count" // 5 + 1] AS "edge_1_3",
+    "sorted_values"[4 * "value_count" // 5 + 1] AS "edge_1_4"
+  FROM (
+    SELECT
+      LIST_SORT(ARRAY_AGG("rank_input_1")) AS "sorted_values",
+      COUNT("rank_input_1") AS "value_count"
+    FROM "segql_stage_1"
+    WHERE
+      NOT "rank_input_1" IS NULL
+  ) AS "segql_values"
 ), "segql_stage_2" AS (
   SELECT
     *,
     CASE
       WHEN "rank_input_1" IS NULL
       THEN NULL
-      ELSE CAST(CEIL(
-        CAST(5 * COUNT("rank_input_1") OVER (ORDER BY "rank_input_1") AS DOUBLE) / COUNT("rank_input_1") OVER ()
-      ) AS BIGINT)
+      ELSE 1 + CASE WHEN "segql_edges_1"."edge_1_1" <= "rank_input_1" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_1"."edge_1_2" <= "rank_input_1" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_1"."edge_1_3" <= "rank_input_1" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_1"."edge_1_4" <= "rank_input_1" THEN 1 ELSE 0 END
     END AS "rank_1",
     "trait_1" AS "rank_input_2"
   FROM "segql_stage_1"
+  CROSS JOIN "segql_edges_1"
 ), "segql_edges_2" AS (
   SELECT
     QUANTILE_CONT("rank_input_2", 0.2
     ORDER BY
-      "rank_input_2") AS "edge_1",
+      "rank_input_2") AS "edge_2_1",
     QUANTILE_CONT("rank_input_2", 0.4
     ORDER BY
-      "rank_input_2") AS "edge_2",
+      "rank_input_2") AS "edge_2_2",
     QUANTILE_CONT("rank_input_2", 0.6
     ORDER BY
-      "rank_input_2") AS "edge_3",
+      "rank_input_2") AS "edge_2_3",
     QUANTILE_CONT("rank_input_2", 0.8
     ORDER BY
-      "rank_input_2") AS "edge_4"
+      "rank_input_2") AS "edge_2_4"
   FROM "segql_stage_2"
 ), "segql_stage_3" AS MATERIALIZED (
   SELECT
@@ -214,7 +255,7 @@ WITH "segql_people" AS (
     CASE
       WHEN "rank_input_2" IS NULL
       THEN NULL
-      ELSE 1 + CASE WHEN "segql_edges_2"."edge_1" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_3" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_4" < "rank_input_2" THEN 1 ELSE 0 END
+      ELSE 1 + CASE WHEN "segql_edges_2"."edge_2_1" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_2" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_3" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_4" < "rank_input_2" THEN 1 ELSE 0 END
     END AS "rank_2"
   FROM "segql_stage_2"
   CROSS JOIN "segql_edges_2"

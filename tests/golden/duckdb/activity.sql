@@ -20,12 +20,26 @@ WITH "segql_people" AS (
 ), "segql_aggs_events" AS (
   SELECT
     "person_id",
-    COUNT(
-      DISTINCT CASE
-        WHEN "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
-        THEN CAST("event_time" AS DATE)
-      END
-    ) AS "agg_1",
+    CAST(BIT_COUNT(
+      BIT_OR(
+        CASE
+          WHEN "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
+          THEN CAST(1 AS UBIGINT) << DATE_DIFF(
+            'DAY',
+            CAST("event_time" AS DATE),
+            CAST(CAST('2026-03-15 12:00:00' AS TIMESTAMP) AS DATE)
+          ) + 1
+        END
+      )
+    ) AS BIGINT) AS "agg_1"
+  FROM "segql_rows_events"
+  WHERE
+    "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
+  GROUP BY
+    "person_id"
+), "segql_distinct_agg_2" AS (
+  SELECT
+    "person_id",
     COUNT(DISTINCT DATE_TRUNC('WEEK', "event_time")) AS "agg_2"
   FROM "segql_rows_events"
   GROUP BY
@@ -34,10 +48,12 @@ WITH "segql_people" AS (
   SELECT
     "segql_people"."person_id",
     COALESCE("segql_aggs_events"."agg_1", 0) AS "agg_1",
-    COALESCE("segql_aggs_events"."agg_2", 0) AS "agg_2"
+    COALESCE("segql_distinct_agg_2"."agg_2", 0) AS "agg_2"
   FROM "segql_people"
   LEFT JOIN "segql_aggs_events"
     ON "segql_aggs_events"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_distinct_agg_2"
+    ON "segql_distinct_agg_2"."person_id" = "segql_people"."person_id"
 )
 SELECT
   'activity' AS "segment",

@@ -25,6 +25,8 @@ WITH "segql_people" AS (
     MAX(CASE WHEN "event_name" = 'purchase' THEN "event_time" END) AS "agg_1",
     SUM(CASE WHEN "event_name" = 'purchase' THEN "c_amount" END) AS "agg_2"
   FROM "segql_rows_events"
+  WHERE
+    "event_name" = 'purchase'
   GROUP BY
     "person_id"
 ), "segql_stage_0" AS (
@@ -43,32 +45,45 @@ WITH "segql_people" AS (
     ) / 86400) AS BIGINT) AS "rank_input_1",
     "agg_2" AS "trait_2"
   FROM "segql_stage_0"
+), "segql_edges_1" AS (
+  SELECT
+    "sorted_values"[1 * "value_count" // 5 + 1] AS "edge_1_1",
+    "sorted_values"[2 * "value_count" // 5 + 1] AS "edge_1_2",
+    "sorted_values"[3 * "value_count" // 5 + 1] AS "edge_1_3",
+    "sorted_values"[4 * "value_count" // 5 + 1] AS "edge_1_4"
+  FROM (
+    SELECT
+      LIST_SORT(ARRAY_AGG("rank_input_1")) AS "sorted_values",
+      COUNT("rank_input_1") AS "value_count"
+    FROM "segql_stage_1"
+    WHERE
+      NOT "rank_input_1" IS NULL
+  ) AS "segql_values"
 ), "segql_stage_2" AS (
   SELECT
     *,
     CASE
       WHEN "rank_input_1" IS NULL
       THEN NULL
-      ELSE CAST(CEIL(
-        CAST(5 * COUNT("rank_input_1") OVER (ORDER BY "rank_input_1") AS DOUBLE) / COUNT("rank_input_1") OVER ()
-      ) AS BIGINT)
+      ELSE 1 + CASE WHEN "segql_edges_1"."edge_1_1" <= "rank_input_1" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_1"."edge_1_2" <= "rank_input_1" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_1"."edge_1_3" <= "rank_input_1" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_1"."edge_1_4" <= "rank_input_1" THEN 1 ELSE 0 END
     END AS "rank_1",
     "trait_2" AS "rank_input_2"
   FROM "segql_stage_1"
+  CROSS JOIN "segql_edges_1"
 ), "segql_edges_2" AS (
   SELECT
     QUANTILE_CONT("rank_input_2", 0.2
     ORDER BY
-      "rank_input_2") AS "edge_1",
+      "rank_input_2") AS "edge_2_1",
     QUANTILE_CONT("rank_input_2", 0.4
     ORDER BY
-      "rank_input_2") AS "edge_2",
+      "rank_input_2") AS "edge_2_2",
     QUANTILE_CONT("rank_input_2", 0.6
     ORDER BY
-      "rank_input_2") AS "edge_3",
+      "rank_input_2") AS "edge_2_3",
     QUANTILE_CONT("rank_input_2", 0.8
     ORDER BY
-      "rank_input_2") AS "edge_4"
+      "rank_input_2") AS "edge_2_4"
   FROM "segql_stage_2"
 ), "segql_stage_3" AS (
   SELECT
@@ -77,7 +92,7 @@ WITH "segql_people" AS (
     CASE
       WHEN "rank_input_2" IS NULL
       THEN NULL
-      ELSE 1 + CASE WHEN "segql_edges_2"."edge_1" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_3" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_4" < "rank_input_2" THEN 1 ELSE 0 END
+      ELSE 1 + CASE WHEN "segql_edges_2"."edge_2_1" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_2" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_3" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_4" < "rank_input_2" THEN 1 ELSE 0 END
     END AS "rank_2"
   FROM "segql_stage_2"
   CROSS JOIN "segql_edges_2"

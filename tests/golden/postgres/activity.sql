@@ -17,11 +17,18 @@ WITH "segql_people" AS (
   WHERE
     NOT "source_rows"."person_id" IS NULL
     AND "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
-), "segql_aggs_events" AS (
+), "segql_distinct_agg_1" AS (
   SELECT
     "person_id",
-    COUNT(DISTINCT CAST("event_time" AS DATE)) FILTER(WHERE
-      "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY') AS "agg_1",
+    COUNT(DISTINCT CAST("event_time" AS DATE)) AS "agg_1"
+  FROM "segql_rows_events"
+  WHERE
+    "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY'
+  GROUP BY
+    "person_id"
+), "segql_distinct_agg_2" AS (
+  SELECT
+    "person_id",
     COUNT(DISTINCT DATE_TRUNC('WEEK', "event_time")) AS "agg_2"
   FROM "segql_rows_events"
   GROUP BY
@@ -29,11 +36,13 @@ WITH "segql_people" AS (
 ), "segql_stage_0" AS (
   SELECT
     "segql_people"."person_id",
-    COALESCE("segql_aggs_events"."agg_1", 0) AS "agg_1",
-    COALESCE("segql_aggs_events"."agg_2", 0) AS "agg_2"
+    COALESCE("segql_distinct_agg_1"."agg_1", 0) AS "agg_1",
+    COALESCE("segql_distinct_agg_2"."agg_2", 0) AS "agg_2"
   FROM "segql_people"
-  LEFT JOIN "segql_aggs_events"
-    ON "segql_aggs_events"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_distinct_agg_1"
+    ON "segql_distinct_agg_1"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_distinct_agg_2"
+    ON "segql_distinct_agg_2"."person_id" = "segql_people"."person_id"
 )
 SELECT
   'activity' AS "segment",

@@ -23,6 +23,8 @@ WITH "segql_people" AS (
     COUNT(*) FILTER(WHERE
       "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '7 DAY') AS "agg_1"
   FROM "segql_rows_events"
+  WHERE
+    "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '7 DAY'
   GROUP BY
     "person_id"
 ), "segql_stage_0" AS (

@@ -29,6 +29,12 @@ WITH "segql_people" AS (
       "event_name" = 'video_rendered'
       AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY') AS "agg_2"
   FROM "segql_rows_events"
+  WHERE
+    "event_name" = 'purchase'
+    OR (
+      "event_name" = 'video_rendered'
+      AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY'
+    )
   GROUP BY
     "person_id"
 ), "segql_stage_0" AS (

@@ -34,6 +34,9 @@ WITH "segql_people" AS (
       END
     ) AS "agg_1"
   FROM "segql_rows_events"
+  WHERE
+    "event_name" = 'purchase'
+    AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '1 YEAR'
   GROUP BY
     "person_id"
 ), "segql_stage_0" AS (

@@ -32,6 +32,8 @@ WITH "segql_people" AS (
       END
     ) AS "agg_1"
   FROM "segql_rows_events"
+  WHERE
+    "event_name" = 'purchase'
   GROUP BY
     "person_id"
 ), "segql_stage_0" AS (

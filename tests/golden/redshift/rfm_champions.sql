@@ -25,6 +25,8 @@ WITH "segql_people" AS (
     MAX(CASE WHEN "event_name" = 'purchase' THEN "event_time" END) AS "agg_1",
     SUM(CASE WHEN "event_name" = 'purchase' THEN "c_amount" END) AS "agg_2"
   FROM "segql_rows_events"
+  WHERE
+    "event_name" = 'purchase'
   GROUP BY
     "person_id"
 ), "segql_stage_0" AS (
@@ -60,13 +62,13 @@ WITH "segql_people" AS (
 ), "segql_edges_2" AS (
   SELECT
     PERCENTILE_CONT(0.2) WITHIN GROUP (ORDER BY
-      "rank_input_2") AS "edge_1",
+      "rank_input_2") AS "edge_2_1",
     PERCENTILE_CONT(0.4) WITHIN GROUP (ORDER BY
-      "rank_input_2") AS "edge_2",
+      "rank_input_2") AS "edge_2_2",
     PERCENTILE_CONT(0.6) WITHIN GROUP (ORDER BY
-      "rank_input_2") AS "edge_3",
+      "rank_input_2") AS "edge_2_3",
     PERCENTILE_CONT(0.8) WITHIN GROUP (ORDER BY
-      "rank_input_2") AS "edge_4"
+      "rank_input_2") AS "edge_2_4"
   FROM "segql_stage_2"
 ), "segql_stage_3" AS (
   SELECT
@@ -75,7 +77,7 @@ WITH "segql_people" AS (
     CASE
       WHEN "rank_input_2" IS NULL
       THEN NULL
-      ELSE 1 + CASE WHEN "segql_edges_2"."edge_1" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_3" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_4" < "rank_input_2" THEN 1 ELSE 0 END
+      ELSE 1 + CASE WHEN "segql_edges_2"."edge_2_1" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_2" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_3" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_4" < "rank_input_2" THEN 1 ELSE 0 END
     END AS "rank_2"
   FROM "segql_stage_2"
   CROSS JOIN "segql_edges_2"

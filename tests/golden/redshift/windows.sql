@@ -42,6 +42,18 @@ WITH "segql_people" AS (
       END
     ) AS "agg_2"
   FROM "segql_rows_events"
+  WHERE
+    (
+      "event_name" = 'login'
+      AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '90 DAY'
+    )
+    OR (
+      "event_name" = 'login'
+      AND (
+        "event_time" >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
+        AND "event_time" < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
+      )
+    )
   GROUP BY
     "person_id"
 ), "segql_stage_0" AS (

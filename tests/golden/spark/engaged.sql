@@ -23,6 +23,8 @@ WITH `segql_people` AS (
     COUNT(*) FILTER(WHERE
       `event_time` > TIMESTAMPADD(DAY, -7, CAST('2026-03-15 12:00:00' AS TIMESTAMP))) AS `agg_1`
   FROM `segql_rows_events`
+  WHERE
+    `event_time` > TIMESTAMPADD(DAY, -7, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
   GROUP BY
     `person_id`
 ), `segql_stage_0` AS (

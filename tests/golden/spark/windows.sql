@@ -34,6 +34,18 @@ WITH `segql_people` AS (
         AND `event_time` < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
       )) AS `agg_2`
   FROM `segql_rows_events`
+  WHERE
+    (
+      `event_name` = 'login'
+      AND `event_time` > TIMESTAMPADD(DAY, -90, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+    )
+    OR (
+      `event_name` = 'login'
+      AND (
+        `event_time` >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
+        AND `event_time` < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
+      )
+    )
   GROUP BY
     `person_id`
 ), `segql_stage_0` AS (

@@ -53,13 +53,44 @@ WITH "segql_people" AS (
         "event_time" >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
         AND "event_time" < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
       )) AS "agg_6",
-    COUNT(DISTINCT CAST("event_time" AS DATE)) FILTER(WHERE
-      "event_time" > DATE_ADD('DAY', 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))) AS "agg_7",
-    COUNT(DISTINCT DATE_TRUNC('WEEK', "event_time")) AS "agg_8",
     MAX("event_time") FILTER(WHERE
       "event_name" = 'purchase') AS "agg_10",
     COUNT(*) FILTER(WHERE
       "event_time" > DATE_ADD('DAY', 7 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))) AS "agg_11"
+  FROM "segql_rows_events"
+  WHERE
+    (
+      "event_name" = 'video_rendered'
+      AND "event_time" > DATE_ADD('DAY', 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+    )
+    OR "event_name" = 'purchase'
+    OR (
+      "event_name" = 'login'
+      AND "event_time" > DATE_ADD('DAY', 90 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+    )
+    OR (
+      "event_name" = 'login'
+      AND (
+        "event_time" >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
+        AND "event_time" < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
+      )
+    )
+    OR "event_time" > DATE_ADD('DAY', 7 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+  GROUP BY
+    "person_id"
+), "segql_distinct_agg_7" AS (
+  SELECT
+    "person_id",
+    COUNT(DISTINCT CAST("event_time" AS DATE)) AS "agg_7"
+  FROM "segql_rows_events"
+  WHERE
+    "event_time" > DATE_ADD('DAY', 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+  GROUP BY
+    "person_id"
+), "segql_distinct_agg_8" AS (
+  SELECT
+    "person_id",
+    COUNT(DISTINCT DATE_TRUNC('WEEK', "event_time")) AS "agg_8"
   FROM "segql_rows_events"
   GROUP BY
     "person_id"
@@ -128,8 +159,8 @@ WITH "segql_people" AS (
     COALESCE("segql_aggs_events"."agg_4", 0) AS "agg_4",
     COALESCE("segql_aggs_events"."agg_5", 0) AS "agg_5",
     COALESCE("segql_aggs_events"."agg_6", 0) AS "agg_6",
-    COALESCE("segql_aggs_events"."agg_7", 0) AS "agg_7",
-    COALESCE("segql_aggs_events"."agg_8", 0) AS "agg_8",
+    COALESCE("segql_distinct_agg_7"."agg_7", 0) AS "agg_7",
+    COALESCE("segql_distinct_agg_8"."agg_8", 0) AS "agg_8",
     "segql_aggs_events"."agg_10" AS "agg_10",
     COALESCE("segql_aggs_events"."agg_11", 0) AS "agg_11",
     COALESCE("segql_aggs_subscriptions"."agg_9", 0) AS "agg_9",
@@ -138,6 +169,10 @@ WITH "segql_people" AS (
   FROM "segql_people"
   LEFT JOIN "segql_aggs_events"
     ON "segql_aggs_events"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_distinct_agg_7"
+    ON "segql_distinct_agg_7"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_distinct_agg_8"
+    ON "segql_distinct_agg_8"."person_id" = "segql_people"."person_id"
   LEFT JOIN "segql_aggs_subscriptions"
     ON "segql_aggs_subscriptions"."person_id" = "segql_people"."person_id"
   LEFT JOIN "segql_seq_did_1"
@@ -169,10 +204,10 @@ WITH "segql_people" AS (
   FROM "segql_stage_1"
 ), "segql_edges_2" AS (
   SELECT
-    APPROX_PERCENTILE("rank_input_2", 0.2) AS "edge_1",
-    APPROX_PERCENTILE("rank_input_2", 0.4) AS "edge_2",
-    APPROX_PERCENTILE("rank_input_2", 0.6) AS "edge_3",
-    APPROX_PERCENTILE("rank_input_2", 0.8) AS "edge_4"
+    APPROX_PERCENTILE("rank_input_2", 0.2) AS "edge_2_1",
+    APPROX_PERCENTILE("rank_input_2", 0.4) AS "edge_2_2",
+    APPROX_PERCENTILE("rank_input_2", 0.6) AS "edge_2_3",
+    APPROX_PERCENTILE("rank_input_2", 0.8) AS "edge_2_4"
   FROM "segql_stage_2"
 ), "segql_stage_3" AS (
   SELECT
@@ -181,7 +216,7 @@ WITH "segql_people" AS (
     CASE
       WHEN "rank_input_2" IS NULL
       THEN NULL
-      ELSE 1 + CASE WHEN "segql_edges_2"."edge_1" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_3" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_4" < "rank_input_2" THEN 1 ELSE 0 END
+      ELSE 1 + CASE WHEN "segql_edges_2"."edge_2_1" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_2" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_3" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_4" < "rank_input_2" THEN 1 ELSE 0 END
     END AS "rank_2"
   FROM "segql_stage_2"
   CROSS JOIN "segql_edges_2"

@@ -30,6 +30,9 @@ WITH "segql_people" AS (
         THEN JSON_EXTRACT_SCALAR("properties", '$.currency') = 'USD' AND "c_amount" > 10
       END) AS "agg_1"
   FROM "segql_rows_events"
+  WHERE
+    "event_name" = 'purchase'
+    AND "event_time" > DATE_ADD('YEAR', 1 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
   GROUP BY
     "person_id"
 ), "segql_stage_0" AS (

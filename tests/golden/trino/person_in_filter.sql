@@ -28,6 +28,8 @@ WITH "segql_people" AS (
     COUNT(*) FILTER(WHERE
       CASE WHEN "event_name" = 'purchase' THEN "person_country" = 'FR' END) AS "agg_1"
   FROM "segql_rows_events"
+  WHERE
+    "event_name" = 'purchase'
   GROUP BY
     "person_id"
 ), "segql_stage_0" AS (

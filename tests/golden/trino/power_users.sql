@@ -26,6 +26,9 @@ WITH "segql_people" AS (
       "event_name" = 'video_rendered'
       AND "event_time" > DATE_ADD('DAY', 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))) AS "agg_1"
   FROM "segql_rows_events"
+  WHERE
+    "event_name" = 'video_rendered'
+    AND "event_time" > DATE_ADD('DAY', 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
   GROUP BY
     "person_id"
 ), "segql_stage_0" AS (

@@ -27,6 +27,8 @@ WITH "segql_people" AS (
     SUM("c_amount") FILTER(WHERE
       "event_name" = 'purchase') AS "agg_2"
   FROM "segql_rows_events"
+  WHERE
+    "event_name" = 'purchase'
   GROUP BY
     "person_id"
 ), "segql_stage_0" AS (
@@ -61,10 +63,10 @@ WITH "segql_people" AS (
   FROM "segql_stage_1"
 ), "segql_edges_2" AS (
   SELECT
-    APPROX_PERCENTILE("rank_input_2", 0.2) AS "edge_1",
-    APPROX_PERCENTILE("rank_input_2", 0.4) AS "edge_2",
-    APPROX_PERCENTILE("rank_input_2", 0.6) AS "edge_3",
-    APPROX_PERCENTILE("rank_input_2", 0.8) AS "edge_4"
+    APPROX_PERCENTILE("rank_input_2", 0.2) AS "edge_2_1",
+    APPROX_PERCENTILE("rank_input_2", 0.4) AS "edge_2_2",
+    APPROX_PERCENTILE("rank_input_2", 0.6) AS "edge_2_3",
+    APPROX_PERCENTILE("rank_input_2", 0.8) AS "edge_2_4"
   FROM "segql_stage_2"
 ), "segql_stage_3" AS (
   SELECT
@@ -73,7 +75,7 @@ WITH "segql_people" AS (
     CASE
       WHEN "rank_input_2" IS NULL
       THEN NULL
-      ELSE 1 + CASE WHEN "segql_edges_2"."edge_1" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_3" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_4" < "rank_input_2" THEN 1 ELSE 0 END
+      ELSE 1 + CASE WHEN "segql_edges_2"."edge_2_1" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_2" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_3" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_4" < "rank_input_2" THEN 1 ELSE 0 END
     END AS "rank_2"
   FROM "segql_stage_2"
   CROSS JOIN "segql_edges_2"
