@@ -374,14 +374,17 @@ def generated_project_text(segments: int = 1000, seed: int = 7) -> str:
 class Row:
     figure: str
     value: float
-    unit: str  # "ratio" or "ms"
-    goal: float | None = None  # an upper bound; None: context only
+    unit: str  # "ratio", "ms" or "GB"
+    goal: float | None = None  # None: context only
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    at_least: bool = False  # the goal is a lower bound (value >= goal), not an upper one
 
     @property
     def met(self) -> bool | None:
-        return None if self.goal is None else self.value <= self.goal
+        if self.goal is None:
+            return None
+        return self.value >= self.goal if self.at_least else self.value <= self.goal
 
 
 @dataclass
@@ -675,8 +678,9 @@ def print_table(rows: list[Row]) -> None:
     header = ("figure", "value", "goal", "met", "note")
     cells = []
     for row in rows:
-        unit = " ms" if row.unit == "ms" else "x"
-        goal = "-" if row.goal is None else f"<= {row.goal:g}{unit}"
+        unit = {"ratio": "x"}.get(row.unit, f" {row.unit}")
+        bound = ">=" if row.at_least else "<="
+        goal = "-" if row.goal is None else f"{bound} {row.goal:g}{unit}"
         met = "-" if row.met is None else ("yes" if row.met else "NO")
         cells.append((row.figure, f"{row.value:.3f}{unit}", goal, met, row.note))
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header[:-1])]
@@ -753,6 +757,14 @@ def main(argv: list[str] | None = None) -> int:
     if unmet:
         print("goals not met: " + ", ".join(unmet))
     return 0
+
+
+# The figures in figures_more.py import from this module by name ("run"): register it under
+# that name first, so that running it as a script does not load a second copy.
+sys.modules.setdefault("run", sys.modules[__name__])
+from figures_more import figure_app, figure_expert, figure_naive, figure_rss  # noqa: E402
+
+FIGURES.update(naive=figure_naive, expert=figure_expert, app=figure_app, rss=figure_rss)
 
 
 if __name__ == "__main__":
