@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 from sqlglot import exp
 
@@ -30,7 +31,7 @@ from segql import ast
 from segql.catalog import ValueType
 from segql.checker import PERSON, Analyzer, PersonScope, RowScope, is_relative_point, walk
 from segql.config import SourceConfig
-from segql.dialect import Dialect
+from segql.dialect import TYPE, Dialect
 from segql.errors import SegqlError
 from segql.reach import Guard, merge, reach, seconds
 from segql.timeutil import format_timestamp
@@ -56,9 +57,12 @@ class MembershipQuery:
     dialect: Dialect
     segments: tuple[str, ...]
 
-    @property
+    @cached_property
     def sql(self) -> str:
-        return self.expression.sql(dialect=self.dialect.sqlglot, pretty=True)
+        """The query's text. Generated without sqlglot's copy of the whole tree first (the
+        copy took twice as long as generating); the generator may rewrite parts of
+        ``expression`` into the dialect's form, which is the same query there."""
+        return self.expression.sql(dialect=self.dialect.sqlglot, pretty=True, copy=False)
 
 
 @dataclass
@@ -136,7 +140,7 @@ class _QueryBuilder:
             if as_of is None
             else exp.Literal.string(format_timestamp(as_of))
         )
-        self.as_of = options.as_of_sql or exp.cast(value, "TIMESTAMP")
+        self.as_of = options.as_of_sql or exp.cast(value, TYPE.TIMESTAMP)
         self.entity_columns: set[str] = set()
         self.sources: dict[str, _SourceNeeds] = {}
         self.sequences: dict[ast.Sequence, str] = {}
@@ -164,11 +168,11 @@ class _QueryBuilder:
         last = self.stage_ctes(ctes)
         selects = [
             exp.select(
-                exp.alias_(exp.Literal.string(name), "segment", quoted=True),
+                _alias(exp.Literal.string(name), "segment"),
                 exp.column(PERSON_ID, quoted=True),
             )
-            .from_(exp.to_identifier(last, quoted=True))
-            .where(condition)
+            .from_(exp.to_identifier(last, quoted=True), copy=False)
+            .where(condition, copy=False)
             for name, condition in conditions.items()
         ]
         query = _union_all(selects)
@@ -225,16 +229,14 @@ class _QueryBuilder:
             select = exp.select(exp.Star()).from_(exp.to_identifier(last, quoted=True))
             for column, expression in self.columns:
                 if self.stages[column] == stage:
-                    select = select.select(exp.alias_(expression, column, quoted=True), copy=False)
+                    select = select.select(_alias(expression, column), copy=False)
                     if column in self.edges:
                         edges, value, buckets, func = self.edges[column]
                         edges_select = (
                             self.qcut_edges_select if func == "qcut" else self.ntile_edges_select
                         )
                         ctes.append(_cte(edges, edges_select(last, value, buckets)))
-                        select = select.join(
-                            exp.to_identifier(edges, quoted=True), join_type="cross", copy=False
-                        )
+                        _join(select, exp.to_identifier(edges, quoted=True), kind="CROSS")
             ctes.append(_cte(name, select))
             last = name
         return last
@@ -270,14 +272,10 @@ class _QueryBuilder:
                 exp.column(_entity_alias(column), table=_PEOPLE, quoted=True), copy=False
             )
         for table, _ in joins:
-            stage = stage.join(
-                exp.to_identifier(table, quoted=True),
-                on=exp.column(PERSON_ID, table=table, quoted=True).eq(
-                    exp.column(PERSON_ID, table=_PEOPLE, quoted=True)
-                ),
-                join_type="left",
-                copy=False,
+            on = exp.column(PERSON_ID, table=table, quoted=True).eq(
+                exp.column(PERSON_ID, table=_PEOPLE, quoted=True)
             )
+            _join(stage, exp.to_identifier(table, quoted=True), on=on, side="LEFT")
         for needs in self.sources.values():
             table = f"segql_aggs_{needs.source.name}"
             for aggregate, column in needs.aggregates.items():
@@ -285,12 +283,10 @@ class _QueryBuilder:
                 value: exp.Expression = exp.column(column, table=held, quoted=True)
                 if aggregate.func in _COUNT_LIKE:
                     value = exp.func("COALESCE", value, exp.Literal.number(0))
-                stage = stage.select(exp.alias_(value, column, quoted=True), copy=False)
+                stage = stage.select(_alias(value, column), copy=False)
         for column in self.sequences.values():
             found = exp.column(PERSON_ID, table=f"segql_seq_{column}", quoted=True)
-            stage = stage.select(
-                exp.alias_(found.is_(exp.null()).not_(), column, quoted=True), copy=False
-            )
+            stage = stage.select(_alias(found.is_(exp.null()).not_(), column), copy=False)
         for segment, column in self.current.items():
             stage = self.join_current_members(stage, segment, column)
         ctes.append(_cte(_STAGE_0, stage))
@@ -299,69 +295,58 @@ class _QueryBuilder:
     def people_select(self) -> exp.Select:
         entity = self.config.entity
         person = exp.column(entity.id, quoted=True)
-        select = exp.select(exp.alias_(person, PERSON_ID, quoted=True)).from_(
-            self.user_table(entity.table, None)
-        )
+        select = exp.select(_alias(person, PERSON_ID)).from_(self.user_table(entity.table, None))
         for column in sorted(self.entity_columns):
             value = exp.column(column, quoted=True)
             kind = self.analyzer.catalog.column_type(entity.table, column)
             merged = exp.LogicalOr(this=value) if kind == "boolean" else exp.Max(this=value)
-            select = select.select(
-                exp.alias_(merged, _entity_alias(column), quoted=True), copy=False
-            )
+            select = select.select(_alias(merged, _entity_alias(column)), copy=False)
         return select.where(person.is_(exp.null()).not_()).group_by(person)
 
     def rows_select(self, needs: _SourceNeeds) -> exp.Select:
         source = needs.source
         table = "source_rows"
         person = exp.column(source.person, table=table, quoted=True)
-        select = exp.select(exp.alias_(person, PERSON_ID, quoted=True)).from_(
-            self.user_table(source.table, table)
-        )
+        select = exp.select(_alias(person, PERSON_ID)).from_(self.user_table(source.table, table))
         filters: list[exp.Expression] = [person.is_(exp.null()).not_()]
         if source.time is not None:
             time = exp.column(source.time, table=table, quoted=True)
-            select = select.select(exp.alias_(time, EVENT_TIME, quoted=True), copy=False)
+            select = select.select(_alias(time, EVENT_TIME), copy=False)
             filters.append(time <= self.as_of)
         if source.event_name is not None:
             name = exp.column(source.event_name, table=table, quoted=True)
-            select = select.select(exp.alias_(name, EVENT_NAME, quoted=True), copy=False)
+            select = select.select(_alias(name, EVENT_NAME), copy=False)
             if not needs.any_event:
                 names = [exp.Literal.string(n) for n in sorted(needs.event_names)]
                 filters.append(name.isin(*names))
         for column in sorted(needs.columns):
             value = exp.column(column, table=table, quoted=True)
-            select = select.select(exp.alias_(value, _row_alias(column), quoted=True), copy=False)
+            select = select.select(_alias(value, _row_alias(column)), copy=False)
         if needs.json:
             assert source.properties is not None
             value = exp.column(source.properties, table=table, quoted=True)
-            select = select.select(exp.alias_(value, PROPERTIES, quoted=True), copy=False)
+            select = select.select(_alias(value, PROPERTIES), copy=False)
         if needs.person_columns:
             people = exp.to_identifier(_PEOPLE, quoted=True)
-            select = select.join(
-                people,
-                on=exp.column(PERSON_ID, table=_PEOPLE, quoted=True).eq(person),
-                join_type="inner",
-                copy=False,
-            )
+            on = exp.column(PERSON_ID, table=_PEOPLE, quoted=True).eq(person)
+            _join(select, people, on=on, kind="INNER")
             for column in sorted(needs.person_columns):
                 value = exp.column(_entity_alias(column), table=_PEOPLE, quoted=True)
-                select = select.select(
-                    exp.alias_(value, _person_alias(column), quoted=True), copy=False
-                )
-        return select.where(_and(*filters))
+                select = select.select(_alias(value, _person_alias(column)), copy=False)
+        return select.where(_and(*filters), copy=False)
 
     def aggregates_select(self, needs: _SourceNeeds, rows: str) -> exp.Select:
         select = exp.select(exp.column(PERSON_ID, quoted=True)).from_(
             exp.to_identifier(rows, quoted=True)
         )
         for column, sql in needs.aggregate_sql.items():
-            select = select.select(exp.alias_(sql, column, quoted=True), copy=False)
+            select = select.select(_alias(sql, column), copy=False)
         select = select.group_by(exp.column(PERSON_ID, quoted=True), copy=False)
         guards = merge(needs.guards)
         if guards is None:
             return select
-        return select.where(_or(*(self.guard_sql(g, _Row(needs.source)) for g in guards)))
+        keeps = _or(*(self.guard_sql(g, _Row(needs.source)) for g in guards))
+        return select.where(keeps, copy=False)
 
     def guard_sql(self, guard: Guard, row: _Row) -> exp.Expression:
         """The rows a guard keeps: some of its names, after how far back it reaches."""
@@ -384,15 +369,11 @@ class _QueryBuilder:
             .from_(self.members_table.copy())
             .where(exp.column("segment", quoted=True).eq(exp.Literal.string(segment)))
         )
-        person = exp.cast(exp.column(PERSON_ID, table=_PEOPLE, quoted=True), "VARCHAR")
-        stage = stage.join(
-            members.subquery(alias),
-            on=exp.column(PERSON_ID, table=alias, quoted=True).eq(person),
-            join_type="left",
-            copy=False,
-        )
+        person = exp.cast(exp.column(PERSON_ID, table=_PEOPLE, quoted=True), TYPE.VARCHAR)
+        on = exp.column(PERSON_ID, table=alias, quoted=True).eq(person)
+        _join(stage, members.subquery(alias, copy=False), on=on, side="LEFT")
         found = exp.column(PERSON_ID, table=alias, quoted=True).is_(exp.null()).not_()
-        return stage.select(exp.alias_(found, column, quoted=True), copy=False)
+        return stage.select(_alias(found, column), copy=False)
 
     # --- aggregates and sequences ------------------------------------------------------
 
@@ -466,7 +447,7 @@ class _QueryBuilder:
         """The calendar day, week or month of a UTC time, in the project's timezone."""
         local = self.local_time(time)
         if func == "active_days":
-            return exp.cast(local, "DATE")
+            return exp.cast(local, TYPE.DATE)
         return exp.TimestampTrunc(this=local, unit=exp.var(_PERIODS[func].upper()))
 
     def fits_bitmap(self, func: str, window: ast.Window | None) -> bool:
@@ -493,10 +474,10 @@ class _QueryBuilder:
             unit=exp.var(unit.upper()),
         )
         index = exp.Add(this=back, expression=exp.Literal.number(1))
-        one = exp.cast(exp.Literal.number(1), exp.DataType.Type.UBIGINT)
+        one = exp.cast(exp.Literal.number(1), TYPE.UBIGINT)
         bit = exp.BitwiseLeftShift(this=one, expression=index)
         bits = self.filtered(exp.BitwiseOrAgg(this=bit), bit, match)
-        return exp.cast(exp.BitwiseCount(this=bits), "BIGINT")
+        return exp.cast(exp.BitwiseCount(this=bits), TYPE.BIGINT)
 
     def distinct_select(
         self,
@@ -508,9 +489,9 @@ class _QueryBuilder:
         """``COUNT(DISTINCT value)`` per person over only the rows that match."""
         count = exp.Count(this=exp.Distinct(expressions=[value]))
         select = (
-            exp.select(exp.column(PERSON_ID, quoted=True), exp.alias_(count, column, quoted=True))
-            .from_(table_ref(f"segql_rows_{needs.source.name}", cte=True))
-            .group_by(exp.column(PERSON_ID, quoted=True))
+            exp.select(exp.column(PERSON_ID, quoted=True), _alias(count, column))
+            .from_(table_ref(f"segql_rows_{needs.source.name}", cte=True), copy=False)
+            .group_by(exp.column(PERSON_ID, quoted=True), copy=False)
         )
         return select.where(match, copy=False) if match is not None else select
 
@@ -628,8 +609,8 @@ class _QueryBuilder:
             follows.append(then_filter)
         later = (
             exp.select(exp.Literal.number(1))
-            .from_(table_ref(f"segql_rows_{then.source.name}", alias="b", cte=True))
-            .where(_and(*follows))
+            .from_(table_ref(f"segql_rows_{then.source.name}", alias="b", cte=True), copy=False)
+            .where(_and(*follows), copy=False)
         )
         found = exp.Exists(this=later)
         conditions: list[exp.Expression] = []
@@ -644,9 +625,9 @@ class _QueryBuilder:
             conditions.append(found)
         return (
             exp.select(first.column(PERSON_ID))
-            .distinct()
-            .from_(table_ref(f"segql_rows_{first.source.name}", alias="a", cte=True))
-            .where(_and(*conditions))
+            .distinct(copy=False)
+            .from_(table_ref(f"segql_rows_{first.source.name}", alias="a", cte=True), copy=False)
+            .where(_and(*conditions), copy=False)
         )
 
     # --- conditions --------------------------------------------------------------------
@@ -773,7 +754,7 @@ class _QueryBuilder:
             if want == "time":
                 moment = self.analyzer.time_literal(expr)
                 if moment is not None:
-                    return exp.cast(exp.Literal.string(format_timestamp(moment)), "TIMESTAMP")  # type: ignore[arg-type]
+                    return exp.cast(exp.Literal.string(format_timestamp(moment)), TYPE.TIMESTAMP)  # type: ignore[arg-type]
             return exp.Literal.string(expr.value)
         if isinstance(expr, ast.Boolean):
             return exp.Boolean(this=expr.value)
@@ -805,7 +786,7 @@ class _QueryBuilder:
             right = _wrap(self.value(expr.right, scope, row, "number"))
             if expr.op == "/":
                 return exp.Div(
-                    this=exp.cast(left, "DOUBLE"),
+                    this=exp.cast(left, TYPE.DOUBLE),
                     expression=exp.Nullif(this=right, expression=exp.Literal.number(0)),
                 )
             return {"+": exp.Add, "-": exp.Sub, "*": exp.Mul}[expr.op](this=left, expression=right)
@@ -906,10 +887,10 @@ class _QueryBuilder:
             at_or_below = exp.Window(this=exp.Count(this=value.copy()), order=ordered)
             everybody = exp.Window(this=exp.Count(this=value.copy()))
             share = exp.Div(
-                this=exp.cast(exp.Mul(this=buckets, expression=at_or_below), "DOUBLE"),
+                this=exp.cast(exp.Mul(this=buckets, expression=at_or_below), TYPE.DOUBLE),
                 expression=everybody,
             )
-            result: exp.Expression = exp.cast(exp.Ceil(this=share), "BIGINT")
+            result: exp.Expression = exp.cast(exp.Ceil(this=share), TYPE.BIGINT)
         elif func == "qcut":
             buckets_count = int(call.args[0].value)  # type: ignore[union-attr]
             result = self.count_edges_below(value, number, buckets_count, inclusive=False)
@@ -938,7 +919,7 @@ class _QueryBuilder:
         result: exp.Expression = exp.Literal.number(1)
         for k in range(1, buckets):
             edge = exp.column(_edge(number, k), table=f"segql_edges_{number}", quoted=True)
-            below = edge <= value.copy() if inclusive else edge < value.copy()
+            below = (exp.LTE if inclusive else exp.LT)(this=edge, expression=value.copy())
             result = exp.Add(
                 this=result,
                 expression=exp.Case(
@@ -957,11 +938,9 @@ class _QueryBuilder:
             within = exp.WithinGroup(
                 this=quantile, expression=exp.Order(expressions=[exp.Ordered(this=value.copy())])
             )
-            select = select.select(exp.alias_(within, _edge(number, k), quoted=True), copy=False)
+            select = select.select(_alias(within, _edge(number, k)), copy=False)
         if buckets == 1:
-            select = select.select(
-                exp.alias_(exp.Literal.number(0), f"no_edges_{number}", quoted=True), copy=False
-            )
+            select = select.select(_alias(exp.Literal.number(0), f"no_edges_{number}"), copy=False)
         return select
 
     def ntile_edges_select(self, stage: str, value_name: str, buckets: int) -> exp.Select:
@@ -975,10 +954,8 @@ class _QueryBuilder:
         count = exp.column("value_count", quoted=True)
         values = (
             exp.select(
-                exp.alias_(
-                    exp.SortArray(this=exp.ArrayAgg(this=value)), "sorted_values", quoted=True
-                ),
-                exp.alias_(exp.Count(this=value.copy()), "value_count", quoted=True),
+                _alias(exp.SortArray(this=exp.ArrayAgg(this=value)), "sorted_values"),
+                _alias(exp.Count(this=value.copy()), "value_count"),
             )
             .from_(exp.to_identifier(stage, quoted=True))
             .where(value.copy().is_(exp.null()).not_())
@@ -990,12 +967,12 @@ class _QueryBuilder:
                 expression=exp.Literal.number(buckets),
             )
             position = exp.Add(this=below, expression=exp.Literal.number(1))  # 1-based lists
-            edge = exp.Bracket(this=sorted_values.copy(), expressions=[position])
-            select = select.select(exp.alias_(edge, _edge(number, k), quoted=True), copy=False)
+            # offset=1: the position is already 1-based (sqlglot would otherwise type-check
+            # it on every generation, to shift 0-based literals to the dialect's base)
+            edge = exp.Bracket(this=sorted_values.copy(), expressions=[position], offset=1)
+            select = select.select(_alias(edge, _edge(number, k)), copy=False)
         if buckets == 1:
-            select = select.select(
-                exp.alias_(exp.Literal.number(0), f"no_edges_{number}", quoted=True), copy=False
-            )
+            select = select.select(_alias(exp.Literal.number(0), f"no_edges_{number}"), copy=False)
         return select
 
 
@@ -1066,6 +1043,23 @@ def _edge(number: int | str, k: int) -> str:
     """An edge column, numbered by population function: edges CTEs of one stage are joined
     together, so their columns need distinct names."""
     return f"edge_{number}_{k}"
+
+
+def _alias(expression: exp.Expression, name: str) -> exp.Alias:
+    """``expression AS "name"``, without sqlglot's defensive copy of the expression."""
+    return exp.Alias(this=expression, alias=exp.Identifier(this=name, quoted=True))
+
+
+def _join(
+    select: exp.Select,
+    table: exp.Expression,
+    on: exp.Expression | None = None,
+    side: str | None = None,
+    kind: str | None = None,
+) -> exp.Select:
+    """Append a join (sqlglot's builder parses its join type from text on every call)."""
+    select.append("joins", exp.Join(this=table, on=on, side=side, kind=kind))
+    return select
 
 
 def _entity_alias(column: str) -> str:

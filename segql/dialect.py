@@ -28,6 +28,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 Builder = Callable[[exp.Expression], exp.Expression]
+# sqlglot type names as enums: a type given as text is parsed on every use
+TYPE = exp.DataType.Type
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,8 @@ class Dialect:
 
     def round_half_away(self, value: exp.Expression, digits: exp.Expression) -> exp.Expression:
         if self.round == "numeric":
-            value = exp.cast(value, "DECIMAL")
-            return exp.cast(exp.Round(this=value, decimals=digits), "DOUBLE")
+            value = exp.cast(value, TYPE.DECIMAL)
+            return exp.cast(exp.Round(this=value, decimals=digits), TYPE.DOUBLE)
         return exp.Round(this=value, decimals=digits)
 
 
@@ -122,7 +124,7 @@ _SAFE_CAST: dict[str, Callable[[exp.Expression, str], exp.Expression]] = {
     # The operand is cast to text first: sqlglot writes a TRY_CAST whose operand it cannot
     # type as text as a plain CAST for Snowflake, which then fails on 'n/a' instead of null.
     "try_cast": lambda value, to: exp.TryCast(
-        this=exp.cast(value, "VARCHAR"), to=exp.DataType.build(to)
+        this=exp.cast(value, TYPE.VARCHAR), to=exp.DataType.build(to)
     ),
     "guarded": _guarded_cast,
 }
