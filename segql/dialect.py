@@ -123,8 +123,9 @@ def _guarded_cast(value: exp.Expression, to: str) -> exp.Expression:
 _SAFE_CAST: dict[str, Callable[[exp.Expression, str], exp.Expression]] = {
     # The operand is cast to text first: sqlglot writes a TRY_CAST whose operand it cannot
     # type as text as a plain CAST for Snowflake, which then fails on 'n/a' instead of null.
+    # safe=True: without it sqlglot writes Spark's TRY_CAST as CAST, which fails in ANSI mode.
     "try_cast": lambda value, to: exp.TryCast(
-        this=exp.cast(value, TYPE.VARCHAR), to=exp.DataType.build(to)
+        this=exp.cast(value, TYPE.VARCHAR), to=exp.DataType.build(to), safe=True
     ),
     "guarded": _guarded_cast,
 }
