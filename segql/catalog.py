@@ -39,18 +39,30 @@ def value_type(sql_type: str) -> ValueType:
 
 @dataclass(frozen=True)
 class Catalog:
-    """Columns of the tables segql reads, keyed by the table name as segql.toml writes it."""
+    """Columns of the tables segql reads, keyed by the table name as segql.toml writes it.
+
+    ``unique``: per table, the columns the warehouse guarantees unique on their own (an
+    enforced PRIMARY KEY or UNIQUE constraint); the compiler then skips merging duplicates.
+    """
 
     tables: Mapping[str, Mapping[str, ValueType]] | None = field(default_factory=dict)
+    unique: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     def unknown(cls) -> Catalog:
         return cls(tables=None)
 
     @classmethod
-    def from_columns(cls, tables: Mapping[str, Iterable[tuple[str, str]]]) -> Catalog:
-        """Build from ``{table: [(column, sql_type), ...]}``."""
-        return cls({t: {c: value_type(sql) for c, sql in cols} for t, cols in tables.items()})
+    def from_columns(
+        cls,
+        tables: Mapping[str, Iterable[tuple[str, str]]],
+        unique: Mapping[str, Iterable[str]] | None = None,
+    ) -> Catalog:
+        """Build from ``{table: [(column, sql_type), ...]}`` and ``{table: unique columns}``."""
+        return cls(
+            {t: {c: value_type(sql) for c, sql in cols} for t, cols in tables.items()},
+            {t: frozenset(cols) for t, cols in (unique or {}).items()},
+        )
 
     @property
     def is_known(self) -> bool:
@@ -64,6 +76,10 @@ class Catalog:
         if self.tables is None:
             return None
         return self.tables.get(table, {})
+
+    def is_unique(self, table: str, column: str) -> bool:
+        """Whether the warehouse guarantees no two rows share a value of the column."""
+        return column in self.unique.get(table, ())
 
     def column_type(self, table: str, column: str) -> ValueType | None:
         """The column's kind, ``any`` on an unknown catalog, None when it does not exist."""

@@ -293,15 +293,21 @@ class _QueryBuilder:
         return ctes
 
     def people_select(self) -> exp.Select:
+        """One row per distinct non-null id: duplicate rows merged column by column (the
+        greatest value), unless the warehouse guarantees the id unique."""
         entity = self.config.entity
+        catalog = self.analyzer.catalog
+        unique = catalog.is_unique(entity.table, entity.id)
         person = exp.column(entity.id, quoted=True)
         select = exp.select(_alias(person, PERSON_ID)).from_(self.user_table(entity.table, None))
         for column in sorted(self.entity_columns):
-            value = exp.column(column, quoted=True)
-            kind = self.analyzer.catalog.column_type(entity.table, column)
-            merged = exp.LogicalOr(this=value) if kind == "boolean" else exp.Max(this=value)
-            select = select.select(_alias(merged, _entity_alias(column)), copy=False)
-        return select.where(person.is_(exp.null()).not_()).group_by(person)
+            value: exp.Expression = exp.column(column, quoted=True)
+            if not unique:
+                boolean = catalog.column_type(entity.table, column) == "boolean"
+                value = exp.LogicalOr(this=value) if boolean else exp.Max(this=value)
+            select = select.select(_alias(value, _entity_alias(column)), copy=False)
+        select = select.where(person.is_(exp.null()).not_(), copy=False)
+        return select if unique else select.group_by(person.copy(), copy=False)
 
     def rows_select(self, needs: _SourceNeeds) -> exp.Select:
         source = needs.source

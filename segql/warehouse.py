@@ -61,13 +61,21 @@ class Warehouse:
         """``[(column, sql_type)]`` of a table (``schema.table`` allowed), None if absent."""
         raise NotImplementedError
 
+    def unique_columns(self, table: str) -> set[str]:
+        """Columns of a table that an enforced PRIMARY KEY or UNIQUE constraint makes unique
+        on their own. None known by default: Snowflake, for one, declares but never
+        enforces them."""
+        return set()
+
     def catalog(self, tables: Iterable[str]) -> Catalog:
         found: dict[str, list[tuple[str, str]]] = {}
+        unique: dict[str, set[str]] = {}
         for table in dict.fromkeys(tables):
             columns = self.table_columns(table)
             if columns is not None:
                 found[table] = columns
-        return Catalog.from_columns(found)
+                unique[table] = self.unique_columns(table)
+        return Catalog.from_columns(found, unique)
 
     def close(self) -> None:
         pass
@@ -124,6 +132,19 @@ class DuckDBWarehouse(Warehouse):
         rows = self.query(sql + " ORDER BY ordinal_position", params)
         return [(r[0], r[1]) for r in rows] or None
 
+    def unique_columns(self, table: str) -> set[str]:
+        *schema, name = table.split(".")
+        sql = (
+            "SELECT constraint_column_names[1] FROM duckdb_constraints() "
+            "WHERE table_name = $name AND constraint_type IN ('PRIMARY KEY', 'UNIQUE') "
+            "AND len(constraint_column_names) = 1"
+        )
+        params: dict[str, Any] = {"name": name}
+        if schema:
+            sql += " AND schema_name = $schema"
+            params["schema"] = schema[-1]
+        return {column for (column,) in self.query(sql, params)}
+
     def close(self) -> None:
         self.connection.close()
 
@@ -167,6 +188,21 @@ class SqlAlchemyWarehouse(Warehouse):
         except sqlalchemy.exc.SQLAlchemyError as error:
             raise SegqlWarehouseError(f"cannot read the warehouse catalog: {error}") from None
         return [(c["name"], str(c["type"])) for c in columns] or None
+
+    def unique_columns(self, table: str) -> set[str]:
+        if self.dialect.name != "postgres":  # where constraints are known to be enforced
+            return set()
+        import sqlalchemy
+
+        *schema, name = table.split(".")
+        inspector = sqlalchemy.inspect(self.engine)
+        kwargs = {"schema": schema[-1] if schema else None}
+        try:
+            keys = [inspector.get_pk_constraint(name, **kwargs)["constrained_columns"]]
+            keys += [u["column_names"] for u in inspector.get_unique_constraints(name, **kwargs)]
+        except sqlalchemy.exc.SQLAlchemyError as error:
+            raise SegqlWarehouseError(f"cannot read the warehouse catalog: {error}") from None
+        return {key[0] for key in keys if len(key) == 1}
 
     def close(self) -> None:
         self.connection.close()

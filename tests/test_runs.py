@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from segql.project import project_from_text
+from segql.compiler import table_ref
+from segql.project import load_project, project_from_text
 from segql.runner import Runner
-from segql.warehouse import DbApiWarehouse
+from segql.warehouse import DbApiWarehouse, connect
 from tests.support.engines import SnowflakeEngine
 from tests.support.runtime import RuntimeProject
 from tests.support.scenario import event, make_config, make_tables, person
@@ -105,6 +106,41 @@ def test_history_of_a_scenario_written_by_hand(runtime: RuntimeProject) -> None:
         ("engaged", 1, True),
         ("paid", 1, False),
     ]
+
+
+def test_a_unique_entity_id_is_read_as_is(runtime: RuntimeProject) -> None:
+    """With a PRIMARY KEY on the id, the compiled query reads people without merging
+    duplicates (no GROUP BY), and the members are the same as without it."""
+    runtime.write_rules(RULES_V1)
+    runtime.load(TABLES)
+    before = load_project(runtime.root)
+    warehouse = connect(before.config)
+    try:
+        before.read_catalog(warehouse)
+        assert not before.catalog.is_unique(before.config.entity.table, "person_id")
+        merged_sql = before.compile(dialect=warehouse.dialect.name, as_of=D(2026, 1, 30))
+        people = table_ref(before.config.entity.table).sql(dialect=warehouse.dialect.sqlglot)
+        warehouse.query(f'ALTER TABLE {people} ADD PRIMARY KEY ("person_id")')
+        after = load_project(runtime.root)
+        after.read_catalog(warehouse)
+        assert after.catalog.is_unique(after.config.entity.table, "person_id")
+        unique_sql = after.compile(dialect=warehouse.dialect.name, as_of=D(2026, 1, 30))
+    finally:
+        warehouse.close()
+
+    def people_cte(sql: str) -> str:
+        return sql.split('"segql_people" AS (', 1)[1].split("), ", 1)[0]
+
+    assert "GROUP BY" in people_cte(merged_sql)
+    assert "GROUP BY" not in people_cte(unique_sql)
+    runtime.run(D(2026, 1, 30))
+    assert runtime.members() == {
+        ("active", "1"),
+        ("paid", "1"),
+        ("paid", "3"),
+        ("engaged", "1"),
+        ("engaged", "2"),
+    }
 
 
 def test_rerun_at_the_same_as_of_appends_nothing(runtime: RuntimeProject) -> None:
