@@ -92,8 +92,8 @@ def figure_naive(ctx: Context) -> list[Row]:
 T = f"TIMESTAMP '{AS_OF:%Y-%m-%d %H:%M:%S}'"
 
 # What a DuckDB expert writes for each segment: members' ids, one row each, rows after T
-# ignored, only ids present in people. person_id is unique in the generated people table
-# (segql cannot assume that: duplicate ids are merged), so the hand queries do not dedupe.
+# ignored, only ids present in people. person_id is the people table's primary key, so
+# neither the hand queries nor segql (which reads the key from the catalog) merge duplicates.
 EXPERT_SQL: dict[str, str] = {
     "power_viewers": f"""
 SELECT p.person_id

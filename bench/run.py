@@ -43,7 +43,7 @@ BENCH = Path(__file__).resolve().parent
 CACHE = BENCH / ".cache"
 RESULTS = BENCH / "results.json"
 
-DATA_VERSION = "v1"
+DATA_VERSION = "v2"  # v2: people.person_id is a PRIMARY KEY
 SEED = "segql-bench-1"
 AS_OF = datetime(2025, 1, 1)
 SCALES = {"100k": 100_000, "1m": 1_000_000}
@@ -115,7 +115,9 @@ def bench_config() -> ProjectConfig:
 
 
 def bench_catalog() -> Catalog:
-    return Catalog.from_columns({"people": PEOPLE_COLUMNS, "events": EVENT_COLUMNS})
+    """What ``segql run`` reads from the data file: the columns, and the primary key."""
+    columns = {"people": PEOPLE_COLUMNS, "events": EVENT_COLUMNS}
+    return Catalog.from_columns(columns, unique={"people": ["person_id"]})
 
 
 def _pick(values: tuple[str, ...], u: str) -> str:
@@ -158,6 +160,8 @@ def generation_sql(people: int) -> list[str]:
           FROM range({people}) r(i)
         )
         """,
+        # An entity table has a key, and segql reads it: no merging of duplicate ids.
+        "ALTER TABLE people ADD PRIMARY KEY (person_id)",
         f"""
         CREATE TABLE events AS
         SELECT
