@@ -4,14 +4,20 @@ The query is planned, not pasted together:
 
 Every CTE is named ``segql_...`` so that none can shadow a table of the user's.
 
-- ``segql_people``: one row per distinct non-null id with the entity columns the rules use.
+- ``segql_people``: one row per distinct non-null id with the entity columns the rules use
+  (duplicates merged by ``GROUP BY``, unless the warehouse enforces the id unique).
 - ``segql_rows_<source>``: each source table read once, with only the columns, event names and
   rows up to ``T`` that some rule needs.
 - ``segql_aggs_<source>``: every aggregate over that source as a filtered aggregate of one
-  ``GROUP BY person``; ``segql_seq_<n>``: the people who did each sequence.
+  ``GROUP BY person``, over only the rows some aggregate reads (``segql.reach``: the last
+  90 days, say, plus every purchase). ``segql_distinct_<agg>``: a distinct count on its
+  own, over only its rows (in the shared pass it would hash every row; active days of a
+  short window are a bitmap there instead, where the dialect has one).
+  ``segql_seq_<n>``: the people who did each sequence.
 - ``segql_stage_0 .. k``: per-person columns in dependency order. A trait, a population
   function or a referenced segment is a column computed once, in the first stage after
-  everything it reads.
+  everything it reads; ``segql_edges_<n>``: the bucket edges of ``qcut`` (and ``ntile``
+  where the dialect ranks by edges).
 - the result: one ``SELECT`` per segment, combined with ``UNION ALL``.
 
 Logic is two-valued (language.md section 3). SQL's unknown only differs from false under

@@ -50,9 +50,7 @@ def test_retail_rfm_matches_the_reference_evaluator(retail: Path) -> None:
     for table in ("customers", "invoices"):
         cursor = connection.execute(f"SELECT * FROM {table}")
         tables[table] = ([d[0] for d in cursor.description], cursor.fetchall())
-    members = connection.execute(
-        "SELECT segment, person_id FROM segql.segql_members"
-    ).fetchall()
+    members = connection.execute("SELECT segment, person_id FROM segql.segql_members").fetchall()
     connection.close()
     definitions = [*project.definitions.segments.values(), *project.definitions.traits.values()]
     expected = evaluate(definitions, project.config, tables, AS_OF)

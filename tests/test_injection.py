@@ -39,7 +39,7 @@ RULES = "\n".join(
         f"segment listed where email in ({quoted(DROP)}, {quoted('it' + chr(39) + 's')})",
         f"segment event_named where did {quoted(DROP)}",
         f"segment json_key where did purchase where `{DROP}` = {quoted(DROP)}",
-        f"segment titled title \"{DROP} \\\" done\" where email = {quoted(DROP)}",
+        f'segment titled title "{DROP} \\" done" where email = {quoted(DROP)}',
     ]
 )
 PEOPLE = [person(i + 1, email=value) for i, value in enumerate(HOSTILE_VALUES)]
