@@ -28,6 +28,7 @@ from typing import Any
 import duckdb
 from run import (
     AS_OF,
+    BENCH_TOML,
     NTILE_SEGMENTS,
     SUITE,
     Context,
@@ -345,22 +346,9 @@ def check_batch_members(
 # --- (7) peak memory of segql run -----------------------------------------------------------
 
 RSS_SCALE = "1m"
-RSS_CONFIG = """\
-[warehouse]
-url = "duckdb:///warehouse.duckdb"
-timezone = "UTC"
-
-[entity]
-table = "people"
-id = "person_id"
-
-[events]
-table = "events"
-person = "person_id"
-name = "event_type"
-time = "occurred_at"
-properties = "properties"
-"""
+RSS_CONFIG = BENCH_TOML.replace(
+    "[warehouse]\n", '[warehouse]\nurl = "duckdb:///warehouse.duckdb"\n'
+)
 SEGQL_MAIN = "import sys; from segql.cli import main; sys.exit(main(prog_name='segql'))"
 PROGRESS_LINE = re.compile(r"^\[\s*([\d.]+)s\] (.*)$")
 
