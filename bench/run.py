@@ -777,9 +777,17 @@ def main(argv: list[str] | None = None) -> int:
 # The figures in figures_more.py import from this module by name ("run"): register it under
 # that name first, so that running it as a script does not load a second copy.
 sys.modules.setdefault("run", sys.modules[__name__])
-from figures_more import figure_app, figure_expert, figure_naive, figure_rss  # noqa: E402
+from figures_more import (  # noqa: E402
+    figure_app,
+    figure_churn,
+    figure_expert,
+    figure_naive,
+    figure_rss,
+)
 
-FIGURES.update(naive=figure_naive, expert=figure_expert, app=figure_app, rss=figure_rss)
+FIGURES.update(
+    naive=figure_naive, expert=figure_expert, app=figure_app, churn=figure_churn, rss=figure_rss
+)
 
 
 if __name__ == "__main__":
