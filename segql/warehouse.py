@@ -143,6 +143,9 @@ class DuckDBWarehouse(Warehouse):
         if schema:
             sql += " AND schema_name = $schema"
             params["schema"] = schema[-1]
+        else:  # the table the unqualified name reads, not one of that name elsewhere
+            sql += " AND schema_name = current_schema()"
+        sql += " AND database_name = current_database()"
         return {column for (column,) in self.query(sql, params)}
 
     def close(self) -> None:
