@@ -18,7 +18,7 @@ import pytest
 from segql.compiler import table_ref
 from segql.project import load_project, project_from_text
 from segql.runner import Runner
-from segql.warehouse import DbApiWarehouse, connect
+from segql.warehouse import DbApiWarehouse, DuckDBWarehouse, connect
 from tests.support.engines import SnowflakeEngine
 from tests.support.runtime import RuntimeProject
 from tests.support.scenario import event, make_config, make_tables, person
@@ -141,6 +141,20 @@ def test_a_unique_entity_id_is_read_as_is(runtime: RuntimeProject) -> None:
         ("engaged", "1"),
         ("engaged", "2"),
     }
+
+
+def test_unique_keys_are_those_of_the_table_the_name_reads(tmp_path: Path) -> None:
+    warehouse = DuckDBWarehouse(str(tmp_path / "w.duckdb"))
+    try:
+        warehouse.query("CREATE TABLE people (person_id INTEGER, email TEXT UNIQUE)")
+        warehouse.query("CREATE SCHEMA crm")
+        warehouse.query("CREATE TABLE crm.people (person_id INTEGER PRIMARY KEY, email TEXT)")
+        warehouse.query("CREATE TABLE crm.pairs (a INTEGER, b INTEGER, PRIMARY KEY (a, b))")
+        assert warehouse.unique_columns("people") == {"email"}
+        assert warehouse.unique_columns("crm.people") == {"person_id"}
+        assert warehouse.unique_columns("crm.pairs") == set()  # unique together, not alone
+    finally:
+        warehouse.close()
 
 
 def test_rerun_at_the_same_as_of_appends_nothing(runtime: RuntimeProject) -> None:
