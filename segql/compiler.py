@@ -251,7 +251,7 @@ class _QueryBuilder:
 
     def base_ctes(self) -> list[exp.CTE]:
         ctes = [_cte(_PEOPLE, self.people_select())]
-        joins: list[tuple[str, exp.Expression]] = []
+        joins: list[str] = []  # CTEs of one row per person, joined to people
         for needs in self.sources.values():
             rows = f"segql_rows_{needs.source.name}"
             rows_cte = _cte(rows, self.rows_select(needs))
@@ -261,15 +261,15 @@ class _QueryBuilder:
             if needs.aggregate_sql:
                 aggs = f"segql_aggs_{needs.source.name}"
                 ctes.append(_cte(aggs, self.aggregates_select(needs, rows)))
-                joins.append((aggs, exp.true()))
+                joins.append(aggs)
             for column, select in needs.separate.items():
                 name = f"segql_distinct_{column}"
                 ctes.append(_cte(name, select))
-                joins.append((name, exp.true()))
+                joins.append(name)
         for column in self.sequences.values():
             name = f"segql_seq_{column}"
             ctes.append(_cte(name, self.sequence_sql[column]))
-            joins.append((name, exp.true()))
+            joins.append(name)
         stage = exp.select(exp.column(PERSON_ID, table=_PEOPLE, quoted=True)).from_(
             exp.to_identifier(_PEOPLE, quoted=True)
         )
@@ -277,7 +277,7 @@ class _QueryBuilder:
             stage = stage.select(
                 exp.column(_entity_alias(column), table=_PEOPLE, quoted=True), copy=False
             )
-        for table, _ in joins:
+        for table in joins:
             on = exp.column(PERSON_ID, table=table, quoted=True).eq(
                 exp.column(PERSON_ID, table=_PEOPLE, quoted=True)
             )
