@@ -213,6 +213,10 @@ class _QueryBuilder:
     def column_ref(self, name: str) -> exp.Column:
         return exp.column(name, quoted=True)
 
+    def now(self) -> exp.Expression:
+        """The as-of time ``T``, a fresh node each time (a node has one parent)."""
+        return self.as_of.copy()
+
     def stage_of(self, expression: exp.Expression) -> int:
         """The stage that holds everything an expression reads."""
         return max(
@@ -324,7 +328,7 @@ class _QueryBuilder:
         if source.time is not None:
             time = exp.column(source.time, table=table, quoted=True)
             select = select.select(_alias(time, EVENT_TIME), copy=False)
-            filters.append(time <= self.as_of)
+            filters.append(exp.LTE(this=time, expression=self.now()))
         if source.event_name is not None:
             name = exp.column(source.event_name, table=table, quoted=True)
             select = select.select(_alias(name, EVENT_NAME), copy=False)
@@ -368,7 +372,8 @@ class _QueryBuilder:
             name = row.column(EVENT_NAME)
             parts.append(name.eq(names[0]) if len(names) == 1 else name.isin(*names))
         if isinstance(guard.reach, ast.Duration):
-            parts.append(row.column(EVENT_TIME) > self.shift(self.as_of, guard.reach, -1))
+            since = self.shift(self.now(), guard.reach, -1)
+            parts.append(exp.GT(this=row.column(EVENT_TIME), expression=since))
         elif guard.reach is not None:
             parts.append(self.window(guard.reach, row.column(EVENT_TIME), row))
         return _and(*parts) if parts else exp.true()
@@ -481,7 +486,7 @@ class _QueryBuilder:
         unit = _PERIODS[func]
         time = exp.column(EVENT_TIME, quoted=True)
         back = exp.DateDiff(
-            this=self.period(func, self.as_of.copy()),
+            this=self.period(func, self.now()),
             expression=self.period(func, time),
             unit=exp.var(unit.upper()),
         )
@@ -550,7 +555,9 @@ class _QueryBuilder:
                 needs.any_event = True
             else:
                 needs.event_names.add(spec.ref)
-                cheap.append(row.column(EVENT_NAME).eq(exp.Literal.string(spec.ref)))
+                cheap.append(
+                    exp.EQ(this=row.column(EVENT_NAME), expression=exp.Literal.string(spec.ref))
+                )
         if spec.window is not None:
             cheap.append(self.window(spec.window, row.column(EVENT_TIME), row))
         if spec.where is None:
@@ -567,7 +574,7 @@ class _QueryBuilder:
     def window(self, window: ast.Window, time: exp.Expression, row: _Row | None) -> exp.Expression:
         if isinstance(window, ast.WindowWithin):
             # Source rows are already at or before T: only the lower bound is left to test.
-            return time > self.shift(self.as_of, window.duration, -1)
+            return exp.GT(this=time, expression=self.shift(self.now(), window.duration, -1))
         parts = []
         if window.start is not None:
             parts.append(self.time_side("after", time, window.start, row))
@@ -576,7 +583,10 @@ class _QueryBuilder:
         return _and(*parts)
 
     def within(self, time: exp.Expression, duration: ast.Duration) -> exp.Expression:
-        return _and(time > self.shift(self.as_of, duration, -1), time <= self.as_of)
+        since = self.shift(self.now(), duration, -1)
+        return _and(
+            exp.GT(this=time, expression=since), exp.LTE(this=time.copy(), expression=self.now())
+        )
 
     def time_side(
         self, op: str, time: exp.Expression, point: ast.Expr, row: _Row | None
@@ -610,12 +620,13 @@ class _QueryBuilder:
         first = _Row(self.analyzer.source_of(sequence.first), "a")
         then = _Row(self.analyzer.source_of(sequence.then), "b")
         a_time, b_time = first.column(EVENT_TIME), then.column(EVENT_TIME)
-        follows = [
-            then.column(PERSON_ID).eq(first.column(PERSON_ID)),
-            b_time > a_time,
+        follows: list[exp.Expression] = [
+            exp.EQ(this=then.column(PERSON_ID), expression=first.column(PERSON_ID)),
+            exp.GT(this=b_time, expression=a_time),
         ]
         if sequence.within is not None:
-            follows.append(b_time <= self.shift(a_time, sequence.within, +1))
+            until = self.shift(first.column(EVENT_TIME), sequence.within, +1)
+            follows.append(exp.LTE(this=then.column(EVENT_TIME), expression=until))
         then_filter = self.spec_filter(sequence.then, then, where_clause=True)
         if then_filter is not None:
             follows.append(then_filter)
@@ -632,7 +643,8 @@ class _QueryBuilder:
         if sequence.negated:
             conditions.append(_not(found))
             if sequence.within is not None:
-                conditions.append(self.shift(a_time, sequence.within, +1) <= self.as_of)
+                until = self.shift(first.column(EVENT_TIME), sequence.within, +1)
+                conditions.append(exp.LTE(this=until, expression=self.now()))
         else:
             conditions.append(found)
         return (
@@ -773,9 +785,9 @@ class _QueryBuilder:
         if isinstance(expr, ast.Null):
             return exp.null()
         if isinstance(expr, ast.Now):
-            return self.as_of.copy()
+            return self.now()
         if isinstance(expr, ast.Ago):
-            return self.shift(self.as_of, expr.duration, -1)
+            return self.shift(self.now(), expr.duration, -1)
         if isinstance(expr, ast.Name):
             if isinstance(scope, RowScope):
                 assert row is not None
@@ -848,7 +860,7 @@ class _QueryBuilder:
         if func in ("days_since", "hours_since"):
             time = self.value(call.args[0], scope, row, "time")
             seconds = exp.Sub(
-                this=self.dialect.epoch_seconds(self.as_of.copy()),
+                this=self.dialect.epoch_seconds(self.now()),
                 expression=self.dialect.epoch_seconds(time),
             )
             per = _SECONDS["day" if func == "days_since" else "hour"]
@@ -992,16 +1004,32 @@ _COMPARISONS = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp
 
 
 def _and(*parts: exp.Expression) -> exp.Expression:
-    """``AND`` of fresh subtrees, without sqlglot's defensive copies (compile time is linear)."""
-    return exp.and_(*parts, copy=False)
+    """``AND`` of fresh subtrees, as sqlglot's ``and_`` writes it (a connector operand in
+    parentheses), without its defensive copies and parsing (compile time is linear)."""
+    return _connect(exp.And, parts)
 
 
 def _or(*parts: exp.Expression) -> exp.Expression:
-    return exp.or_(*parts, copy=False)
+    return _connect(exp.Or, parts)
 
 
 def _not(part: exp.Expression) -> exp.Expression:
-    return exp.not_(part, copy=False)
+    return exp.Not(this=_grouped(part))
+
+
+def _connect(
+    connector: type[exp.And] | type[exp.Or], parts: Sequence[exp.Expression]
+) -> exp.Expression:
+    if len(parts) == 1:
+        return parts[0]
+    result = _grouped(parts[0])
+    for part in parts[1:]:
+        result = connector(this=result, expression=_grouped(part))
+    return result
+
+
+def _grouped(part: exp.Expression) -> exp.Expression:
+    return exp.Paren(this=part) if isinstance(part, exp.Connector) else part
 
 
 def _union_all(selects: list[exp.Select]) -> exp.Query:
