@@ -16,6 +16,7 @@ version and DuckDB version. Results go to stdout (a table) and ``bench/results.j
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
 import random
@@ -417,9 +418,13 @@ class Context:
 
 def measure(fn: Callable[[], Any], runs: int, slow_s: float = 5.0) -> tuple[float, Any]:
     """Best wall time (s) of up to ``runs`` calls, and the last result; a call slower than
-    ``slow_s`` is not repeated (there is no warm-up for compiling: pure Python)."""
+    ``slow_s`` is not repeated (there is no warm-up for compiling: pure Python). Each call
+    starts after a full garbage collection, so that it does not pay for collecting the
+    trees an earlier call left (sqlglot's nodes are cycles, freed only by the collector)."""
     times, result = [], None
     for _ in range(runs):
+        result = None
+        gc.collect()
         started = time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - started)

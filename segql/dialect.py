@@ -75,8 +75,8 @@ class Dialect:
 
     def round_half_away(self, value: exp.Expression, digits: exp.Expression) -> exp.Expression:
         if self.round == "numeric":
-            value = exp.cast(value, TYPE.DECIMAL)
-            return exp.cast(exp.Round(this=value, decimals=digits), TYPE.DOUBLE)
+            value = exp.cast(value, TYPE.DECIMAL, copy=False)
+            return exp.cast(exp.Round(this=value, decimals=digits), TYPE.DOUBLE, copy=False)
         return exp.Round(this=value, decimals=digits)
 
 
@@ -125,7 +125,7 @@ _SAFE_CAST: dict[str, Callable[[exp.Expression, str], exp.Expression]] = {
     # type as text as a plain CAST for Snowflake, which then fails on 'n/a' instead of null.
     # safe=True: without it sqlglot writes Spark's TRY_CAST as CAST, which fails in ANSI mode.
     "try_cast": lambda value, to: exp.TryCast(
-        this=exp.cast(value, TYPE.VARCHAR), to=exp.DataType.build(to), safe=True
+        this=exp.cast(value, TYPE.VARCHAR, copy=False), to=exp.DataType.build(to), safe=True
     ),
     "guarded": _guarded_cast,
 }

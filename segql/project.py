@@ -13,7 +13,7 @@ from sqlglot import exp
 from segql import ast
 from segql.catalog import Catalog
 from segql.checker import Analyzer, Definitions, check_definitions, walk
-from segql.compiler import MembershipQuery, compile_membership_query
+from segql.compiler import MembershipQuery, collector_paused, compile_membership_query
 from segql.config import ProjectConfig, find_project_root, load_config
 from segql.dialect import get_dialect
 from segql.errors import SegqlError, SegqlErrors, SegqlNameError, unknown_name_message
@@ -110,10 +110,11 @@ class Project:
         members_table: exp.Table | None = None,
     ) -> MembershipQuery:
         """The checked, compiled query for the selected segments."""
-        self.check()
-        return compile_membership_query(
-            self.analyzer, self.select(segments), get_dialect(dialect), as_of, members_table
-        )
+        with collector_paused():
+            self.check()
+            return compile_membership_query(
+                self.analyzer, self.select(segments), get_dialect(dialect), as_of, members_table
+            )
 
     def compile(
         self,
