@@ -77,6 +77,10 @@ class Catalog:
             return None
         return self.tables.get(table, {})
 
+    def without_keys(self) -> Catalog:
+        """The same columns, no unique keys assumed."""
+        return Catalog(self.tables)
+
     def is_unique(self, table: str, column: str) -> bool:
         """Whether the warehouse guarantees no two rows share a value of the column."""
         return column in self.unique.get(table, ())

@@ -40,7 +40,11 @@ class Project:
 
     @cached_property
     def catalog(self) -> Catalog:
-        """The warehouse's columns; unknown when the warehouse cannot be read."""
+        """The warehouse's columns; unknown when the warehouse cannot be read.
+
+        Without its unique keys: SQL compiled from this catalog (``segql compile``, the dbt
+        models) may run on another warehouse, where the keys need not hold. A run reads
+        the catalog through its own connection (``read_catalog``) and uses them."""
         if self.catalog_override is not None:
             return self.catalog_override
         try:
@@ -48,7 +52,7 @@ class Project:
         except SegqlError:
             return Catalog.unknown()
         try:
-            return warehouse.catalog(tables_of(self.config))
+            return warehouse.catalog(tables_of(self.config)).without_keys()
         finally:
             warehouse.close()
 

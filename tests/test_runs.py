@@ -116,6 +116,7 @@ def test_a_unique_entity_id_is_read_as_is(runtime: RuntimeProject) -> None:
     before = load_project(runtime.root)
     warehouse = connect(before.config)
     try:
+        dialect = warehouse.dialect.name
         before.read_catalog(warehouse)
         assert not before.catalog.is_unique(before.config.entity.table, "person_id")
         merged_sql = before.compile(dialect=warehouse.dialect.name, as_of=D(2026, 1, 30))
@@ -133,6 +134,9 @@ def test_a_unique_entity_id_is_read_as_is(runtime: RuntimeProject) -> None:
 
     assert "GROUP BY" in people_cte(merged_sql)
     assert "GROUP BY" not in people_cte(unique_sql)
+    # `segql compile` (no run's connection) keeps merging: its SQL may run elsewhere.
+    portable = load_project(runtime.root).compile(dialect=dialect, as_of=D(2026, 1, 30))
+    assert "GROUP BY" in people_cte(portable)
     runtime.run(D(2026, 1, 30))
     assert runtime.members() == {
         ("active", "1"),
