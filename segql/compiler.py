@@ -642,10 +642,17 @@ class _QueryBuilder:
             .where(_and(*follows), copy=False)
         )
         found = exp.Exists(this=later)
-        conditions: list[exp.Expression] = []
+        # The A rows as distinct (person, time) pairs, filtered first: all the EXISTS reads
+        # of them. (Correlated on the raw rows, DuckDB scanned them twice: 1.25x the time.)
+        firsts = (
+            exp.select(first.column(PERSON_ID), first.column(EVENT_TIME))
+            .distinct(copy=False)
+            .from_(table_ref(f"segql_rows_{first.source.name}", alias="a", cte=True), copy=False)
+        )
         first_filter = self.spec_filter(sequence.first, first, where_clause=True)
         if first_filter is not None:
-            conditions.append(first_filter)
+            firsts = firsts.where(first_filter, copy=False)
+        conditions: list[exp.Expression] = []
         if sequence.negated:
             conditions.append(_not(found))
             if sequence.within is not None:
@@ -656,7 +663,7 @@ class _QueryBuilder:
         return (
             exp.select(first.column(PERSON_ID))
             .distinct(copy=False)
-            .from_(table_ref(f"segql_rows_{first.source.name}", alias="a", cte=True), copy=False)
+            .from_(firsts.subquery(exp.to_identifier("a", quoted=True), copy=False), copy=False)
             .where(_and(*conditions), copy=False)
         )
 

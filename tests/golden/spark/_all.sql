@@ -114,10 +114,16 @@ WITH `segql_people` AS (
 ), `segql_seq_did_1` AS (
   SELECT DISTINCT
     `a`.`person_id`
-  FROM `segql_rows_events` AS `a`
+  FROM (
+    SELECT DISTINCT
+      `a`.`person_id`,
+      `a`.`event_time`
+    FROM `segql_rows_events` AS `a`
+    WHERE
+      `a`.`event_name` = 'trial_started'
+  ) AS `a`
   WHERE
-    `a`.`event_name` = 'trial_started'
-    AND EXISTS(
+    EXISTS(
       SELECT
         1
       FROM `segql_rows_events` AS `b`
@@ -130,13 +136,17 @@ WITH `segql_people` AS (
 ), `segql_seq_did_2` AS (
   SELECT DISTINCT
     `a`.`person_id`
-  FROM `segql_rows_events` AS `a`
-  WHERE
-    (
+  FROM (
+    SELECT DISTINCT
+      `a`.`person_id`,
+      `a`.`event_time`
+    FROM `segql_rows_events` AS `a`
+    WHERE
       `a`.`event_name` = 'cart'
       AND `a`.`event_time` > TIMESTAMPADD(DAY, -30, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
-    )
-    AND NOT EXISTS(
+  ) AS `a`
+  WHERE
+    NOT EXISTS(
       SELECT
         1
       FROM `segql_rows_events` AS `b`

@@ -21,10 +21,16 @@ WITH "segql_people" AS (
 ), "segql_seq_did_1" AS (
   SELECT DISTINCT
     "a"."person_id"
-  FROM "segql_rows_events" AS "a"
+  FROM (
+    SELECT DISTINCT
+      "a"."person_id",
+      "a"."event_time"
+    FROM "segql_rows_events" AS "a"
+    WHERE
+      "a"."event_name" = 'trial_started'
+  ) AS "a"
   WHERE
-    "a"."event_name" = 'trial_started'
-    AND EXISTS(
+    EXISTS(
       SELECT
         1
       FROM "segql_rows_events" AS "b"
