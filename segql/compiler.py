@@ -41,7 +41,7 @@ from segql.checker import PERSON, Analyzer, PersonScope, RowScope, is_relative_p
 from segql.config import SourceConfig
 from segql.dialect import TYPE, Dialect
 from segql.errors import SegqlError
-from segql.reach import Guard, merge, reach, seconds
+from segql.reach import Guard, merge, reach, reaches_whole, seconds
 from segql.timeutil import format_timestamp
 
 PERSON_ID = "person_id"
@@ -97,7 +97,10 @@ class _SourceNeeds:
     json: bool = False
     aggregates: dict[ast.Aggregate, str] = field(default_factory=dict)
     aggregate_sql: dict[str, exp.Expression] = field(default_factory=dict)  # by column
-    guards: list[Guard] = field(default_factory=list)  # the rows each of those keeps
+    guards: dict[str, Guard] = field(default_factory=dict)  # the rows each of those keeps
+    # Those whose whole filter is their guard: where the pass's WHERE is that guard, the
+    # aggregate's own test of it is left out.
+    guard_only: dict[str, ast.Aggregate] = field(default_factory=dict)
     separate: dict[str, exp.Select] = field(default_factory=dict)  # distinct counts, by column
 
 
@@ -359,10 +362,14 @@ class _QueryBuilder:
         select = exp.select(exp.column(PERSON_ID, quoted=True)).from_(
             exp.to_identifier(rows, quoted=True)
         )
+        guards = merge(list(needs.guards.values()))
+        only = guards[0] if guards and len(guards) == 1 else None  # the WHERE, if one guard
         for column, sql in needs.aggregate_sql.items():
+            aggregate = needs.guard_only.get(column)
+            if aggregate is not None and only is not None and needs.guards[column].covers(only):
+                sql = self.shared_sql(aggregate, _Row(needs.source), None)  # no test left
             select = select.select(_alias(sql, column), copy=False)
         select = select.group_by(exp.column(PERSON_ID, quoted=True), copy=False)
-        guards = merge(needs.guards)
         if guards is None:
             return select
         keeps = _or(*(self.guard_sql(g, _Row(needs.source)) for g in guards))
@@ -432,12 +439,19 @@ class _QueryBuilder:
             needs.separate[column] = self.distinct_select(needs, distinct, match, column)
             return
         match = self.spec_filter(spec, row)
-        if distinct is not None:
-            needs.aggregate_sql[column] = self.period_bitmap(aggregate.func, match)
-        else:
-            needs.aggregate_sql[column] = self.aggregate_sql(aggregate, row, match)
+        needs.aggregate_sql[column] = self.shared_sql(aggregate, row, match)
         names = None if spec.ref is None or not needs.source.is_events else frozenset([spec.ref])
-        needs.guards.append(Guard(names, reach(spec.window)))
+        needs.guards[column] = Guard(names, reach(spec.window))
+        if spec.where is None and reaches_whole(spec.window):
+            needs.guard_only[column] = aggregate
+
+    def shared_sql(
+        self, aggregate: ast.Aggregate, row: _Row, match: exp.Expression | None
+    ) -> exp.Expression:
+        """An aggregate of the shared pass, over the rows that match."""
+        if aggregate.func in _PERIODS:
+            return self.period_bitmap(aggregate.func, match)
+        return self.aggregate_sql(aggregate, row, match)
 
     def aggregate_sql(
         self, aggregate: ast.Aggregate, row: _Row, match: exp.Expression | None

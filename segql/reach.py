@@ -46,6 +46,16 @@ def reach(window: ast.Window | None) -> Reach:
     return window
 
 
+def reaches_whole(window: ast.Window | None) -> bool:
+    """Whether the window's reach is its whole test: all but ``between N ago and ...``,
+    whose end the reach leaves out."""
+    return not (
+        isinstance(window, ast.WindowRange)
+        and isinstance(window.start, ast.Ago)
+        and window.end is not None
+    )
+
+
 def covers(wide: Reach, narrow: Reach) -> bool:
     """Whether every row within ``narrow`` is within ``wide``."""
     if wide is None:

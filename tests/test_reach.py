@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from segql import ast
-from segql.reach import Guard, covers, merge, reach, seconds
+from segql.reach import Guard, covers, merge, reach, reaches_whole, seconds
 
 NAMES = ("login", "purchase", "page_view")
 UNITS = ("minute", "hour", "day", "week", "month", "year")
@@ -90,3 +90,12 @@ def test_merged_guards_keep_every_row_a_guard_keeps(
         assert merged is None or any(keeps(g, name, age) for g in merged)
     if merged is not None:  # and merging never adds a guard
         assert len(merged) <= len(set(given_guards))
+
+
+def test_only_a_between_window_has_more_to_it_than_its_reach() -> None:
+    between = ast.WindowRange(ast.Ago(days(20)), ast.Ago(days(5)))
+    assert not reaches_whole(between)  # its end is not in the guard
+    assert reaches_whole(None)
+    assert reaches_whole(ast.WindowWithin(days(7)))
+    assert reaches_whole(ast.WindowRange(ast.Ago(days(20)), None))
+    assert reaches_whole(ast.WindowRange(ast.String("2026-01-01"), ast.String("2026-02-01")))

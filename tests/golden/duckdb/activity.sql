@@ -22,14 +22,11 @@ WITH "segql_people" AS (
     "person_id",
     CAST(BIT_COUNT(
       BIT_OR(
-        CASE
-          WHEN "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
-          THEN CAST(1 AS UBIGINT) << DATE_DIFF(
-            'DAY',
-            CAST("event_time" AS DATE),
-            CAST(CAST('2026-03-15 12:00:00' AS TIMESTAMP) AS DATE)
-          ) + 1
-        END
+        CAST(1 AS UBIGINT) << DATE_DIFF(
+          'DAY',
+          CAST("event_time" AS DATE),
+          CAST(CAST('2026-03-15 12:00:00' AS TIMESTAMP) AS DATE)
+        ) + 1
       )
     ) AS BIGINT) AS "agg_1"
   FROM "segql_rows_events"

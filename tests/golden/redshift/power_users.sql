@@ -22,13 +22,7 @@ WITH "segql_people" AS (
 ), "segql_aggs_events" AS (
   SELECT
     "person_id",
-    COUNT(
-      CASE
-        WHEN "event_name" = 'video_rendered'
-        AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY'
-        THEN 1
-      END
-    ) AS "agg_1"
+    COUNT(*) AS "agg_1"
   FROM "segql_rows_events"
   WHERE
     "event_name" = 'video_rendered'

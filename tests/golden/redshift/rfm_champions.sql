@@ -22,8 +22,8 @@ WITH "segql_people" AS (
 ), "segql_aggs_events" AS (
   SELECT
     "person_id",
-    MAX(CASE WHEN "event_name" = 'purchase' THEN "event_time" END) AS "agg_1",
-    SUM(CASE WHEN "event_name" = 'purchase' THEN "c_amount" END) AS "agg_2"
+    MAX("event_time") AS "agg_1",
+    SUM("c_amount") AS "agg_2"
   FROM "segql_rows_events"
   WHERE
     "event_name" = 'purchase'

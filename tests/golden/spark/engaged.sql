@@ -20,8 +20,7 @@ WITH `segql_people` AS (
 ), `segql_aggs_events` AS (
   SELECT
     `person_id`,
-    COUNT(*) FILTER(WHERE
-      `event_time` > TIMESTAMPADD(DAY, -7, CAST('2026-03-15 12:00:00' AS TIMESTAMP))) AS `agg_1`
+    COUNT(*) AS `agg_1`
   FROM `segql_rows_events`
   WHERE
     `event_time` > TIMESTAMPADD(DAY, -7, CAST('2026-03-15 12:00:00' AS TIMESTAMP))

@@ -22,10 +22,8 @@ WITH `segql_people` AS (
 ), `segql_aggs_events` AS (
   SELECT
     `person_id`,
-    MAX(`event_time`) FILTER(WHERE
-      `event_name` = 'purchase') AS `agg_1`,
-    SUM(`c_amount`) FILTER(WHERE
-      `event_name` = 'purchase') AS `agg_2`
+    MAX(`event_time`) AS `agg_1`,
+    SUM(`c_amount`) AS `agg_2`
   FROM `segql_rows_events`
   WHERE
     `event_name` = 'purchase'
