@@ -1,4 +1,4 @@
-"""Four more benchmark figures: segql against the other ways of answering the same question.
+"""Five more benchmark figures: segql against the other ways of answering the same question.
 
 - ``naive``: one query per segment (what a compiler without fusion runs) over the fused query.
 - ``expert``: five single segments, segql's SQL over the SQL an expert would write by hand.
