@@ -161,8 +161,8 @@ class _QueryBuilder:
         self.current: dict[str, str] = {}  # hysteresis segment -> column of current membership
         self.stages: dict[str, int] = {PERSON_ID: 0}
         self.columns: list[tuple[str, exp.Expression]] = []  # computed person columns, in order
-        # rank column -> (its edges CTE, the value column, buckets, "qcut" or "ntile")
-        self.edges: dict[str, tuple[str, str, int, str]] = {}
+        # rank column -> (its number, the value column, buckets, "qcut" or "ntile")
+        self.edges: dict[str, tuple[int, str, int, str]] = {}
         self.traits: dict[str, str] = {}
         self.flags: dict[str, str] = {}
         self.population: dict[ast.Call, str] = {}
@@ -248,12 +248,9 @@ class _QueryBuilder:
                 if self.stages[column] == stage:
                     select = select.select(_alias(expression, column), copy=False)
                     if column in self.edges:
-                        edges, value, buckets, func = self.edges[column]
-                        edges_select = (
-                            self.qcut_edges_select if func == "qcut" else self.ntile_edges_select
-                        )
-                        ctes.append(_cte(edges, edges_select(last, value, buckets)))
-                        _join(select, exp.to_identifier(edges, quoted=True), kind="CROSS")
+                        number = self.edges[column][0]
+                        ctes.append(_cte(_edges(number), self.edges_select(last, column)))
+                        _join(select, exp.to_identifier(_edges(number), quoted=True), kind="CROSS")
             ctes.append(_cte(name, select))
             last = name
         return last
@@ -934,7 +931,7 @@ class _QueryBuilder:
         if func == "ntile" and self.dialect.ntile_edges:
             buckets_count = int(call.args[0].value)  # type: ignore[union-attr]
             result = self.count_edges_below(value, number, buckets_count, inclusive=True)
-            self.edges[name] = (f"segql_edges_{number}", value_name, buckets_count, "ntile")
+            self.edges[name] = (number, value_name, buckets_count, "ntile")
         elif func == "ntile":
             buckets = exp.Literal.number(call.args[0].value)  # type: ignore[union-attr]
             at_or_below = exp.Window(this=exp.Count(this=value.copy()), order=ordered)
@@ -949,7 +946,7 @@ class _QueryBuilder:
         elif func == "qcut":
             buckets_count = int(call.args[0].value)  # type: ignore[union-attr]
             result = self.count_edges_below(value, number, buckets_count, inclusive=False)
-            self.edges[name] = (f"segql_edges_{number}", value_name, buckets_count, "qcut")
+            self.edges[name] = (number, value_name, buckets_count, "qcut")
         elif func == "row_number":
             tie_break = exp.Ordered(this=exp.column(PERSON_ID, quoted=True), nulls_first=False)
             ordered.append("expressions", tie_break)
@@ -973,7 +970,7 @@ class _QueryBuilder:
         it, ``inclusive``): the value's bucket."""
         result: exp.Expression = exp.Literal.number(1)
         for k in range(1, buckets):
-            edge = exp.column(_edge(number, k), table=f"segql_edges_{number}", quoted=True)
+            edge = exp.column(_edge(number, k), table=_edges(number), quoted=True)
             below = (exp.LTE if inclusive else exp.LT)(this=edge, expression=value.copy())
             result = exp.Add(
                 this=result,
@@ -984,47 +981,47 @@ class _QueryBuilder:
             )
         return result
 
-    def qcut_edges_select(self, stage: str, value_name: str, buckets: int) -> exp.Select:
-        value = exp.column(value_name, quoted=True)
-        number = value_name.rsplit("_", 1)[1]
-        select = exp.select().from_(exp.to_identifier(stage, quoted=True))
-        for k in range(1, buckets):
-            quantile = exp.PercentileCont(this=exp.Literal.number(k / buckets))
-            within = exp.WithinGroup(
-                this=quantile, expression=exp.Order(expressions=[exp.Ordered(this=value.copy())])
-            )
-            select = select.select(_alias(within, _edge(number, k)), copy=False)
-        if buckets == 1:
-            select = select.select(_alias(exp.Literal.number(0), f"no_edges_{number}"), copy=False)
-        return select
+    def edges_select(self, stage: str, column: str) -> exp.Select:
+        """One row with the bucket edges of a ``qcut``, or of an ``ntile`` ranked by edges.
 
-    def ntile_edges_select(self, stage: str, value_name: str, buckets: int) -> exp.Select:
-        """The values where ``ntile`` steps up, without a window over everybody: with the
-        ``n`` values sorted, bucket ``k + 1`` starts at the one at (0-based) position
-        ``floor(k * n / buckets)``, since ``ceil(buckets * rank / n) > k`` exactly when
-        ``rank > k * n / buckets``. One sort of a list instead of a sort of every row."""
+        ``qcut``: the quantiles at ``k / buckets``. ``ntile``: with the ``n`` values sorted,
+        bucket ``k + 1`` starts at the one at (0-based) position ``floor(k * n / buckets)``,
+        since ``ceil(buckets * rank / n) > k`` exactly when ``rank > k * n / buckets``: one
+        sort of a list instead of a window sorting every person's row.
+        """
+        number, value_name, buckets, func = self.edges[column]
         value = exp.column(value_name, quoted=True)
-        number = value_name.rsplit("_", 1)[1]
         sorted_values = exp.column("sorted_values", quoted=True)
         count = exp.column("value_count", quoted=True)
-        values = (
-            exp.select(
-                _alias(exp.SortArray(this=exp.ArrayAgg(this=value)), "sorted_values"),
-                _alias(exp.Count(this=value.copy()), "value_count"),
+        select = exp.select()
+        if func == "qcut":
+            select = select.from_(exp.to_identifier(stage, quoted=True), copy=False)
+        else:
+            values = (
+                exp.select(
+                    _alias(exp.SortArray(this=exp.ArrayAgg(this=value.copy())), "sorted_values"),
+                    _alias(exp.Count(this=value.copy()), "value_count"),
+                )
+                .from_(exp.to_identifier(stage, quoted=True), copy=False)
+                .where(value.copy().is_(exp.null()).not_(), copy=False)
             )
-            .from_(exp.to_identifier(stage, quoted=True))
-            .where(value.copy().is_(exp.null()).not_())
-        )
-        select = exp.select().from_(values.subquery(exp.to_identifier("segql_values", quoted=True)))
+            alias = exp.to_identifier("segql_values", quoted=True)
+            select = select.from_(values.subquery(alias, copy=False), copy=False)
         for k in range(1, buckets):
-            below = exp.IntDiv(
-                this=exp.Mul(this=exp.Literal.number(k), expression=count.copy()),
-                expression=exp.Literal.number(buckets),
-            )
-            position = exp.Add(this=below, expression=exp.Literal.number(1))  # 1-based lists
-            # offset=1: the position is already 1-based (sqlglot would otherwise type-check
-            # it on every generation, to shift 0-based literals to the dialect's base)
-            edge = exp.Bracket(this=sorted_values.copy(), expressions=[position], offset=1)
+            edge: exp.Expression
+            if func == "qcut":
+                quantile = exp.PercentileCont(this=exp.Literal.number(k / buckets))
+                order = exp.Order(expressions=[exp.Ordered(this=value.copy())])
+                edge = exp.WithinGroup(this=quantile, expression=order)
+            else:
+                below = exp.IntDiv(
+                    this=exp.Mul(this=exp.Literal.number(k), expression=count.copy()),
+                    expression=exp.Literal.number(buckets),
+                )
+                position = exp.Add(this=below, expression=exp.Literal.number(1))  # 1-based
+                # offset=1: the position is already 1-based (sqlglot would otherwise infer
+                # its type on every generation, to shift 0-based literals to the dialect's)
+                edge = exp.Bracket(this=sorted_values.copy(), expressions=[position], offset=1)
             select = select.select(_alias(edge, _edge(number, k)), copy=False)
         if buckets == 1:
             select = select.select(_alias(exp.Literal.number(0), f"no_edges_{number}"), copy=False)
@@ -1125,7 +1122,12 @@ def table_ref(name: str, alias: str | None = None, cte: bool = False) -> exp.Tab
     return table
 
 
-def _edge(number: int | str, k: int) -> str:
+def _edges(number: int) -> str:
+    """The CTE of one population function's bucket edges."""
+    return f"segql_edges_{number}"
+
+
+def _edge(number: int, k: int) -> str:
     """An edge column, numbered by population function: edges CTEs of one stage are joined
     together, so their columns need distinct names."""
     return f"edge_{number}_{k}"
