@@ -10,7 +10,8 @@ Every CTE is named ``segql_...`` so that none can shadow a table of the user's.
   rows up to ``T`` that some rule needs.
 - ``segql_aggs_<source>``: every aggregate over that source as a filtered aggregate of one
   ``GROUP BY person``, over only the rows some aggregate reads (``segql.reach``: the last
-  90 days, say, plus every purchase). ``segql_distinct_<agg>``: a distinct count on its
+  90 days, say, plus every purchase); where the dialect says so, ``segql_aggs_<source>_<k>``,
+  one pass per merged guard instead. ``segql_distinct_<agg>``: a distinct count on its
   own, over only its rows (in the shared pass it would hash every row; active days of a
   short window are a bitmap there instead, where the dialect has one).
   ``segql_seq_<n>``: the people who did each sequence.
@@ -54,6 +55,8 @@ _COUNT_LIKE = frozenset(
     {"count", "count_distinct", "sum", "active_days", "active_weeks", "active_months"}
 )
 _SECONDS = {"day": 86400, "hour": 3600}
+# Aggregate passes per source at most, where the dialect splits them by guard.
+_MAX_PASSES = 4
 _PERIODS: dict[str, str] = {"active_days": "day", "active_weeks": "week", "active_months": "month"}
 
 
@@ -102,6 +105,7 @@ class _SourceNeeds:
     # aggregate's own test of it is left out.
     guard_only: dict[str, ast.Aggregate] = field(default_factory=dict)
     separate: dict[str, exp.Select] = field(default_factory=dict)  # distinct counts, by column
+    held_in: dict[str, str] = field(default_factory=dict)  # aggregate column -> its CTE
 
 
 @dataclass(frozen=True)
@@ -232,7 +236,11 @@ class _QueryBuilder:
         )
 
     def add_column(self, name: str, expression: exp.Expression) -> str:
-        """A computed person column, placed one stage after what it reads."""
+        """A computed person column, placed one stage after what it reads. A column that
+        would only rename another (``trait ltv = sum(...)``) is that column: a stage per
+        rename made ranks over traits wait, and each stage is a copy of every person."""
+        if isinstance(expression, exp.Column) and not expression.table:
+            return expression.name
         self.stages[name] = self.stage_of(expression) + 1
         self.columns.append((name, expression))
         return name
@@ -266,12 +274,11 @@ class _QueryBuilder:
             if self.dialect.inline_source_rows:
                 rows_cte.set("materialized", False)
             ctes.append(rows_cte)
-            if needs.aggregate_sql:
-                aggs = f"segql_aggs_{needs.source.name}"
-                ctes.append(_cte(aggs, self.aggregates_select(needs, rows)))
+            for aggs, select in self.aggregate_passes(needs, rows):
+                ctes.append(_cte(aggs, select))
                 joins.append(aggs)
             for column, select in needs.separate.items():
-                name = f"segql_distinct_{column}"
+                name = needs.held_in[column]
                 ctes.append(_cte(name, select))
                 joins.append(name)
         for column in self.sequences.values():
@@ -291,9 +298,8 @@ class _QueryBuilder:
             )
             _join(stage, exp.to_identifier(table, quoted=True), on=on, side="LEFT")
         for needs in self.sources.values():
-            table = f"segql_aggs_{needs.source.name}"
             for aggregate, column in needs.aggregates.items():
-                held = f"segql_distinct_{column}" if column in needs.separate else table
+                held = needs.held_in[column]
                 value: exp.Expression = exp.column(column, table=held, quoted=True)
                 if aggregate.func in _COUNT_LIKE:
                     value = exp.func("COALESCE", value, exp.Literal.number(0))
@@ -355,13 +361,49 @@ class _QueryBuilder:
                 select = select.select(_alias(value, _person_alias(column)), copy=False)
         return select.where(_and(*filters), copy=False)
 
-    def aggregates_select(self, needs: _SourceNeeds, rows: str) -> exp.Select:
+    def aggregate_passes(self, needs: _SourceNeeds, rows: str) -> list[tuple[str, exp.Select]]:
+        """The ``GROUP BY person`` passes over a source's rows: ``(CTE name, select)``.
+
+        One pass keeps the rows of every merged guard (``segql.reach``). Where the dialect
+        says so, each merged guard is a pass of its own instead, holding the aggregates it
+        covers (event-named guards first: they usually keep fewer rows): a window alone
+        then lets the scan skip old data, a name reaches the scan as an equality, and no
+        row is offered to aggregates that ignore it. Joining each pass to the people costs
+        a hash join, so past ``_MAX_PASSES`` guards one pass keeps them all.
+        """
+        guards = merge(list(needs.guards.values()))
+        columns = list(needs.aggregate_sql)
+        name = f"segql_aggs_{needs.source.name}"
+        split = (
+            self.dialect.pass_per_guard and guards is not None and 1 < len(guards) <= _MAX_PASSES
+        )
+        if not split:
+            passes = [(guards, columns)] if columns else []
+        else:
+            assert guards is not None
+            guards = sorted(guards, key=lambda g: g.names is None)
+            held: dict[Guard, list[str]] = {guard: [] for guard in guards}
+            for column in columns:
+                covering = next(g for g in guards if g.covers(needs.guards[column]))
+                held[covering].append(column)
+            passes = [([guard], kept) for guard, kept in held.items() if kept]
+        named = []
+        for number, (kept_rows, kept) in enumerate(passes, 1):
+            cte = name if len(passes) == 1 else f"{name}_{number}"
+            named.append((cte, self.aggregates_select(needs, rows, kept_rows, kept)))
+            needs.held_in.update(dict.fromkeys(kept, cte))
+        return named
+
+    def aggregates_select(
+        self, needs: _SourceNeeds, rows: str, guards: list[Guard] | None, columns: list[str]
+    ) -> exp.Select:
+        """One pass: ``columns`` over the rows that one of ``guards`` keeps (None: all)."""
         select = exp.select(exp.column(PERSON_ID, quoted=True)).from_(
             exp.to_identifier(rows, quoted=True)
         )
-        guards = merge(list(needs.guards.values()))
         only = guards[0] if guards and len(guards) == 1 else None  # the WHERE, if one guard
-        for column, sql in needs.aggregate_sql.items():
+        for column in columns:
+            sql = needs.aggregate_sql[column]
             aggregate = needs.guard_only.get(column)
             if aggregate is not None and only is not None and needs.guards[column].covers(only):
                 sql = self.shared_sql(aggregate, _Row(needs.source), None)  # no test left
@@ -421,7 +463,7 @@ class _QueryBuilder:
         return self.column_ref(needs.aggregates[aggregate])
 
     def add_aggregate(self, aggregate: ast.Aggregate, column: str, needs: _SourceNeeds) -> None:
-        """An aggregate into its source's one pass; a distinct count into a CTE of its own.
+        """An aggregate into its source's passes; a distinct count into a CTE of its own.
 
         A ``COUNT(DISTINCT ...)`` in the shared pass would hash every row the pass reads
         (the engine cannot skip the rows its ``CASE`` turns to null); on its own, it reads
@@ -434,6 +476,7 @@ class _QueryBuilder:
         if distinct is not None and not self.fits_bitmap(aggregate.func, spec.window):
             match = self.spec_filter(spec, row, where_clause=True)
             needs.separate[column] = self.distinct_select(needs, distinct, match, column)
+            needs.held_in[column] = f"segql_distinct_{column}"
             return
         match = self.spec_filter(spec, row)
         needs.aggregate_sql[column] = self.shared_sql(aggregate, row, match)

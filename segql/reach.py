@@ -57,8 +57,9 @@ def reaches_whole(window: ast.Window | None) -> bool:
 
 
 def covers(wide: Reach, narrow: Reach) -> bool:
-    """Whether every row within ``narrow`` is within ``wide``."""
-    if wide is None:
+    """Whether every row within ``narrow`` is within ``wide`` (a reach covers itself, also
+    a month, whose length varies)."""
+    if wide is None or wide == narrow:
         return True
     if isinstance(wide, ast.Duration) and isinstance(narrow, ast.Duration):
         return seconds(narrow)[1] <= seconds(wide)[0]

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import pytest
+import sqlglot
+from sqlglot import exp
 
 from tests.support.engines import Engine, Table
 from tests.support.scenario import (
@@ -392,6 +394,59 @@ scenario(
     as_of=PARIS_T,
     timezone="Europe/Paris",
 )
+
+
+# DuckDB aggregates each merged guard's rows in a pass of its own, joined by person; past
+# four guards, one pass keeps them all. People absent from a pass must still count zero.
+scenario(
+    "a pass per guard",
+    """
+    segment buyers_away where sum(purchase.amount) >= 10 and count(login within 7 days) = 0
+    segment new_and_idle where count(login within 7 days) >= 1 and count(purchase) = 0
+    """,
+    expected={"buyers_away": {1}, "new_and_idle": {3}},
+    people=[person(i) for i in range(1, 6)],
+    events=[
+        event(1, "purchase", T - 200 * DAY, amount=20.0),
+        event(2, "purchase", T - 200 * DAY, amount=20.0),
+        event(2, "login", T - 2 * DAY),
+        event(3, "login", T - DAY),
+        event(5, "login", T - 8 * DAY),  # outside the window
+        event(5, "purchase", T - DAY, amount=5.0),
+    ],
+)
+
+scenario(
+    "five guards in one pass",
+    """
+    segment any_signal where count(login within 7 days) >= 1
+      or count(click within 14 days) >= 2 or count(purchase within 30 days) >= 1
+      or count(page_view within 60 days) >= 3 or count(signup) >= 1
+    """,
+    expected={"any_signal": {1, 3, 4}},
+    people=[person(i) for i in range(1, 6)],
+    events=[
+        event(1, "login", T - 3 * DAY),
+        event(2, "click", T - 10 * DAY),
+        event(2, "click", T - 20 * DAY),  # one click within 14 days: not enough
+        event(3, "signup", T - 900 * DAY),
+        *[event(4, "page_view", T - 50 * DAY) for _ in range(3)],
+        event(5, "purchase", T - 40 * DAY),
+    ],
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "passes"), [("a pass per guard", 2), ("five guards in one pass", 1)]
+)
+def test_duckdb_aggregates_each_guard_in_a_pass_up_to_four(name: str, passes: int) -> None:
+    def aggregate_passes(dialect: str) -> int:
+        sql = make_project(SCENARIOS[name].rules).compile(dialect, as_of=T)
+        ctes = sqlglot.parse_one(sql, read=dialect).find_all(exp.CTE)
+        return sum(cte.alias.startswith("segql_aggs_") for cte in ctes)
+
+    assert aggregate_passes("duckdb") == passes
+    assert aggregate_passes("postgres") == 1  # one pass on the others
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))

@@ -25,17 +25,10 @@ WITH "segql_people" AS (
   WHERE
     NOT "source_rows"."person_id" IS NULL
     AND "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
-), "segql_aggs_events" AS (
+), "segql_aggs_events_1" AS (
   SELECT
     "person_id",
-    COUNT(
-      CASE
-        WHEN "event_name" = 'video_rendered'
-        AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
-        THEN 1
-      END
-    ) AS "agg_1",
-    SUM(CASE WHEN "event_name" = 'purchase' THEN "c_amount" END) AS "agg_2",
+    SUM("c_amount") AS "agg_2",
     COUNT(
       CASE
         WHEN CASE
@@ -54,6 +47,15 @@ WITH "segql_people" AS (
         THEN 1
       END
     ) AS "agg_4",
+    MAX("event_time") AS "agg_10"
+  FROM "segql_rows_events"
+  WHERE
+    "event_name" = 'purchase'
+  GROUP BY
+    "person_id"
+), "segql_aggs_events_2" AS (
+  SELECT
+    "person_id",
     COUNT(
       CASE
         WHEN "event_name" = 'login'
@@ -63,30 +65,45 @@ WITH "segql_people" AS (
         )
         THEN 1
       END
-    ) AS "agg_5",
+    ) AS "agg_5"
+  FROM "segql_rows_events"
+  WHERE
+    "event_name" = 'login'
+    AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 90 DAY
+  GROUP BY
+    "person_id"
+), "segql_aggs_events_3" AS (
+  SELECT
+    "person_id",
+    COUNT(*) AS "agg_6"
+  FROM "segql_rows_events"
+  WHERE
+    "event_name" = 'login'
+    AND (
+      "event_time" >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
+      AND "event_time" < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
+    )
+  GROUP BY
+    "person_id"
+), "segql_aggs_events_4" AS (
+  SELECT
+    "person_id",
     COUNT(
       CASE
-        WHEN "event_name" = 'login'
-        AND (
-          "event_time" >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
-          AND "event_time" < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
-        )
+        WHEN "event_name" = 'video_rendered'
+        AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
         THEN 1
       END
-    ) AS "agg_6",
+    ) AS "agg_1",
     CAST(BIT_COUNT(
       BIT_OR(
-        CASE
-          WHEN "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
-          THEN CAST(1 AS UBIGINT) << DATE_DIFF(
-            'DAY',
-            CAST("event_time" AS DATE),
-            CAST(CAST('2026-03-15 12:00:00' AS TIMESTAMP) AS DATE)
-          ) + 1
-        END
+        CAST(1 AS UBIGINT) << DATE_DIFF(
+          'DAY',
+          CAST("event_time" AS DATE),
+          CAST(CAST('2026-03-15 12:00:00' AS TIMESTAMP) AS DATE)
+        ) + 1
       )
     ) AS BIGINT) AS "agg_7",
-    MAX(CASE WHEN "event_name" = 'purchase' THEN "event_time" END) AS "agg_10",
     COUNT(
       CASE
         WHEN "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 7 DAY
@@ -95,19 +112,7 @@ WITH "segql_people" AS (
     ) AS "agg_11"
   FROM "segql_rows_events"
   WHERE
-    "event_name" = 'purchase'
-    OR (
-      "event_name" = 'login'
-      AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 90 DAY
-    )
-    OR (
-      "event_name" = 'login'
-      AND (
-        "event_time" >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
-        AND "event_time" < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
-      )
-    )
-    OR "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
+    "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
   GROUP BY
     "person_id"
 ), "segql_distinct_agg_8" AS (
@@ -185,22 +190,28 @@ WITH "segql_people" AS (
     "segql_people"."p_country",
     "segql_people"."p_email",
     "segql_people"."p_status",
-    COALESCE("segql_aggs_events"."agg_1", 0) AS "agg_1",
-    COALESCE("segql_aggs_events"."agg_2", 0) AS "agg_2",
-    COALESCE("segql_aggs_events"."agg_3", 0) AS "agg_3",
-    COALESCE("segql_aggs_events"."agg_4", 0) AS "agg_4",
-    COALESCE("segql_aggs_events"."agg_5", 0) AS "agg_5",
-    COALESCE("segql_aggs_events"."agg_6", 0) AS "agg_6",
-    COALESCE("segql_aggs_events"."agg_7", 0) AS "agg_7",
+    COALESCE("segql_aggs_events_4"."agg_1", 0) AS "agg_1",
+    COALESCE("segql_aggs_events_1"."agg_2", 0) AS "agg_2",
+    COALESCE("segql_aggs_events_1"."agg_3", 0) AS "agg_3",
+    COALESCE("segql_aggs_events_1"."agg_4", 0) AS "agg_4",
+    COALESCE("segql_aggs_events_2"."agg_5", 0) AS "agg_5",
+    COALESCE("segql_aggs_events_3"."agg_6", 0) AS "agg_6",
+    COALESCE("segql_aggs_events_4"."agg_7", 0) AS "agg_7",
     COALESCE("segql_distinct_agg_8"."agg_8", 0) AS "agg_8",
-    "segql_aggs_events"."agg_10" AS "agg_10",
-    COALESCE("segql_aggs_events"."agg_11", 0) AS "agg_11",
+    "segql_aggs_events_1"."agg_10" AS "agg_10",
+    COALESCE("segql_aggs_events_4"."agg_11", 0) AS "agg_11",
     COALESCE("segql_aggs_subscriptions"."agg_9", 0) AS "agg_9",
     NOT "segql_seq_did_1"."person_id" IS NULL AS "did_1",
     NOT "segql_seq_did_2"."person_id" IS NULL AS "did_2"
   FROM "segql_people"
-  LEFT JOIN "segql_aggs_events"
-    ON "segql_aggs_events"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_aggs_events_1"
+    ON "segql_aggs_events_1"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_aggs_events_2"
+    ON "segql_aggs_events_2"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_aggs_events_3"
+    ON "segql_aggs_events_3"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_aggs_events_4"
+    ON "segql_aggs_events_4"."person_id" = "segql_people"."person_id"
   LEFT JOIN "segql_distinct_agg_8"
     ON "segql_distinct_agg_8"."person_id" = "segql_people"."person_id"
   LEFT JOIN "segql_aggs_subscriptions"
@@ -209,15 +220,35 @@ WITH "segql_people" AS (
     ON "segql_seq_did_1"."person_id" = "segql_people"."person_id"
   LEFT JOIN "segql_seq_did_2"
     ON "segql_seq_did_2"."person_id" = "segql_people"."person_id"
+), "segql_edges_2" AS (
+  SELECT
+    QUANTILE_CONT("agg_2", 0.2
+    ORDER BY
+      "agg_2") AS "edge_2_1",
+    QUANTILE_CONT("agg_2", 0.4
+    ORDER BY
+      "agg_2") AS "edge_2_2",
+    QUANTILE_CONT("agg_2", 0.6
+    ORDER BY
+      "agg_2") AS "edge_2_3",
+    QUANTILE_CONT("agg_2", 0.8
+    ORDER BY
+      "agg_2") AS "edge_2_4"
+  FROM "segql_stage_0"
 ), "segql_stage_1" AS (
   SELECT
     *,
-    "agg_2" AS "trait_1",
     COALESCE("agg_1" >= 10 AND "p_status" = 'paid', FALSE) AS "in_1",
     -CAST(FLOOR((
       EPOCH(CAST('2026-03-15 12:00:00' AS TIMESTAMP)) - EPOCH("agg_10")
-    ) / 86400) AS BIGINT) AS "rank_input_1"
+    ) / 86400) AS BIGINT) AS "rank_input_1",
+    CASE
+      WHEN "agg_2" IS NULL
+      THEN NULL
+      ELSE 1 + CASE WHEN "segql_edges_2"."edge_2_1" < "agg_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_2" < "agg_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_3" < "agg_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_4" < "agg_2" THEN 1 ELSE 0 END
+    END AS "rank_2"
   FROM "segql_stage_0"
+  CROSS JOIN "segql_edges_2"
 ), "segql_edges_1" AS (
   SELECT
     "sorted_values"[1 * "value_count" // 5 + 1] AS "edge_1_1",
@@ -232,69 +263,42 @@ WITH "segql_people" AS (
     WHERE
       NOT "rank_input_1" IS NULL
   ) AS "segql_values"
-), "segql_stage_2" AS (
+), "segql_stage_2" AS MATERIALIZED (
   SELECT
     *,
     CASE
       WHEN "rank_input_1" IS NULL
       THEN NULL
       ELSE 1 + CASE WHEN "segql_edges_1"."edge_1_1" <= "rank_input_1" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_1"."edge_1_2" <= "rank_input_1" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_1"."edge_1_3" <= "rank_input_1" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_1"."edge_1_4" <= "rank_input_1" THEN 1 ELSE 0 END
-    END AS "rank_1",
-    "trait_1" AS "rank_input_2"
+    END AS "rank_1"
   FROM "segql_stage_1"
   CROSS JOIN "segql_edges_1"
-), "segql_edges_2" AS (
-  SELECT
-    QUANTILE_CONT("rank_input_2", 0.2
-    ORDER BY
-      "rank_input_2") AS "edge_2_1",
-    QUANTILE_CONT("rank_input_2", 0.4
-    ORDER BY
-      "rank_input_2") AS "edge_2_2",
-    QUANTILE_CONT("rank_input_2", 0.6
-    ORDER BY
-      "rank_input_2") AS "edge_2_3",
-    QUANTILE_CONT("rank_input_2", 0.8
-    ORDER BY
-      "rank_input_2") AS "edge_2_4"
-  FROM "segql_stage_2"
-), "segql_stage_3" AS MATERIALIZED (
-  SELECT
-    *,
-    "rank_1" AS "trait_2",
-    CASE
-      WHEN "rank_input_2" IS NULL
-      THEN NULL
-      ELSE 1 + CASE WHEN "segql_edges_2"."edge_2_1" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_2" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_3" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_4" < "rank_input_2" THEN 1 ELSE 0 END
-    END AS "rank_2"
-  FROM "segql_stage_2"
-  CROSS JOIN "segql_edges_2"
 )
 SELECT
   'power_users' AS "segment",
   "person_id"
-FROM "segql_stage_3"
+FROM "segql_stage_2"
 WHERE
   "in_1"
 UNION ALL
 SELECT
   'high_ltv' AS "segment",
   "person_id"
-FROM "segql_stage_3"
+FROM "segql_stage_2"
 WHERE
-  "trait_1" >= 500 AND NOT "in_1"
+  "agg_2" >= 500 AND NOT "in_1"
 UNION ALL
 SELECT
   'negation' AS "segment",
   "person_id"
-FROM "segql_stage_3"
+FROM "segql_stage_2"
 WHERE
   NOT COALESCE("p_status" = 'paid', FALSE) AND NOT "p_country" IN ('US', 'CA')
 UNION ALL
 SELECT
   'text_tests' AS "segment",
   "person_id"
-FROM "segql_stage_3"
+FROM "segql_stage_2"
 WHERE
   STRPOS(LOWER("p_email"), LOWER('50%_off')) > 0
   AND RIGHT(LOWER("p_email"), LENGTH(LOWER('.io'))) = LOWER('.io')
@@ -303,62 +307,62 @@ UNION ALL
 SELECT
   'json_filter' AS "segment",
   "person_id"
-FROM "segql_stage_3"
+FROM "segql_stage_2"
 WHERE
   "agg_3" >= 1
 UNION ALL
 SELECT
   'person_in_filter' AS "segment",
   "person_id"
-FROM "segql_stage_3"
+FROM "segql_stage_2"
 WHERE
   "agg_4" >= 2
 UNION ALL
 SELECT
   'windows' AS "segment",
   "person_id"
-FROM "segql_stage_3"
+FROM "segql_stage_2"
 WHERE
   "agg_5" >= 1 AND "agg_6" >= 1
 UNION ALL
 SELECT
   'activity' AS "segment",
   "person_id"
-FROM "segql_stage_3"
+FROM "segql_stage_2"
 WHERE
   "agg_7" >= 5 AND "agg_8" >= 2
 UNION ALL
 SELECT
   'converted' AS "segment",
   "person_id"
-FROM "segql_stage_3"
+FROM "segql_stage_2"
 WHERE
   "did_1"
 UNION ALL
 SELECT
   'stalled' AS "segment",
   "person_id"
-FROM "segql_stage_3"
+FROM "segql_stage_2"
 WHERE
   "did_2"
 UNION ALL
 SELECT
   'subscribers' AS "segment",
   "person_id"
-FROM "segql_stage_3"
+FROM "segql_stage_2"
 WHERE
   "agg_9" >= 1
 UNION ALL
 SELECT
   'rfm_champions' AS "segment",
   "person_id"
-FROM "segql_stage_3"
+FROM "segql_stage_2"
 WHERE
-  "trait_2" >= 4 AND "rank_2" = 5
+  "rank_1" >= 4 AND "rank_2" = 5
 UNION ALL
 SELECT
   'engaged' AS "segment",
   "person_id"
-FROM "segql_stage_3"
+FROM "segql_stage_2"
 WHERE
   COALESCE("agg_11" >= 20, FALSE);

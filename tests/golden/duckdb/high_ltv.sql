@@ -20,39 +20,39 @@ WITH "segql_people" AS (
     NOT "source_rows"."person_id" IS NULL
     AND "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
     AND "source_rows"."event_type" IN ('purchase', 'video_rendered')
-), "segql_aggs_events" AS (
+), "segql_aggs_events_1" AS (
   SELECT
     "person_id",
-    SUM(CASE WHEN "event_name" = 'purchase' THEN "c_amount" END) AS "agg_1",
-    COUNT(
-      CASE
-        WHEN "event_name" = 'video_rendered'
-        AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
-        THEN 1
-      END
-    ) AS "agg_2"
+    SUM("c_amount") AS "agg_1"
   FROM "segql_rows_events"
   WHERE
     "event_name" = 'purchase'
-    OR (
-      "event_name" = 'video_rendered'
-      AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
-    )
+  GROUP BY
+    "person_id"
+), "segql_aggs_events_2" AS (
+  SELECT
+    "person_id",
+    COUNT(*) AS "agg_2"
+  FROM "segql_rows_events"
+  WHERE
+    "event_name" = 'video_rendered'
+    AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
   GROUP BY
     "person_id"
 ), "segql_stage_0" AS (
   SELECT
     "segql_people"."person_id",
     "segql_people"."p_status",
-    COALESCE("segql_aggs_events"."agg_1", 0) AS "agg_1",
-    COALESCE("segql_aggs_events"."agg_2", 0) AS "agg_2"
+    COALESCE("segql_aggs_events_1"."agg_1", 0) AS "agg_1",
+    COALESCE("segql_aggs_events_2"."agg_2", 0) AS "agg_2"
   FROM "segql_people"
-  LEFT JOIN "segql_aggs_events"
-    ON "segql_aggs_events"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_aggs_events_1"
+    ON "segql_aggs_events_1"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_aggs_events_2"
+    ON "segql_aggs_events_2"."person_id" = "segql_people"."person_id"
 ), "segql_stage_1" AS (
   SELECT
     *,
-    "agg_1" AS "trait_1",
     COALESCE("agg_2" >= 10 AND "p_status" = 'paid', FALSE) AS "in_1"
   FROM "segql_stage_0"
 )
@@ -61,4 +61,4 @@ SELECT
   "person_id"
 FROM "segql_stage_1"
 WHERE
-  "trait_1" >= 500 AND NOT "in_1";
+  "agg_1" >= 500 AND NOT "in_1";

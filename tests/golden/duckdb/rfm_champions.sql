@@ -37,14 +37,34 @@ WITH "segql_people" AS (
   FROM "segql_people"
   LEFT JOIN "segql_aggs_events"
     ON "segql_aggs_events"."person_id" = "segql_people"."person_id"
+), "segql_edges_2" AS (
+  SELECT
+    QUANTILE_CONT("agg_2", 0.2
+    ORDER BY
+      "agg_2") AS "edge_2_1",
+    QUANTILE_CONT("agg_2", 0.4
+    ORDER BY
+      "agg_2") AS "edge_2_2",
+    QUANTILE_CONT("agg_2", 0.6
+    ORDER BY
+      "agg_2") AS "edge_2_3",
+    QUANTILE_CONT("agg_2", 0.8
+    ORDER BY
+      "agg_2") AS "edge_2_4"
+  FROM "segql_stage_0"
 ), "segql_stage_1" AS (
   SELECT
     *,
     -CAST(FLOOR((
       EPOCH(CAST('2026-03-15 12:00:00' AS TIMESTAMP)) - EPOCH("agg_1")
     ) / 86400) AS BIGINT) AS "rank_input_1",
-    "agg_2" AS "trait_2"
+    CASE
+      WHEN "agg_2" IS NULL
+      THEN NULL
+      ELSE 1 + CASE WHEN "segql_edges_2"."edge_2_1" < "agg_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_2" < "agg_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_3" < "agg_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_4" < "agg_2" THEN 1 ELSE 0 END
+    END AS "rank_2"
   FROM "segql_stage_0"
+  CROSS JOIN "segql_edges_2"
 ), "segql_edges_1" AS (
   SELECT
     "sorted_values"[1 * "value_count" // 5 + 1] AS "edge_1_1",
@@ -66,40 +86,13 @@ WITH "segql_people" AS (
       WHEN "rank_input_1" IS NULL
       THEN NULL
       ELSE 1 + CASE WHEN "segql_edges_1"."edge_1_1" <= "rank_input_1" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_1"."edge_1_2" <= "rank_input_1" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_1"."edge_1_3" <= "rank_input_1" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_1"."edge_1_4" <= "rank_input_1" THEN 1 ELSE 0 END
-    END AS "rank_1",
-    "trait_2" AS "rank_input_2"
+    END AS "rank_1"
   FROM "segql_stage_1"
   CROSS JOIN "segql_edges_1"
-), "segql_edges_2" AS (
-  SELECT
-    QUANTILE_CONT("rank_input_2", 0.2
-    ORDER BY
-      "rank_input_2") AS "edge_2_1",
-    QUANTILE_CONT("rank_input_2", 0.4
-    ORDER BY
-      "rank_input_2") AS "edge_2_2",
-    QUANTILE_CONT("rank_input_2", 0.6
-    ORDER BY
-      "rank_input_2") AS "edge_2_3",
-    QUANTILE_CONT("rank_input_2", 0.8
-    ORDER BY
-      "rank_input_2") AS "edge_2_4"
-  FROM "segql_stage_2"
-), "segql_stage_3" AS (
-  SELECT
-    *,
-    "rank_1" AS "trait_1",
-    CASE
-      WHEN "rank_input_2" IS NULL
-      THEN NULL
-      ELSE 1 + CASE WHEN "segql_edges_2"."edge_2_1" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_2" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_3" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_4" < "rank_input_2" THEN 1 ELSE 0 END
-    END AS "rank_2"
-  FROM "segql_stage_2"
-  CROSS JOIN "segql_edges_2"
 )
 SELECT
   'rfm_champions' AS "segment",
   "person_id"
-FROM "segql_stage_3"
+FROM "segql_stage_2"
 WHERE
-  "trait_1" >= 4 AND "rank_2" = 5;
+  "rank_1" >= 4 AND "rank_2" = 5;

@@ -18,7 +18,7 @@ WITH "segql_people" AS (
     NOT "source_rows"."person_id" IS NULL
     AND "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
     AND "source_rows"."event_type" IN ('login')
-), "segql_aggs_events" AS (
+), "segql_aggs_events_1" AS (
   SELECT
     "person_id",
     COUNT(
@@ -30,40 +30,36 @@ WITH "segql_people" AS (
         )
         THEN 1
       END
-    ) AS "agg_1",
-    COUNT(
-      CASE
-        WHEN "event_name" = 'login'
-        AND (
-          "event_time" >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
-          AND "event_time" < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
-        )
-        THEN 1
-      END
-    ) AS "agg_2"
+    ) AS "agg_1"
   FROM "segql_rows_events"
   WHERE
-    (
-      "event_name" = 'login'
-      AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 90 DAY
-    )
-    OR (
-      "event_name" = 'login'
-      AND (
-        "event_time" >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
-        AND "event_time" < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
-      )
+    "event_name" = 'login'
+    AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 90 DAY
+  GROUP BY
+    "person_id"
+), "segql_aggs_events_2" AS (
+  SELECT
+    "person_id",
+    COUNT(*) AS "agg_2"
+  FROM "segql_rows_events"
+  WHERE
+    "event_name" = 'login'
+    AND (
+      "event_time" >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
+      AND "event_time" < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
     )
   GROUP BY
     "person_id"
 ), "segql_stage_0" AS (
   SELECT
     "segql_people"."person_id",
-    COALESCE("segql_aggs_events"."agg_1", 0) AS "agg_1",
-    COALESCE("segql_aggs_events"."agg_2", 0) AS "agg_2"
+    COALESCE("segql_aggs_events_1"."agg_1", 0) AS "agg_1",
+    COALESCE("segql_aggs_events_2"."agg_2", 0) AS "agg_2"
   FROM "segql_people"
-  LEFT JOIN "segql_aggs_events"
-    ON "segql_aggs_events"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_aggs_events_1"
+    ON "segql_aggs_events_1"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_aggs_events_2"
+    ON "segql_aggs_events_2"."person_id" = "segql_people"."person_id"
 )
 SELECT
   'windows' AS "segment",

@@ -37,6 +37,17 @@ WITH "segql_people" AS (
   FROM "segql_people"
   LEFT JOIN "segql_aggs_events"
     ON "segql_aggs_events"."person_id" = "segql_people"."person_id"
+), "segql_edges_2" AS (
+  SELECT
+    PERCENTILE_CONT(0.2) WITHIN GROUP (ORDER BY
+      "agg_2") AS "edge_2_1",
+    PERCENTILE_CONT(0.4) WITHIN GROUP (ORDER BY
+      "agg_2") AS "edge_2_2",
+    PERCENTILE_CONT(0.6) WITHIN GROUP (ORDER BY
+      "agg_2") AS "edge_2_3",
+    PERCENTILE_CONT(0.8) WITHIN GROUP (ORDER BY
+      "agg_2") AS "edge_2_4"
+  FROM "segql_stage_0"
 ), "segql_stage_1" AS (
   SELECT
     *,
@@ -45,8 +56,13 @@ WITH "segql_people" AS (
         EXTRACT(EPOCH FROM CAST('2026-03-15 12:00:00' AS TIMESTAMP)) - EXTRACT(EPOCH FROM "agg_1")
       ) AS DOUBLE PRECISION) / 86400
     ) AS BIGINT) AS "rank_input_1",
-    "agg_2" AS "trait_2"
+    CASE
+      WHEN "agg_2" IS NULL
+      THEN NULL
+      ELSE 1 + CASE WHEN "segql_edges_2"."edge_2_1" < "agg_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_2" < "agg_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_3" < "agg_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_4" < "agg_2" THEN 1 ELSE 0 END
+    END AS "rank_2"
   FROM "segql_stage_0"
+  CROSS JOIN "segql_edges_2"
 ), "segql_stage_2" AS (
   SELECT
     *,
@@ -56,35 +72,12 @@ WITH "segql_people" AS (
       ELSE CAST(CEIL(
         CAST(5 * COUNT("rank_input_1") OVER (ORDER BY "rank_input_1") AS DOUBLE PRECISION) / COUNT("rank_input_1") OVER ()
       ) AS BIGINT)
-    END AS "rank_1",
-    "trait_2" AS "rank_input_2"
+    END AS "rank_1"
   FROM "segql_stage_1"
-), "segql_edges_2" AS (
-  SELECT
-    PERCENTILE_CONT(0.2) WITHIN GROUP (ORDER BY
-      "rank_input_2") AS "edge_2_1",
-    PERCENTILE_CONT(0.4) WITHIN GROUP (ORDER BY
-      "rank_input_2") AS "edge_2_2",
-    PERCENTILE_CONT(0.6) WITHIN GROUP (ORDER BY
-      "rank_input_2") AS "edge_2_3",
-    PERCENTILE_CONT(0.8) WITHIN GROUP (ORDER BY
-      "rank_input_2") AS "edge_2_4"
-  FROM "segql_stage_2"
-), "segql_stage_3" AS (
-  SELECT
-    *,
-    "rank_1" AS "trait_1",
-    CASE
-      WHEN "rank_input_2" IS NULL
-      THEN NULL
-      ELSE 1 + CASE WHEN "segql_edges_2"."edge_2_1" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_2" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_3" < "rank_input_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_4" < "rank_input_2" THEN 1 ELSE 0 END
-    END AS "rank_2"
-  FROM "segql_stage_2"
-  CROSS JOIN "segql_edges_2"
 )
 SELECT
   'rfm_champions' AS "segment",
   "person_id"
-FROM "segql_stage_3"
+FROM "segql_stage_2"
 WHERE
-  "trait_1" >= 4 AND "rank_2" = 5;
+  "rank_1" >= 4 AND "rank_2" = 5;

@@ -52,7 +52,6 @@ WITH "segql_people" AS (
 ), "segql_stage_1" AS (
   SELECT
     *,
-    "agg_1" AS "trait_1",
     COALESCE("agg_2" >= 10 AND "p_status" = 'paid', FALSE) AS "in_1"
   FROM "segql_stage_0"
 )
@@ -61,4 +60,4 @@ SELECT
   "person_id"
 FROM "segql_stage_1"
 WHERE
-  "trait_1" >= 500 AND NOT "in_1";
+  "agg_1" >= 500 AND NOT "in_1";

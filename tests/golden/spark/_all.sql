@@ -189,17 +189,33 @@ WITH `segql_people` AS (
     ON `segql_seq_did_1`.`person_id` = `segql_people`.`person_id`
   LEFT JOIN `segql_seq_did_2`
     ON `segql_seq_did_2`.`person_id` = `segql_people`.`person_id`
+), `segql_edges_2` AS (
+  SELECT
+    PERCENTILE_CONT(0.2) WITHIN GROUP (ORDER BY
+      `agg_2` NULLS LAST) AS `edge_2_1`,
+    PERCENTILE_CONT(0.4) WITHIN GROUP (ORDER BY
+      `agg_2` NULLS LAST) AS `edge_2_2`,
+    PERCENTILE_CONT(0.6) WITHIN GROUP (ORDER BY
+      `agg_2` NULLS LAST) AS `edge_2_3`,
+    PERCENTILE_CONT(0.8) WITHIN GROUP (ORDER BY
+      `agg_2` NULLS LAST) AS `edge_2_4`
+  FROM `segql_stage_0`
 ), `segql_stage_1` AS (
   SELECT
     *,
-    `agg_2` AS `trait_1`,
     COALESCE(`agg_1` >= 10 AND `p_status` = 'paid', FALSE) AS `in_1`,
     -CAST(FLOOR(
       (
         UNIX_MICROS(CAST('2026-03-15 12:00:00' AS TIMESTAMP)) / 1000000 - UNIX_MICROS(`agg_10`) / 1000000
       ) / 86400
-    ) AS BIGINT) AS `rank_input_1`
+    ) AS BIGINT) AS `rank_input_1`,
+    CASE
+      WHEN `agg_2` IS NULL
+      THEN NULL
+      ELSE 1 + CASE WHEN `segql_edges_2`.`edge_2_1` < `agg_2` THEN 1 ELSE 0 END + CASE WHEN `segql_edges_2`.`edge_2_2` < `agg_2` THEN 1 ELSE 0 END + CASE WHEN `segql_edges_2`.`edge_2_3` < `agg_2` THEN 1 ELSE 0 END + CASE WHEN `segql_edges_2`.`edge_2_4` < `agg_2` THEN 1 ELSE 0 END
+    END AS `rank_2`
   FROM `segql_stage_0`
+  CROSS JOIN `segql_edges_2`
 ), `segql_stage_2` AS (
   SELECT
     *,
@@ -209,57 +225,34 @@ WITH `segql_people` AS (
       ELSE CAST(CEIL(
         CAST(5 * COUNT(`rank_input_1`) OVER (ORDER BY `rank_input_1` NULLS LAST) AS DOUBLE) / COUNT(`rank_input_1`) OVER ()
       ) AS BIGINT)
-    END AS `rank_1`,
-    `trait_1` AS `rank_input_2`
+    END AS `rank_1`
   FROM `segql_stage_1`
-), `segql_edges_2` AS (
-  SELECT
-    PERCENTILE_CONT(0.2) WITHIN GROUP (ORDER BY
-      `rank_input_2` NULLS LAST) AS `edge_2_1`,
-    PERCENTILE_CONT(0.4) WITHIN GROUP (ORDER BY
-      `rank_input_2` NULLS LAST) AS `edge_2_2`,
-    PERCENTILE_CONT(0.6) WITHIN GROUP (ORDER BY
-      `rank_input_2` NULLS LAST) AS `edge_2_3`,
-    PERCENTILE_CONT(0.8) WITHIN GROUP (ORDER BY
-      `rank_input_2` NULLS LAST) AS `edge_2_4`
-  FROM `segql_stage_2`
-), `segql_stage_3` AS (
-  SELECT
-    *,
-    `rank_1` AS `trait_2`,
-    CASE
-      WHEN `rank_input_2` IS NULL
-      THEN NULL
-      ELSE 1 + CASE WHEN `segql_edges_2`.`edge_2_1` < `rank_input_2` THEN 1 ELSE 0 END + CASE WHEN `segql_edges_2`.`edge_2_2` < `rank_input_2` THEN 1 ELSE 0 END + CASE WHEN `segql_edges_2`.`edge_2_3` < `rank_input_2` THEN 1 ELSE 0 END + CASE WHEN `segql_edges_2`.`edge_2_4` < `rank_input_2` THEN 1 ELSE 0 END
-    END AS `rank_2`
-  FROM `segql_stage_2`
-  CROSS JOIN `segql_edges_2`
 )
 SELECT
   'power_users' AS `segment`,
   `person_id`
-FROM `segql_stage_3`
+FROM `segql_stage_2`
 WHERE
   `in_1`
 UNION ALL
 SELECT
   'high_ltv' AS `segment`,
   `person_id`
-FROM `segql_stage_3`
+FROM `segql_stage_2`
 WHERE
-  `trait_1` >= 500 AND NOT `in_1`
+  `agg_2` >= 500 AND NOT `in_1`
 UNION ALL
 SELECT
   'negation' AS `segment`,
   `person_id`
-FROM `segql_stage_3`
+FROM `segql_stage_2`
 WHERE
   NOT COALESCE(`p_status` = 'paid', FALSE) AND NOT `p_country` IN ('US', 'CA')
 UNION ALL
 SELECT
   'text_tests' AS `segment`,
   `person_id`
-FROM `segql_stage_3`
+FROM `segql_stage_2`
 WHERE
   LOCATE(LOWER('50%_off'), LOWER(`p_email`)) > 0
   AND RIGHT(LOWER(`p_email`), LENGTH(LOWER('.io'))) = LOWER('.io')
@@ -268,62 +261,62 @@ UNION ALL
 SELECT
   'json_filter' AS `segment`,
   `person_id`
-FROM `segql_stage_3`
+FROM `segql_stage_2`
 WHERE
   `agg_3` >= 1
 UNION ALL
 SELECT
   'person_in_filter' AS `segment`,
   `person_id`
-FROM `segql_stage_3`
+FROM `segql_stage_2`
 WHERE
   `agg_4` >= 2
 UNION ALL
 SELECT
   'windows' AS `segment`,
   `person_id`
-FROM `segql_stage_3`
+FROM `segql_stage_2`
 WHERE
   `agg_5` >= 1 AND `agg_6` >= 1
 UNION ALL
 SELECT
   'activity' AS `segment`,
   `person_id`
-FROM `segql_stage_3`
+FROM `segql_stage_2`
 WHERE
   `agg_7` >= 5 AND `agg_8` >= 2
 UNION ALL
 SELECT
   'converted' AS `segment`,
   `person_id`
-FROM `segql_stage_3`
+FROM `segql_stage_2`
 WHERE
   `did_1`
 UNION ALL
 SELECT
   'stalled' AS `segment`,
   `person_id`
-FROM `segql_stage_3`
+FROM `segql_stage_2`
 WHERE
   `did_2`
 UNION ALL
 SELECT
   'subscribers' AS `segment`,
   `person_id`
-FROM `segql_stage_3`
+FROM `segql_stage_2`
 WHERE
   `agg_9` >= 1
 UNION ALL
 SELECT
   'rfm_champions' AS `segment`,
   `person_id`
-FROM `segql_stage_3`
+FROM `segql_stage_2`
 WHERE
-  `trait_2` >= 4 AND `rank_2` = 5
+  `rank_1` >= 4 AND `rank_2` = 5
 UNION ALL
 SELECT
   'engaged' AS `segment`,
   `person_id`
-FROM `segql_stage_3`
+FROM `segql_stage_2`
 WHERE
   COALESCE(`agg_11` >= 20, FALSE);
