@@ -403,10 +403,16 @@ scenario(
     """
     segment buyers_away where sum(purchase.amount) >= 10 and count(login within 7 days) = 0
     segment new_and_idle where count(login within 7 days) >= 1 and count(purchase) = 0
+    segment carts_left where did cart_created then not purchase within 1 day
     """,
-    expected={"buyers_away": {1}, "new_and_idle": {3}},
-    people=[person(i) for i in range(1, 6)],
+    expected={"buyers_away": {1}, "new_and_idle": {3}, "carts_left": {2}},
+    people=[person(i) for i in range(1, 6)] + [person(None)],
     events=[
+        # rows without a person reach every pass and sequence, and join nobody
+        event(None, "purchase", T - 100 * DAY, amount=50.0),
+        event(None, "login", T - DAY),
+        event(None, "cart_created", T - 3 * DAY),
+        event(2, "cart_created", T - 5 * DAY),
         event(1, "purchase", T - 200 * DAY, amount=20.0),
         event(2, "purchase", T - 200 * DAY, amount=20.0),
         event(2, "login", T - 2 * DAY),

@@ -17,8 +17,7 @@ WITH `segql_people` AS (
     `source_rows`.`amount` AS `c_amount`
   FROM `events` AS `source_rows`
   WHERE
-    NOT `source_rows`.`person_id` IS NULL
-    AND `source_rows`.`occurred_at` <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    `source_rows`.`occurred_at` <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
     AND `source_rows`.`event_type` IN ('purchase', 'video_rendered')
 ), `segql_aggs_events` AS (
   SELECT

@@ -23,8 +23,7 @@ WITH "segql_people" AS (
   INNER JOIN "segql_people"
     ON "segql_people"."person_id" = "source_rows"."person_id"
   WHERE
-    NOT "source_rows"."person_id" IS NULL
-    AND "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
 ), "segql_aggs_events" AS (
   SELECT
     "person_id",
@@ -101,8 +100,7 @@ WITH "segql_people" AS (
     "source_rows"."status" AS "c_status"
   FROM "subscriptions" AS "source_rows"
   WHERE
-    NOT "source_rows"."person_id" IS NULL
-    AND "source_rows"."created_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    "source_rows"."created_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
 ), "segql_aggs_subscriptions" AS (
   SELECT
     "person_id",
