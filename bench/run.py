@@ -23,7 +23,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,9 @@ if str(ROOT) not in sys.path:
 
 from segql import project_from_text  # noqa: E402
 from segql.catalog import Catalog  # noqa: E402
+from segql.compiler import compile_membership_query  # noqa: E402
 from segql.config import ProjectConfig, config_from_dict  # noqa: E402
+from segql.dialect import get_dialect  # noqa: E402
 from segql.parser import parse  # noqa: E402
 from segql.project import Project  # noqa: E402
 
@@ -685,9 +687,52 @@ def _short_info(info: Any, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+# Segments whose aggregates need rows of two guards: all of one event's history, and a
+# recent window of another. One pass must read the whole table for them; a pass per guard
+# lets the window's scan skip old row groups.
+MIXED_GUARDS = """
+segment quiet_buyers where sum(purchase.amount) >= 100 and count(login within 7 days) = 0
+segment viewers_no_ticket where count(page_view within 14 days) >= 3
+  and count(support_ticket) = 0
+"""
+
+
+def figure_passes(ctx: Context) -> list[Row]:
+    """DuckDB's pass per guard (``pass_per_guard``) against one pass over all their rows,
+    the same query otherwise: the suite, and two one-segment queries with mixed guards."""
+    con = ctx.connection()
+    split = get_dialect("duckdb")
+    one_pass = replace(split, pass_per_guard=False)
+    cases = [("suite", suite_text(), None), *((n, MIXED_GUARDS, [n]) for n in _names(MIXED_GUARDS))]
+    rows = []
+    for label, text, segments in cases:
+        project = project_from_text(bench_config(), text, bench_catalog())
+        names = segments or list(project.definitions.segments)
+        sql = {
+            name: compile_membership_query(project.analyzer, names, dialect, as_of=AS_OF).sql
+            for name, dialect in (("split", split), ("one", one_pass))
+        }
+        best = time_interleaved(con, sql, ctx.runs)
+        rows.append(
+            Row(
+                f"passes_{label}_split_over_one",
+                best["split"] / best["one"],
+                "ratio",
+                note=f"a pass per guard {best['split'] * 1e3:.0f} ms, "
+                f"one pass {best['one'] * 1e3:.0f} ms",
+            )
+        )
+    return rows
+
+
+def _names(text: str) -> list[str]:
+    return [line.split()[1] for line in text.splitlines() if line.startswith("segment ")]
+
+
 FIGURES: dict[str, Callable[[Context], list[Row]]] = {
     "compile": figure_compile,
     "fused": figure_fused,
+    "passes": figure_passes,
 }
 
 
