@@ -10,7 +10,7 @@ Every CTE is named ``segql_...`` so that none can shadow a table of the user's.
   rows up to ``T`` that some rule needs.
 - ``segql_aggs_<source>``: every aggregate over that source as a filtered aggregate of one
   ``GROUP BY person``, over only the rows some aggregate reads (``segql.reach``: the last
-  90 days, say, plus every purchase); where the dialect says so, ``segql_aggs_<source>_<k>``,
+  90 days, say, plus every purchase); where the dialect says so, ``segql_pass_<k>_<source>``,
   one pass per merged guard instead. ``segql_distinct_<agg>``: a distinct count on its
   own, over only its rows (in the shared pass it would hash every row; active days of a
   short window are a bitmap there instead, where the dialect has one).
@@ -392,7 +392,8 @@ class _QueryBuilder:
             passes = [([guard], kept) for guard, kept in held.items() if kept]
         named = []
         for number, (kept_rows, kept) in enumerate(passes, 1):
-            cte = name if len(passes) == 1 else f"{name}_{number}"
+            # not segql_aggs_<source>_<k>: a source may be named events_1
+            cte = name if len(passes) == 1 else f"segql_pass_{number}_{needs.source.name}"
             named.append((cte, self.aggregates_select(needs, rows, kept_rows, kept)))
             needs.held_in.update(dict.fromkeys(kept, cte))
         return named
@@ -1036,6 +1037,8 @@ class _QueryBuilder:
         sort of a list instead of a window sorting every person's row.
         """
         number, value_name, buckets, func = self.edges[column]
+        if buckets == 1:  # no edges: one row all the same, not one per person
+            return exp.select(_alias(exp.Literal.number(0), f"no_edges_{number}"))
         value = exp.column(value_name, quoted=True)
         sorted_values = exp.column("sorted_values", quoted=True)
         count = exp.column("value_count", quoted=True)
@@ -1069,8 +1072,6 @@ class _QueryBuilder:
                 # its type on every generation, to shift 0-based literals to the dialect's)
                 edge = exp.Bracket(this=sorted_values.copy(), expressions=[position], offset=1)
             select = select.select(_alias(edge, _edge(number, k)), copy=False)
-        if buckets == 1:
-            select = select.select(_alias(exp.Literal.number(0), f"no_edges_{number}"), copy=False)
         return select
 
 

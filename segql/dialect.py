@@ -66,7 +66,12 @@ class Dialect:
         return _EPOCH[self.epoch](time)
 
     def try_cast(self, value: exp.Expression, to: str) -> exp.Expression:
-        """Text to ``DOUBLE``/``BOOLEAN``/``TIMESTAMP``, null where it does not convert."""
+        """Text to ``DOUBLE``/``BOOLEAN``/``TIMESTAMP``, null where it does not convert.
+
+        Booleans are ``true`` and ``false`` alone (any case, spaces around), the same on
+        every warehouse: their casts disagree on ``'yes'``, ``'on'`` or ``'1'``."""
+        if to == "BOOLEAN":
+            return _boolean_text(value)
         return _SAFE_CAST[self.safe_cast](value, to)
 
     def regex_search(self, value: exp.Expression, pattern: exp.Expression) -> exp.Expression:
@@ -112,9 +117,18 @@ _EPOCH: dict[str, Builder] = {
 }
 
 _NUMBER_TEXT = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
-_BOOLEAN_TEXT = r"^\s*(true|false|t|f|yes|no|on|off|1|0)\s*$"
 _TIME_TEXT = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?\s*$"
-_GUARDS = {"DOUBLE": _NUMBER_TEXT, "BOOLEAN": _BOOLEAN_TEXT, "TIMESTAMP": _TIME_TEXT}
+_GUARDS = {"DOUBLE": _NUMBER_TEXT, "TIMESTAMP": _TIME_TEXT}
+
+
+def _boolean_text(value: exp.Expression) -> exp.Expression:
+    """``CASE LOWER(TRIM(value)) WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE END``."""
+    word = exp.Lower(this=exp.Trim(this=exp.cast(value, TYPE.VARCHAR, copy=False)))
+    ifs = [
+        exp.If(this=exp.Literal.string(text), true=exp.Boolean(this=text == "true"))
+        for text in ("true", "false")
+    ]
+    return exp.Case(this=word, ifs=ifs)
 
 
 def _guarded_cast(value: exp.Expression, to: str) -> exp.Expression:

@@ -130,8 +130,9 @@ def _json_to(kind: Kind, raw: Any) -> Any:
     if kind == "bool":
         if isinstance(raw, bool):
             return raw
-        if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
-            return raw.strip().lower() == "true"
+        word = raw.strip(" ").lower() if isinstance(raw, str) else None
+        if word in ("true", "false"):  # and nothing else: warehouses' casts disagree on 'yes'
+            return word == "true"
         return None
     if kind == "time":
         return _json_time(raw)

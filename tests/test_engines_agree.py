@@ -4,17 +4,24 @@ each compared with the reference evaluator, and the edges also with answers writ
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+import duckdb
 import pytest
 import sqlglot
 from sqlglot import exp
 
+from segql import project_from_text
 from tests.support.engines import Engine, Table
 from tests.support.scenario import (
+    SCHEMA,
+    SQL_TYPES,
     account,
     event,
+    make_catalog,
+    make_config,
     make_project,
     make_tables,
     person,
@@ -449,10 +456,62 @@ def test_duckdb_aggregates_each_guard_in_a_pass_up_to_four(name: str, passes: in
     def aggregate_passes(dialect: str) -> int:
         sql = make_project(SCENARIOS[name].rules).compile(dialect, as_of=T)
         ctes = sqlglot.parse_one(sql, read=dialect).find_all(exp.CTE)
-        return sum(cte.alias.startswith("segql_aggs_") for cte in ctes)
+        return sum(cte.alias.startswith(("segql_aggs_", "segql_pass_")) for cte in ctes)
 
     assert aggregate_passes("duckdb") == passes
     assert aggregate_passes("postgres") == 1  # one pass on the others
+
+
+# A JSON boolean is true/false, or that text in any case: warehouses' own casts disagree
+# on 'yes', 'no', 'on', '1' (DuckDB reads 'no' as false, Snowflake 'on' as true).
+scenario(
+    "booleans in JSON",
+    """
+    segment gifted where count(purchase where gift = true) >= 1
+    segment ungifted where count(purchase where gift = false) >= 1
+    """,
+    expected={"gifted": {1, 3}, "ungifted": {2, 4}},
+    people=[person(i) for i in range(1, 7)],
+    events=[
+        event(1, "purchase", T - DAY, properties={"gift": True}),
+        event(2, "purchase", T - DAY, properties={"gift": False}),
+        event(3, "purchase", T - DAY, properties={"gift": " TRUE "}),
+        event(4, "purchase", T - DAY, properties={"gift": "False"}),
+        event(5, "purchase", T - DAY, properties={"gift": "yes"}),
+        event(5, "purchase", T - DAY, properties={"gift": "no"}),
+        event(6, "purchase", T - DAY, properties={"gift": "on"}),
+        event(6, "purchase", T - DAY, properties={"gift": 1}),
+        event(6, "purchase", T - DAY, properties={"gift": "0"}),
+    ],
+)
+
+scenario(
+    "one bucket",
+    """
+    segment one_bucket where qcut(1, ltv) = 1 and ntile(1, ltv) = 1
+    segment second where row_number(qcut(1, ltv)) = 2
+    """,
+    expected={"one_bucket": {1, 2}, "second": {2}},  # each person once, in one bucket
+    people=[person(1, ltv=0.0), person(2, ltv=5.0), person(3)],
+)
+
+
+def test_pass_names_do_not_clash_with_a_source_named_like_a_pass() -> None:
+    config = make_config()
+    renamed = dataclasses.replace(config.sources["subscriptions"], name="events_1")
+    config = dataclasses.replace(config, sources={**config.sources, "events_1": renamed})
+    rules = """
+    segment both where count(login within 7 days) >= 1 and count(purchase) >= 1
+      and count(events_1) >= 1
+    """
+    sql = project_from_text(config, rules, make_catalog()).compile("duckdb", as_of=T)
+    names = [cte.alias for cte in sqlglot.parse_one(sql, read="duckdb").find_all(exp.CTE)]
+    assert len(names) == len(set(names)), names
+    con = duckdb.connect()
+    for table, columns in SCHEMA.items():
+        typed = ", ".join(f'"{c}" {SQL_TYPES[t]}' for c, t in columns)
+        con.execute(f"CREATE TABLE {table} ({typed})")
+    assert con.execute(sql).fetchall() == []
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))

@@ -49,7 +49,7 @@ SCHEMA: dict[str, tuple[tuple[str, ColumnType], ...]] = {
         ("tier", "text"),
     ),
 }
-_SQL_TYPES = {
+SQL_TYPES = {
     "integer": "BIGINT",
     "double": "DOUBLE",
     "text": "VARCHAR",
@@ -87,7 +87,7 @@ def make_config(timezone: str = "UTC") -> ProjectConfig:
 
 def make_catalog() -> Catalog:
     return Catalog.from_columns(
-        {table: [(c, _SQL_TYPES[t]) for c, t in cols] for table, cols in SCHEMA.items()}
+        {table: [(c, SQL_TYPES[t]) for c, t in cols] for table, cols in SCHEMA.items()}
     )
 
 

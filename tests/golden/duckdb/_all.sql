@@ -24,7 +24,7 @@ WITH "segql_people" AS (
     ON "segql_people"."person_id" = "source_rows"."person_id"
   WHERE
     "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
-), "segql_aggs_events_1" AS (
+), "segql_pass_1_events" AS (
   SELECT
     "person_id",
     SUM("c_amount") AS "agg_2",
@@ -52,7 +52,7 @@ WITH "segql_people" AS (
     "event_name" = 'purchase'
   GROUP BY
     "person_id"
-), "segql_aggs_events_2" AS (
+), "segql_pass_2_events" AS (
   SELECT
     "person_id",
     COUNT(
@@ -71,7 +71,7 @@ WITH "segql_people" AS (
     AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 90 DAY
   GROUP BY
     "person_id"
-), "segql_aggs_events_3" AS (
+), "segql_pass_3_events" AS (
   SELECT
     "person_id",
     COUNT(*) AS "agg_6"
@@ -84,7 +84,7 @@ WITH "segql_people" AS (
     )
   GROUP BY
     "person_id"
-), "segql_aggs_events_4" AS (
+), "segql_pass_4_events" AS (
   SELECT
     "person_id",
     COUNT(
@@ -188,28 +188,28 @@ WITH "segql_people" AS (
     "segql_people"."p_country",
     "segql_people"."p_email",
     "segql_people"."p_status",
-    COALESCE("segql_aggs_events_4"."agg_1", 0) AS "agg_1",
-    COALESCE("segql_aggs_events_1"."agg_2", 0) AS "agg_2",
-    COALESCE("segql_aggs_events_1"."agg_3", 0) AS "agg_3",
-    COALESCE("segql_aggs_events_1"."agg_4", 0) AS "agg_4",
-    COALESCE("segql_aggs_events_2"."agg_5", 0) AS "agg_5",
-    COALESCE("segql_aggs_events_3"."agg_6", 0) AS "agg_6",
-    COALESCE("segql_aggs_events_4"."agg_7", 0) AS "agg_7",
+    COALESCE("segql_pass_4_events"."agg_1", 0) AS "agg_1",
+    COALESCE("segql_pass_1_events"."agg_2", 0) AS "agg_2",
+    COALESCE("segql_pass_1_events"."agg_3", 0) AS "agg_3",
+    COALESCE("segql_pass_1_events"."agg_4", 0) AS "agg_4",
+    COALESCE("segql_pass_2_events"."agg_5", 0) AS "agg_5",
+    COALESCE("segql_pass_3_events"."agg_6", 0) AS "agg_6",
+    COALESCE("segql_pass_4_events"."agg_7", 0) AS "agg_7",
     COALESCE("segql_distinct_agg_8"."agg_8", 0) AS "agg_8",
-    "segql_aggs_events_1"."agg_10" AS "agg_10",
-    COALESCE("segql_aggs_events_4"."agg_11", 0) AS "agg_11",
+    "segql_pass_1_events"."agg_10" AS "agg_10",
+    COALESCE("segql_pass_4_events"."agg_11", 0) AS "agg_11",
     COALESCE("segql_aggs_subscriptions"."agg_9", 0) AS "agg_9",
     NOT "segql_seq_did_1"."person_id" IS NULL AS "did_1",
     NOT "segql_seq_did_2"."person_id" IS NULL AS "did_2"
   FROM "segql_people"
-  LEFT JOIN "segql_aggs_events_1"
-    ON "segql_aggs_events_1"."person_id" = "segql_people"."person_id"
-  LEFT JOIN "segql_aggs_events_2"
-    ON "segql_aggs_events_2"."person_id" = "segql_people"."person_id"
-  LEFT JOIN "segql_aggs_events_3"
-    ON "segql_aggs_events_3"."person_id" = "segql_people"."person_id"
-  LEFT JOIN "segql_aggs_events_4"
-    ON "segql_aggs_events_4"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_pass_1_events"
+    ON "segql_pass_1_events"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_pass_2_events"
+    ON "segql_pass_2_events"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_pass_3_events"
+    ON "segql_pass_3_events"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_pass_4_events"
+    ON "segql_pass_4_events"."person_id" = "segql_people"."person_id"
   LEFT JOIN "segql_distinct_agg_8"
     ON "segql_distinct_agg_8"."person_id" = "segql_people"."person_id"
   LEFT JOIN "segql_aggs_subscriptions"

@@ -19,7 +19,7 @@ WITH "segql_people" AS (
   WHERE
     "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
     AND "source_rows"."event_type" IN ('purchase', 'video_rendered')
-), "segql_aggs_events_1" AS (
+), "segql_pass_1_events" AS (
   SELECT
     "person_id",
     SUM("c_amount") AS "agg_1"
@@ -28,7 +28,7 @@ WITH "segql_people" AS (
     "event_name" = 'purchase'
   GROUP BY
     "person_id"
-), "segql_aggs_events_2" AS (
+), "segql_pass_2_events" AS (
   SELECT
     "person_id",
     COUNT(*) AS "agg_2"
@@ -42,13 +42,13 @@ WITH "segql_people" AS (
   SELECT
     "segql_people"."person_id",
     "segql_people"."p_status",
-    COALESCE("segql_aggs_events_1"."agg_1", 0) AS "agg_1",
-    COALESCE("segql_aggs_events_2"."agg_2", 0) AS "agg_2"
+    COALESCE("segql_pass_1_events"."agg_1", 0) AS "agg_1",
+    COALESCE("segql_pass_2_events"."agg_2", 0) AS "agg_2"
   FROM "segql_people"
-  LEFT JOIN "segql_aggs_events_1"
-    ON "segql_aggs_events_1"."person_id" = "segql_people"."person_id"
-  LEFT JOIN "segql_aggs_events_2"
-    ON "segql_aggs_events_2"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_pass_1_events"
+    ON "segql_pass_1_events"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_pass_2_events"
+    ON "segql_pass_2_events"."person_id" = "segql_people"."person_id"
 ), "segql_stage_1" AS (
   SELECT
     *,

@@ -17,7 +17,7 @@ WITH "segql_people" AS (
   WHERE
     "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
     AND "source_rows"."event_type" IN ('login')
-), "segql_aggs_events_1" AS (
+), "segql_pass_1_events" AS (
   SELECT
     "person_id",
     COUNT(
@@ -36,7 +36,7 @@ WITH "segql_people" AS (
     AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 90 DAY
   GROUP BY
     "person_id"
-), "segql_aggs_events_2" AS (
+), "segql_pass_2_events" AS (
   SELECT
     "person_id",
     COUNT(*) AS "agg_2"
@@ -52,13 +52,13 @@ WITH "segql_people" AS (
 ), "segql_stage_0" AS (
   SELECT
     "segql_people"."person_id",
-    COALESCE("segql_aggs_events_1"."agg_1", 0) AS "agg_1",
-    COALESCE("segql_aggs_events_2"."agg_2", 0) AS "agg_2"
+    COALESCE("segql_pass_1_events"."agg_1", 0) AS "agg_1",
+    COALESCE("segql_pass_2_events"."agg_2", 0) AS "agg_2"
   FROM "segql_people"
-  LEFT JOIN "segql_aggs_events_1"
-    ON "segql_aggs_events_1"."person_id" = "segql_people"."person_id"
-  LEFT JOIN "segql_aggs_events_2"
-    ON "segql_aggs_events_2"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_pass_1_events"
+    ON "segql_pass_1_events"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_pass_2_events"
+    ON "segql_pass_2_events"."person_id" = "segql_people"."person_id"
 )
 SELECT
   'windows' AS "segment",
