@@ -28,6 +28,24 @@ _TYPE_PATTERNS: tuple[tuple[str, ValueType], ...] = (
 )
 
 
+# Time types that hold an instant (a point on the UTC time line) rather than a naive wall
+# clock: compared with instants, never with naive values (which the engine would read in
+# the session's time zone). Spark's plain TIMESTAMP is one too (TIMESTAMP_NTZ is naive).
+_INSTANT_TYPES = (
+    r"^(timestamp\s*(\(\d+\))?\s*with\s+(local\s+)?time\s+zone|timestamptz|"
+    r"timestamp_?ltz|timestamp_?tz|time\s+with)"
+)
+_INSTANT_ALONE = {"spark": r"^timestamp\s*$"}
+
+
+def holds_instants(sql_type: str, dialect: str | None = None) -> bool:
+    """Whether a warehouse time type holds instants (``TIMESTAMPTZ``, ``TIMESTAMP_LTZ``,
+    ``TIMESTAMP_TZ``, Spark's ``TIMESTAMP``) rather than naive UTC times."""
+    text = sql_type.strip().lower()
+    alone = _INSTANT_ALONE.get(dialect or "")
+    return bool(re.match(_INSTANT_TYPES, text) or (alone and re.match(alone, text)))
+
+
 def value_type(sql_type: str) -> ValueType:
     """The kind of value of a warehouse column type (``BIGINT``, ``TIMESTAMP WITH TIME ZONE``)."""
     text = sql_type.strip().lower()
@@ -43,10 +61,13 @@ class Catalog:
 
     ``unique``: per table, the columns the warehouse guarantees unique on their own (an
     enforced PRIMARY KEY or UNIQUE constraint); the compiler then skips merging duplicates.
+    ``instants``: per table, the time columns whose type holds instants (``TIMESTAMPTZ``);
+    the other time columns hold naive UTC times.
     """
 
     tables: Mapping[str, Mapping[str, ValueType]] | None = field(default_factory=dict)
     unique: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    instants: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     def unknown(cls) -> Catalog:
@@ -57,11 +78,18 @@ class Catalog:
         cls,
         tables: Mapping[str, Iterable[tuple[str, str]]],
         unique: Mapping[str, Iterable[str]] | None = None,
+        dialect: str | None = None,
     ) -> Catalog:
-        """Build from ``{table: [(column, sql_type), ...]}`` and ``{table: unique columns}``."""
+        """Build from ``{table: [(column, sql_type), ...]}`` and ``{table: unique columns}``;
+        ``dialect``: the warehouse that named the types (Spark's ``TIMESTAMP`` is an instant)."""
+        tables = {t: list(cols) for t, cols in tables.items()}
         return cls(
             {t: {c: value_type(sql) for c, sql in cols} for t, cols in tables.items()},
             {t: frozenset(cols) for t, cols in (unique or {}).items()},
+            {
+                t: frozenset(c for c, sql in cols if holds_instants(sql, dialect))
+                for t, cols in tables.items()
+            },
         )
 
     @property
@@ -79,7 +107,11 @@ class Catalog:
 
     def without_keys(self) -> Catalog:
         """The same columns, no unique keys assumed."""
-        return Catalog(self.tables)
+        return Catalog(self.tables, instants=self.instants)
+
+    def holds_instants(self, table: str, column: str) -> bool:
+        """Whether a time column holds instants (False: naive UTC, or not known)."""
+        return column in self.instants.get(table, ())
 
     def is_unique(self, table: str, column: str) -> bool:
         """Whether the warehouse guarantees no two rows share a value of the column."""

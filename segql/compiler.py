@@ -43,7 +43,6 @@ from segql.config import SourceConfig
 from segql.dialect import TYPE, Dialect
 from segql.errors import SegqlError
 from segql.reach import Guard, merge, reach, reaches_whole, seconds
-from segql.timeutil import format_timestamp
 
 PERSON_ID = "person_id"
 _PEOPLE = "segql_people"
@@ -152,12 +151,13 @@ class _QueryBuilder:
         self.dialect = dialect
         self.members_table = options.members_table
         self.user_table = options.tables or table_ref
-        value: exp.Expression = (
-            exp.Placeholder(this="as_of")
+        # T as a naive UTC time; compared with a column of instants, as that instant
+        # (``now_as``). The bind parameter is the text of a UTC time, read as UTC.
+        self.as_of = options.as_of_sql or (
+            dialect.naive_time(exp.Placeholder(this="as_of"))
             if as_of is None
-            else exp.Literal.string(format_timestamp(as_of))
+            else dialect.time_literal(as_of)
         )
-        self.as_of = options.as_of_sql or exp.cast(value, TYPE.TIMESTAMP, copy=False)
         self.entity_columns: set[str] = set()
         self.sources: dict[str, _SourceNeeds] = {}
         self.sequences: dict[ast.Sequence, str] = {}
@@ -227,6 +227,50 @@ class _QueryBuilder:
     def now(self) -> exp.Expression:
         """The as-of time ``T``, a fresh node each time (a node has one parent)."""
         return self.as_of.copy()
+
+    # --- times: naive UTC, or instants where the column holds them ---------------------
+
+    def now_as(self, instant: bool) -> exp.Expression:
+        """``T`` typed to meet a time column: naive UTC, or the instant (``+00:00``)."""
+        return self.dialect.as_instant(self.now()) if instant else self.now()
+
+    def source_instant(self, source: SourceConfig) -> bool:
+        """Whether a source's time column holds instants (``TIMESTAMPTZ`` and the like)."""
+        return source.time is not None and self.analyzer.catalog.holds_instants(
+            source.table, source.time
+        )
+
+    def holds_instant(self, expr: ast.Expr, scope: PersonScope | RowScope) -> bool:
+        """Whether a time expression's SQL is an instant; literals, ``now`` and ``N units
+        ago`` are naive UTC, like columns without a time zone."""
+        catalog = self.analyzer.catalog
+        if isinstance(expr, ast.Name):
+            if isinstance(scope, RowScope):
+                return catalog.holds_instants(scope.source.table, expr.name)
+            if self.analyzer.resolve(expr.name, scope, expr.span).kind == "trait":
+                return self.holds_instant(self.definitions.traits[expr.name].expr, PERSON)
+            return catalog.holds_instants(self.config.entity.table, expr.name)
+        if isinstance(expr, ast.PersonProperty):
+            return catalog.holds_instants(self.config.entity.table, expr.name)
+        if isinstance(expr, ast.Aggregate):
+            source = self.analyzer.source_of(expr.spec)
+            if expr.func in ("first_time", "last_time"):
+                return self.source_instant(source)
+            return expr.prop is not None and catalog.holds_instants(source.table, expr.prop)
+        if isinstance(expr, ast.Call) and expr.func in ("coalesce", "least", "greatest"):
+            return all(self.holds_instant(a, scope) for a in expr.args)
+        return False
+
+    def aligned(
+        self, left: exp.Expression, left_instant: bool, right: exp.Expression, right_instant: bool
+    ) -> tuple[exp.Expression, exp.Expression]:
+        """Two times of one type: where one is an instant, the naive one (UTC) becomes the
+        same instant; the engine would otherwise convert it in the session's zone."""
+        if left_instant and not right_instant:
+            return left, self.dialect.as_instant(right)
+        if right_instant and not left_instant:
+            return self.dialect.as_instant(left), right
+        return left, right
 
     def stage_of(self, expression: exp.Expression) -> int:
         """The stage that holds everything an expression reads."""
@@ -341,7 +385,7 @@ class _QueryBuilder:
         if source.time is not None:
             time = exp.column(source.time, table=table, quoted=True)
             select = select.select(_alias(time, EVENT_TIME), copy=False)
-            filters.append(exp.LTE(this=time, expression=self.now()))
+            filters.append(exp.LTE(this=time, expression=self.now_as(self.source_instant(source))))
         if source.event_name is not None:
             name = exp.column(source.event_name, table=table, quoted=True)
             select = select.select(_alias(name, EVENT_NAME), copy=False)
@@ -427,6 +471,8 @@ class _QueryBuilder:
             parts.append(name.eq(names[0]) if len(names) == 1 else name.isin(*names))
         if isinstance(guard.reach, ast.Duration):
             since = self.shift(self.now(), guard.reach, -1)
+            if self.source_instant(row.source):
+                since = self.dialect.as_instant(since)
             parts.append(exp.GT(this=row.column(EVENT_TIME), expression=since))
         elif guard.reach is not None:
             parts.append(self.window(guard.reach, row.column(EVENT_TIME), row))
@@ -494,7 +540,7 @@ class _QueryBuilder:
     ) -> exp.Expression:
         """An aggregate of the shared pass, over the rows that match."""
         if aggregate.func in _PERIODS:
-            return self.period_bitmap(aggregate.func, match)
+            return self.period_bitmap(aggregate.func, match, self.source_instant(row.source))
         return self.aggregate_sql(aggregate, row, match)
 
     def aggregate_sql(
@@ -521,12 +567,13 @@ class _QueryBuilder:
             assert aggregate.prop is not None
             return self.row_value(aggregate.prop, row, None)
         if aggregate.func in _PERIODS:
-            return self.period(aggregate.func, row.column(EVENT_TIME))
+            instant = self.source_instant(row.source)
+            return self.period(aggregate.func, row.column(EVENT_TIME), instant)
         return None
 
-    def period(self, func: str, time: exp.Expression) -> exp.Expression:
-        """The calendar day, week or month of a UTC time, in the project's timezone."""
-        local = self.local_time(time)
+    def period(self, func: str, time: exp.Expression, instant: bool = False) -> exp.Expression:
+        """The calendar day, week or month of a time, in the project's timezone."""
+        local = self.local_time(time, instant)
         if func == "active_days":
             return exp.cast(local, TYPE.DATE, copy=False)
         return exp.TimestampTrunc(this=local, unit=exp.var(_PERIODS[func].upper()))
@@ -544,14 +591,16 @@ class _QueryBuilder:
         # that falls back at midnight can date a row just before T on T's next day.
         return longest + 3 <= 64
 
-    def period_bitmap(self, func: str, match: exp.Expression | None) -> exp.Expression:
+    def period_bitmap(
+        self, func: str, match: exp.Expression | None, instant: bool = False
+    ) -> exp.Expression:
         """``active_*`` over a short window as a bitmap of periods back from T (one bit each,
         counted with ``BIT_COUNT``): an ordinary aggregate in the shared pass."""
         unit = _PERIODS[func]
         time = exp.column(EVENT_TIME, quoted=True)
         back = exp.DateDiff(
             this=self.period(func, self.now()),
-            expression=self.period(func, time),
+            expression=self.period(func, time, instant),
             unit=exp.var(unit.upper()),
         )
         index = exp.Add(this=back, expression=exp.Literal.number(1))
@@ -595,14 +644,10 @@ class _QueryBuilder:
             return aggregate.__class__(this=exp.Distinct(expressions=[kept]))
         return aggregate.__class__(this=kept)
 
-    def local_time(self, time: exp.Expression) -> exp.Expression:
-        """A UTC time as wall-clock time in the project's timezone, for calendar days."""
-        zone = self.config.warehouse.timezone
-        if zone == "UTC":
-            return time
-        return exp.ConvertTimezone(
-            source_tz=exp.Literal.string("UTC"), target_tz=exp.Literal.string(zone), timestamp=time
-        )
+    def local_time(self, time: exp.Expression, instant: bool = False) -> exp.Expression:
+        """A time (naive UTC, or an instant) as wall-clock time in the project's timezone,
+        for calendar days: the zone is written in the SQL, the session's never counts."""
+        return self.dialect.wall_time(time, instant, self.config.warehouse.timezone)
 
     def spec_filter(
         self, spec: ast.EventSpec, row: _Row, where_clause: bool = False
@@ -636,28 +681,44 @@ class _QueryBuilder:
         return exp.Case(ifs=[exp.If(this=_and(*cheap), true=where)])
 
     def window(self, window: ast.Window, time: exp.Expression, row: _Row | None) -> exp.Expression:
+        """A window on a row's time (the time of ``row``'s source)."""
+        instant = row is not None and self.source_instant(row.source)
         if isinstance(window, ast.WindowWithin):
             # Source rows are already at or before T: only the lower bound is left to test.
-            return exp.GT(this=time, expression=self.shift(self.now(), window.duration, -1))
+            since = self.shift(self.now(), window.duration, -1)
+            since = self.dialect.as_instant(since) if instant else since
+            return exp.GT(this=time, expression=since)
         parts = []
         if window.start is not None:
-            parts.append(self.time_side("after", time, window.start, row))
+            parts.append(self.time_side("after", time, window.start, row, instant))
         if window.end is not None:
-            parts.append(self.time_side("before", time, window.end, row))
+            parts.append(self.time_side("before", time, window.end, row, instant))
         return _and(*parts)
 
-    def within(self, time: exp.Expression, duration: ast.Duration) -> exp.Expression:
+    def within(
+        self, time: exp.Expression, duration: ast.Duration, instant: bool = False
+    ) -> exp.Expression:
         since = self.shift(self.now(), duration, -1)
+        if instant:
+            since = self.dialect.as_instant(since)
         return _and(
-            exp.GT(this=time, expression=since), exp.LTE(this=time.copy(), expression=self.now())
+            exp.GT(this=time, expression=since),
+            exp.LTE(this=time.copy(), expression=self.now_as(instant)),
         )
 
     def time_side(
-        self, op: str, time: exp.Expression, point: ast.Expr, row: _Row | None
+        self,
+        op: str,
+        time: exp.Expression,
+        point: ast.Expr,
+        row: _Row | None,
+        instant: bool = False,
     ) -> exp.Expression:
-        """``before``/``after`` a point, on the side language.md gives the point."""
+        """``before``/``after`` a point, on the side language.md gives the point; ``instant``:
+        whether ``time`` is one (the point is then typed the same)."""
         scope = PERSON if row is None else RowScope(row.source)
         value = self.value(point, scope, row, "time")
+        time, value = self.aligned(time, instant, value, self.holds_instant(point, scope))
         relative = is_relative_point(point)
         if op == "before":
             return time <= value if relative else time < value
@@ -669,6 +730,12 @@ class _QueryBuilder:
         if sign < 0:
             return exp.DateSub(this=time, expression=amount, unit=unit)
         return exp.DateAdd(this=time, expression=amount, unit=unit)
+
+    def naive_row_time(self, row: _Row) -> exp.Expression:
+        """A row's time as naive UTC: steps of days and months are taken there, not in
+        the session's zone (as on an instant)."""
+        time = row.column(EVENT_TIME)
+        return self.dialect.as_naive(time) if self.source_instant(row.source) else time
 
     def sequence_column(self, sequence: ast.Sequence) -> exp.Column:
         if sequence not in self.sequences:
@@ -683,14 +750,22 @@ class _QueryBuilder:
         """People with an A row followed (or, negated, not followed) by a B row in time."""
         first = _Row(self.analyzer.source_of(sequence.first), "a")
         then = _Row(self.analyzer.source_of(sequence.then), "b")
-        a_time, b_time = first.column(EVENT_TIME), then.column(EVENT_TIME)
+        a_instant, b_instant = self.source_instant(first.source), self.source_instant(then.source)
+        b_time, a_time = self.aligned(
+            then.column(EVENT_TIME), b_instant, first.column(EVENT_TIME), a_instant
+        )
         follows: list[exp.Expression] = [
             exp.EQ(this=then.column(PERSON_ID), expression=first.column(PERSON_ID)),
             exp.GT(this=b_time, expression=a_time),
         ]
         if sequence.within is not None:
-            until = self.shift(first.column(EVENT_TIME), sequence.within, +1)
-            follows.append(exp.LTE(this=then.column(EVENT_TIME), expression=until))
+            until = self.shift(self.naive_row_time(first), sequence.within, +1)
+            follows.append(
+                exp.LTE(
+                    this=then.column(EVENT_TIME),
+                    expression=self.dialect.as_instant(until) if b_instant else until,
+                )
+            )
         then_filter = self.spec_filter(sequence.then, then, where_clause=True)
         if then_filter is not None:
             follows.append(then_filter)
@@ -714,7 +789,7 @@ class _QueryBuilder:
         if sequence.negated:
             conditions.append(_not(found))
             if sequence.within is not None:
-                until = self.shift(first.column(EVENT_TIME), sequence.within, +1)
+                until = self.shift(self.naive_row_time(first), sequence.within, +1)
                 conditions.append(exp.LTE(this=until, expression=self.now()))
         else:
             conditions.append(found)
@@ -757,6 +832,13 @@ class _QueryBuilder:
             left_type, right_type = self.types(condition.left, condition.right, scope)
             left = self.value(condition.left, scope, row, right_type)
             right = self.value(condition.right, scope, row, left_type)
+            if "time" in (left_type, right_type):
+                left, right = self.aligned(
+                    left,
+                    self.holds_instant(condition.left, scope),
+                    right,
+                    self.holds_instant(condition.right, scope),
+                )
             return _COMPARISONS[condition.op](this=left, expression=right)
         if isinstance(condition, ast.InList):
             kinds = [self.analyzer.type_of(v, scope) for v in condition.values]
@@ -775,11 +857,18 @@ class _QueryBuilder:
             bounds = [self.analyzer.type_of(b, scope) for b in (condition.low, condition.high)]
             want = next((k for k in bounds if k not in ("null", "json", "any")), None)
             kind = self.analyzer.type_of(condition.expr, scope)
-            test = exp.Between(
-                this=self.value(condition.expr, scope, row, want),
-                low=self.value(condition.low, scope, row, kind),
-                high=self.value(condition.high, scope, row, kind),
-            )
+            subject = self.value(condition.expr, scope, row, want)
+            low = self.value(condition.low, scope, row, kind)
+            high = self.value(condition.high, scope, row, kind)
+            if "time" in (kind, want):
+                instant = self.holds_instant(condition.expr, scope)
+                subject, low = self.aligned(
+                    subject, instant, low, self.holds_instant(condition.low, scope)
+                )
+                subject, high = self.aligned(
+                    subject, instant, high, self.holds_instant(condition.high, scope)
+                )
+            test = exp.Between(this=subject, low=low, high=high)
             return _not(test) if condition.negated else test
         if isinstance(condition, ast.TextTest):
             return self.text_test(condition, scope, row)
@@ -789,10 +878,11 @@ class _QueryBuilder:
             return test if condition.negated else test.not_()
         if isinstance(condition, ast.TimeTest):
             time = self.value(condition.expr, scope, row, "time")
+            instant = self.holds_instant(condition.expr, scope)
             if condition.op == "within":
                 assert isinstance(condition.arg, ast.Duration)
-                return self.within(time, condition.arg)
-            return self.time_side(condition.op, time, condition.arg, row)
+                return self.within(time, condition.arg, instant)
+            return self.time_side(condition.op, time, condition.arg, row, instant)
         if isinstance(condition, ast.InSegment):
             return self.column_ref(self.segment_flag(condition.segment))
         if isinstance(condition, ast.Sequence):
@@ -849,9 +939,7 @@ class _QueryBuilder:
             if want == "time":
                 moment = self.analyzer.time_literal(expr)
                 if moment is not None:
-                    return exp.cast(
-                        exp.Literal.string(format_timestamp(moment)), TYPE.TIMESTAMP, copy=False
-                    )  # type: ignore[arg-type]
+                    return self.dialect.time_literal(moment)
             return exp.Literal.string(expr.value)
         if isinstance(expr, ast.Boolean):
             return exp.Boolean(this=expr.value)
@@ -933,8 +1021,10 @@ class _QueryBuilder:
         if func in ("days_since", "hours_since"):
             time = self.value(call.args[0], scope, row, "time")
             seconds = exp.Sub(
-                this=self.dialect.epoch_seconds(self.now()),
-                expression=self.dialect.epoch_seconds(time),
+                this=self.dialect.epoch_seconds(self.now(), instant=False),
+                expression=self.dialect.epoch_seconds(
+                    time, instant=self.holds_instant(call.args[0], scope)
+                ),
             )
             per = _SECONDS["day" if func == "days_since" else "hour"]
             return exp.cast(
@@ -956,6 +1046,10 @@ class _QueryBuilder:
             return self.dialect.round_half_away(number, digits)
         kind = self.analyzer.call_type(call, scope)
         args = [self.value(a, scope, row, kind if kind != "any" else want) for a in call.args]
+        instants = [self.holds_instant(a, scope) for a in call.args]
+        if kind == "time" and any(instants) and not all(instants):  # all naive UTC, then
+            pairs = zip(args, instants, strict=True)
+            args = [self.dialect.as_naive(a) if i else a for a, i in pairs]
         if func == "coalesce":
             return exp.Coalesce(this=args[0], expressions=args[1:])
         builder = exp.Least if func == "least" else exp.Greatest

@@ -597,7 +597,8 @@ def _cte_ref(name: str, alias: str) -> exp.Table:
 
 
 def _as_of(jinja: _JinjaSlots) -> exp.Expression:
-    return exp.cast(exp.Literal.string(jinja.slot("{{ segql_as_of }}").name), "TIMESTAMP")
+    # TIMESTAMPNTZ: naive UTC (TIMESTAMP_NTZ on Spark, where TIMESTAMP is an instant)
+    return exp.cast(exp.Literal.string(jinja.slot("{{ segql_as_of }}").name), "TIMESTAMPNTZ")
 
 
 def _jinja_table(slot: exp.Var, alias: str | None) -> exp.Table:

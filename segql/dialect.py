@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import ClassVar
@@ -21,6 +22,7 @@ from sqlglot.dialects.spark import Spark
 from sqlglot.generators.spark import SparkGenerator
 
 from segql.errors import SegqlError
+from segql.timeutil import format_timestamp, parse_sql_timestamp, shift_time
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -60,10 +62,54 @@ class Dialect:
     # One GROUP BY pass per merged guard of a source's aggregates (the last 90 days; every
     # purchase), each joined to the people, instead of one pass over the rows of them all.
     pass_per_guard: bool = False
+    # How a naive UTC time becomes an instant and back, whatever the session's time zone
+    # (``_INSTANT``/``_NAIVE`` below): ``AT TIME ZONE 'UTC'``, or through epoch numbers.
+    instants: str = "at_time_zone"
 
-    def epoch_seconds(self, time: exp.Expression) -> exp.Expression:
-        """Seconds since 1970 as a number with fractions."""
+    def epoch_seconds(self, time: exp.Expression, instant: bool = True) -> exp.Expression:
+        """Seconds since 1970 as a number with fractions (a naive time read as UTC)."""
+        if not instant and self.instants == "spark":  # UNIX_MICROS takes an instant only
+            return exp.Div(this=_spark_naive_micros(time), expression=exp.Literal.number(1e6))
         return _EPOCH[self.epoch](time)
+
+    # --- times: naive UTC values, and instants (TIMESTAMPTZ, _LTZ, _TZ) ---------------------
+
+    def naive_time(self, value: exp.Expression) -> exp.Expression:
+        """Text (or a bind parameter) of a UTC wall-clock time as a naive timestamp:
+        ``TIMESTAMP_NTZ`` where ``TIMESTAMP`` alone is an instant or follows a setting."""
+        return exp.cast(value, TYPE.TIMESTAMPNTZ, copy=False)
+
+    def time_literal(self, moment: datetime, instant: bool = False) -> exp.Expression:
+        """A UTC time as a literal: naive, or an instant with its ``+00:00`` offset."""
+        if instant:
+            text = exp.Literal.string(format_timestamp(moment) + "+00:00")
+            return exp.cast(text, TYPE.TIMESTAMPTZ, copy=False)
+        return self.naive_time(exp.Literal.string(format_timestamp(moment)))
+
+    def as_instant(self, naive: exp.Expression) -> exp.Expression:
+        """A naive UTC time as the same instant. A literal (or a literal shifted by a
+        duration) folds to an instant literal; anything else converts in SQL, never
+        through the session's time zone."""
+        moment = _folded(naive)
+        if moment is not None:
+            return self.time_literal(moment, instant=True)
+        return _INSTANT[self.instants](naive)
+
+    def as_naive(self, instant: exp.Expression) -> exp.Expression:
+        """An instant as its naive UTC wall-clock time."""
+        return _NAIVE[self.instants](instant)
+
+    def wall_time(self, time: exp.Expression, instant: bool, zone: str) -> exp.Expression:
+        """A time as the naive wall-clock time in ``zone``, for calendar days, weeks and
+        months taken there (never in the session's zone)."""
+        if instant and self.instants == "at_time_zone":
+            return exp.AtTimeZone(this=time, zone=exp.Literal.string(zone))
+        naive = self.as_naive(time) if instant else time
+        if zone == "UTC":
+            return naive
+        return exp.ConvertTimezone(
+            source_tz=exp.Literal.string("UTC"), target_tz=exp.Literal.string(zone), timestamp=naive
+        )
 
     def try_cast(self, value: exp.Expression, to: str) -> exp.Expression:
         """Text to ``DOUBLE``/``BOOLEAN``/``TIMESTAMP``, null where it does not convert.
@@ -72,6 +118,8 @@ class Dialect:
         every warehouse: their casts disagree on ``'yes'``, ``'on'`` or ``'1'``."""
         if to == "BOOLEAN":
             return _boolean_text(value)
+        if to == "TIMESTAMP":  # a naive UTC time; Spark's TIMESTAMP is an instant
+            return _SAFE_CAST[self.safe_cast](value, "TIMESTAMPNTZ")
         return _SAFE_CAST[self.safe_cast](value, to)
 
     def regex_search(self, value: exp.Expression, pattern: exp.Expression) -> exp.Expression:
@@ -116,9 +164,73 @@ _EPOCH: dict[str, Builder] = {
     ),
 }
 
+_UTC = exp.Literal.string("UTC")
+_SPARK_EPOCH = "1970-01-01 00:00:00"
+
+
+def _spark_naive_micros(naive: exp.Expression) -> exp.Expression:
+    """Microseconds since 1970 of a Spark ``TIMESTAMP_NTZ`` read as UTC."""
+    epoch = exp.cast(exp.Literal.string(_SPARK_EPOCH), TYPE.TIMESTAMPNTZ, copy=False)
+    return exp.TimestampDiff(this=naive, expression=epoch, unit=exp.var("MICROSECOND"))
+
+
+def _folded(naive: exp.Expression) -> datetime | None:
+    """The time of a naive literal, or of one shifted by a literal duration; else None."""
+    if isinstance(naive, exp.Cast) and isinstance(naive.this, exp.Literal):
+        return parse_sql_timestamp(naive.this.name)
+    if isinstance(naive, (exp.DateAdd, exp.DateSub)) and isinstance(naive.expression, exp.Literal):
+        start = _folded(naive.this)
+        if start is None:
+            return None
+        sign = -1 if isinstance(naive, exp.DateSub) else 1
+        amount = int(naive.expression.to_py())
+        return shift_time(start, amount, naive.text("unit").lower() or "day", sign)
+    return None
+
+
+_INSTANT: dict[str, Builder] = {
+    # A naive TIMESTAMP AT TIME ZONE 'UTC' is the TIMESTAMPTZ of that UTC wall clock.
+    "at_time_zone": lambda t: exp.AtTimeZone(this=t, zone=_UTC.copy()),
+    # Snowflake: an NTZ would become an instant in the session's zone; from epoch
+    # microseconds, TO_TIMESTAMP_TZ is that instant (in UTC).
+    "snowflake": lambda t: exp.Anonymous(
+        this="TO_TIMESTAMP_TZ",
+        expressions=[
+            exp.Anonymous(this="DATE_PART", expressions=[exp.var("EPOCH_MICROSECOND"), t]),
+            exp.Literal.number(6),
+        ],
+    ),
+    "spark": lambda t: exp.Anonymous(this="TIMESTAMP_MICROS", expressions=[_spark_naive_micros(t)]),
+    "trino": lambda t: exp.Anonymous(this="WITH_TIMEZONE", expressions=[t, _UTC.copy()]),
+    "bigquery": lambda t: exp.Anonymous(this="TIMESTAMP", expressions=[t, _UTC.copy()]),
+}
+
+_NAIVE: dict[str, Builder] = {
+    "at_time_zone": lambda t: exp.AtTimeZone(this=t, zone=_UTC.copy()),
+    # CONVERT_TIMEZONE('UTC', t) is a TIMESTAMP_TZ at +00:00: as NTZ, its UTC wall clock.
+    "snowflake": lambda t: exp.cast(
+        exp.Anonymous(this="CONVERT_TIMEZONE", expressions=[_UTC.copy(), t]),
+        TYPE.TIMESTAMPNTZ,
+        copy=False,
+    ),
+    # TIMESTAMP -> TIMESTAMP_NTZ casts in the session's zone: add the epoch micros instead.
+    "spark": lambda t: exp.Anonymous(
+        this="TIMESTAMPADD",
+        expressions=[
+            exp.var("MICROSECOND"),
+            exp.Anonymous(this="UNIX_MICROS", expressions=[t]),
+            exp.cast(exp.Literal.string(_SPARK_EPOCH), TYPE.TIMESTAMPNTZ, copy=False),
+        ],
+    ),
+    "trino": lambda t: exp.cast(
+        exp.AtTimeZone(this=t, zone=_UTC.copy()), TYPE.TIMESTAMP, copy=False
+    ),
+    "bigquery": lambda t: exp.Anonymous(this="DATETIME", expressions=[t, _UTC.copy()]),
+}
+
 _NUMBER_TEXT = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
 _TIME_TEXT = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?\s*$"
-_GUARDS = {"DOUBLE": _NUMBER_TEXT, "TIMESTAMP": _TIME_TEXT}
+_GUARDS = {"DOUBLE": _NUMBER_TEXT, "TIMESTAMPNTZ": _TIME_TEXT}
 
 
 def _boolean_text(value: exp.Expression) -> exp.Expression:

@@ -75,7 +75,7 @@ class Warehouse:
             if columns is not None:
                 found[table] = columns
                 unique[table] = self.unique_columns(table)
-        return Catalog.from_columns(found, unique)
+        return Catalog.from_columns(found, unique, self.dialect.name)
 
     def close(self) -> None:
         pass
@@ -190,7 +190,8 @@ class SqlAlchemyWarehouse(Warehouse):
             return None
         except sqlalchemy.exc.SQLAlchemyError as error:
             raise SegqlWarehouseError(f"cannot read the warehouse catalog: {error}") from None
-        return [(c["name"], str(c["type"])) for c in columns] or None
+        # The type as this warehouse spells it: str() drops PostgreSQL's WITH TIME ZONE.
+        return [(c["name"], _type_name(c["type"], self.engine.dialect)) for c in columns] or None
 
     def unique_columns(self, table: str) -> set[str]:
         if self.dialect.name != "postgres":  # where constraints are known to be enforced
@@ -247,6 +248,13 @@ class DbApiWarehouse(Warehouse):
 
     def close(self) -> None:
         self.connection.close()
+
+
+def _type_name(sql_type: Any, dialect: Any) -> str:
+    try:
+        return str(sql_type.compile(dialect=dialect))
+    except Exception:  # a type the dialect cannot spell (NullType): its generic name
+        return str(sql_type)
 
 
 def duckdb_path(config: ProjectConfig) -> str | None:
