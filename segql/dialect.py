@@ -103,7 +103,7 @@ class Dialect:
         """A time as the naive wall-clock time in ``zone``, for calendar days, weeks and
         months taken there (never in the session's zone)."""
         if instant and self.instants == "at_time_zone":
-            return exp.AtTimeZone(this=time, zone=exp.Literal.string(zone))
+            return _at_time_zone(time, zone)
         naive = self.as_naive(time) if instant else time
         if zone == "UTC":
             return naive
@@ -188,9 +188,17 @@ def _folded(naive: exp.Expression) -> datetime | None:
     return None
 
 
+def _at_time_zone(time: exp.Expression, zone: str) -> exp.Expression:
+    """``(time AT TIME ZONE 'zone')``, parenthesized both ways: the operator binds looser
+    than ``+ INTERVAL`` on either side of it."""
+    if not isinstance(time, (exp.Column, exp.Cast, exp.Paren, exp.Anonymous)):
+        time = exp.Paren(this=time)
+    return exp.Paren(this=exp.AtTimeZone(this=time, zone=exp.Literal.string(zone)))
+
+
 _INSTANT: dict[str, Builder] = {
     # A naive TIMESTAMP AT TIME ZONE 'UTC' is the TIMESTAMPTZ of that UTC wall clock.
-    "at_time_zone": lambda t: exp.AtTimeZone(this=t, zone=_UTC.copy()),
+    "at_time_zone": lambda t: _at_time_zone(t, "UTC"),
     # Snowflake: an NTZ would become an instant in the session's zone; from epoch
     # microseconds, TO_TIMESTAMP_TZ is that instant (in UTC).
     "snowflake": lambda t: exp.Anonymous(
@@ -206,7 +214,7 @@ _INSTANT: dict[str, Builder] = {
 }
 
 _NAIVE: dict[str, Builder] = {
-    "at_time_zone": lambda t: exp.AtTimeZone(this=t, zone=_UTC.copy()),
+    "at_time_zone": lambda t: _at_time_zone(t, "UTC"),
     # CONVERT_TIMEZONE('UTC', t) is a TIMESTAMP_TZ at +00:00: as NTZ, its UTC wall clock.
     "snowflake": lambda t: exp.cast(
         exp.Anonymous(this="CONVERT_TIMEZONE", expressions=[_UTC.copy(), t]),
