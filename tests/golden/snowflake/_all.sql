@@ -23,14 +23,14 @@ WITH "segql_people" AS (
   INNER JOIN "segql_people"
     ON "segql_people"."person_id" = "source_rows"."person_id"
   WHERE
-    "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ)
 ), "segql_aggs_events" AS (
   SELECT
     "person_id",
     COUNT(
       CASE
         WHEN "event_name" = 'video_rendered'
-        AND "event_time" > DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+        AND "event_time" > DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ))
         THEN 1
       END
     ) AS "agg_1",
@@ -39,7 +39,7 @@ WITH "segql_people" AS (
       CASE
         WHEN CASE
           WHEN "event_name" = 'purchase'
-          AND "event_time" > DATEADD(YEAR, 1 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+          AND "event_time" > DATEADD(YEAR, 1 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ))
           THEN JSON_EXTRACT_PATH_TEXT("properties", 'currency') = 'USD' AND "c_amount" > 10
         END
         THEN 1
@@ -55,8 +55,8 @@ WITH "segql_people" AS (
       CASE
         WHEN "event_name" = 'login'
         AND (
-          "event_time" > DATEADD(DAY, 90 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
-          AND "event_time" <= DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+          "event_time" > DATEADD(DAY, 90 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ))
+          AND "event_time" <= DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ))
         )
         THEN 1
       END
@@ -65,8 +65,8 @@ WITH "segql_people" AS (
       CASE
         WHEN "event_name" = 'login'
         AND (
-          "event_time" >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
-          AND "event_time" < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
+          "event_time" >= CAST('2026-01-01 00:00:00' AS TIMESTAMPNTZ)
+          AND "event_time" < CAST('2026-02-01 00:00:00' AS TIMESTAMPNTZ)
         )
         THEN 1
       END
@@ -74,7 +74,7 @@ WITH "segql_people" AS (
     MAX(CASE WHEN "event_name" = 'purchase' THEN "event_time" END) AS "agg_10",
     COUNT(
       CASE
-        WHEN "event_time" > DATEADD(DAY, 7 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+        WHEN "event_time" > DATEADD(DAY, 7 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ))
         THEN 1
       END
     ) AS "agg_11"
@@ -82,21 +82,21 @@ WITH "segql_people" AS (
   WHERE
     (
       "event_name" = 'video_rendered'
-      AND "event_time" > DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+      AND "event_time" > DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ))
     )
     OR "event_name" = 'purchase'
     OR (
       "event_name" = 'login'
-      AND "event_time" > DATEADD(DAY, 90 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+      AND "event_time" > DATEADD(DAY, 90 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ))
     )
     OR (
       "event_name" = 'login'
       AND (
-        "event_time" >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
-        AND "event_time" < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
+        "event_time" >= CAST('2026-01-01 00:00:00' AS TIMESTAMPNTZ)
+        AND "event_time" < CAST('2026-02-01 00:00:00' AS TIMESTAMPNTZ)
       )
     )
-    OR "event_time" > DATEADD(DAY, 7 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+    OR "event_time" > DATEADD(DAY, 7 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ))
   GROUP BY
     "person_id"
 ), "segql_distinct_agg_7" AS (
@@ -105,7 +105,7 @@ WITH "segql_people" AS (
     COUNT(DISTINCT CAST("event_time" AS DATE)) AS "agg_7"
   FROM "segql_rows_events"
   WHERE
-    "event_time" > DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+    "event_time" > DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ))
   GROUP BY
     "person_id"
 ), "segql_distinct_agg_8" AS (
@@ -122,7 +122,7 @@ WITH "segql_people" AS (
     "source_rows"."status" AS "c_status"
   FROM "subscriptions" AS "source_rows"
   WHERE
-    "source_rows"."created_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    "source_rows"."created_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ)
 ), "segql_aggs_subscriptions" AS (
   SELECT
     "person_id",
@@ -162,7 +162,7 @@ WITH "segql_people" AS (
     FROM "segql_rows_events" AS "a"
     WHERE
       "a"."event_name" = 'cart'
-      AND "a"."event_time" > DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+      AND "a"."event_time" > DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ))
   ) AS "a"
   WHERE
     NOT EXISTS(
@@ -175,7 +175,7 @@ WITH "segql_people" AS (
         AND "b"."event_time" <= DATEADD(DAY, 1, "a"."event_time")
         AND "b"."event_name" = 'order'
     )
-    AND DATEADD(DAY, 1, "a"."event_time") <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    AND DATEADD(DAY, 1, "a"."event_time") <= CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ)
 ), "segql_stage_0" AS (
   SELECT
     "segql_people"."person_id",
@@ -225,7 +225,7 @@ WITH "segql_people" AS (
     COALESCE("agg_1" >= 10 AND "p_status" = 'paid', FALSE) AS "in_1",
     -CAST(FLOOR(
       (
-        DATE_PART(EPOCH_MICROSECOND, CAST('2026-03-15 12:00:00' AS TIMESTAMP)) / 1000000 - DATE_PART(EPOCH_MICROSECOND, "agg_10") / 1000000
+        DATE_PART(EPOCH_MICROSECOND, CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ)) / 1000000 - DATE_PART(EPOCH_MICROSECOND, "agg_10") / 1000000
       ) / 86400
     ) AS BIGINT) AS "rank_input_1",
     CASE

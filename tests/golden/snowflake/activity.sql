@@ -15,14 +15,14 @@ WITH "segql_people" AS (
     "source_rows"."event_type" AS "event_name"
   FROM "events" AS "source_rows"
   WHERE
-    "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ)
 ), "segql_distinct_agg_1" AS (
   SELECT
     "person_id",
     COUNT(DISTINCT CAST("event_time" AS DATE)) AS "agg_1"
   FROM "segql_rows_events"
   WHERE
-    "event_time" > DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+    "event_time" > DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ))
   GROUP BY
     "person_id"
 ), "segql_distinct_agg_2" AS (

@@ -17,7 +17,7 @@ WITH "segql_people" AS (
     "source_rows"."amount" AS "c_amount"
   FROM "events" AS "source_rows"
   WHERE
-    "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ)
     AND "source_rows"."event_type" IN ('purchase', 'video_rendered')
 ), "segql_aggs_events" AS (
   SELECT
@@ -26,7 +26,7 @@ WITH "segql_people" AS (
     COUNT(
       CASE
         WHEN "event_name" = 'video_rendered'
-        AND "event_time" > DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+        AND "event_time" > DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ))
         THEN 1
       END
     ) AS "agg_2"
@@ -35,7 +35,7 @@ WITH "segql_people" AS (
     "event_name" = 'purchase'
     OR (
       "event_name" = 'video_rendered'
-      AND "event_time" > DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+      AND "event_time" > DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ))
     )
   GROUP BY
     "person_id"

@@ -17,7 +17,7 @@ WITH "segql_people" AS (
     "source_rows"."properties" AS "properties"
   FROM "events" AS "source_rows"
   WHERE
-    "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ)
     AND "source_rows"."event_type" IN ('purchase')
 ), "segql_aggs_events" AS (
   SELECT
@@ -26,7 +26,7 @@ WITH "segql_people" AS (
       CASE
         WHEN CASE
           WHEN "event_name" = 'purchase'
-          AND "event_time" > DATEADD(YEAR, 1 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+          AND "event_time" > DATEADD(YEAR, 1 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ))
           THEN JSON_EXTRACT_PATH_TEXT("properties", 'currency') = 'USD' AND "c_amount" > 10
         END
         THEN 1
@@ -35,7 +35,7 @@ WITH "segql_people" AS (
   FROM "segql_rows_events"
   WHERE
     "event_name" = 'purchase'
-    AND "event_time" > DATEADD(YEAR, 1 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+    AND "event_time" > DATEADD(YEAR, 1 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ))
   GROUP BY
     "person_id"
 ), "segql_stage_0" AS (

@@ -19,7 +19,7 @@ WITH "segql_people" AS (
   INNER JOIN "segql_people"
     ON "segql_people"."person_id" = "source_rows"."person_id"
   WHERE
-    "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ)
     AND "source_rows"."event_type" IN ('purchase')
 ), "segql_aggs_events" AS (
   SELECT

@@ -16,7 +16,7 @@ WITH "segql_people" AS (
     "source_rows"."amount" AS "c_amount"
   FROM "events" AS "source_rows"
   WHERE
-    "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ)
     AND "source_rows"."event_type" IN ('purchase')
 ), "segql_aggs_events" AS (
   SELECT
@@ -52,7 +52,7 @@ WITH "segql_people" AS (
     *,
     -CAST(FLOOR(
       (
-        DATE_PART(EPOCH_MICROSECOND, CAST('2026-03-15 12:00:00' AS TIMESTAMP)) / 1000000 - DATE_PART(EPOCH_MICROSECOND, "agg_1") / 1000000
+        DATE_PART(EPOCH_MICROSECOND, CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ)) / 1000000 - DATE_PART(EPOCH_MICROSECOND, "agg_1") / 1000000
       ) / 86400
     ) AS BIGINT) AS "rank_input_1",
     CASE

@@ -15,7 +15,7 @@ WITH "segql_people" AS (
     "source_rows"."event_type" AS "event_name"
   FROM "events" AS "source_rows"
   WHERE
-    "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ)
     AND "source_rows"."event_type" IN ('cart', 'order')
 ), "segql_seq_did_1" AS (
   SELECT DISTINCT
@@ -27,7 +27,7 @@ WITH "segql_people" AS (
     FROM "segql_rows_events" AS "a"
     WHERE
       "a"."event_name" = 'cart'
-      AND "a"."event_time" > DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+      AND "a"."event_time" > DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ))
   ) AS "a"
   WHERE
     NOT EXISTS(
@@ -40,7 +40,7 @@ WITH "segql_people" AS (
         AND "b"."event_time" <= DATEADD(DAY, 1, "a"."event_time")
         AND "b"."event_name" = 'order'
     )
-    AND DATEADD(DAY, 1, "a"."event_time") <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    AND DATEADD(DAY, 1, "a"."event_time") <= CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ)
 ), "segql_stage_0" AS (
   SELECT
     "segql_people"."person_id",

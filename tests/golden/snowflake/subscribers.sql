@@ -15,7 +15,7 @@ WITH "segql_people" AS (
     "source_rows"."status" AS "c_status"
   FROM "subscriptions" AS "source_rows"
   WHERE
-    "source_rows"."created_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    "source_rows"."created_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ)
 ), "segql_aggs_subscriptions" AS (
   SELECT
     "person_id",

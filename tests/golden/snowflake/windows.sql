@@ -15,7 +15,7 @@ WITH "segql_people" AS (
     "source_rows"."event_type" AS "event_name"
   FROM "events" AS "source_rows"
   WHERE
-    "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ)
     AND "source_rows"."event_type" IN ('login')
 ), "segql_aggs_events" AS (
   SELECT
@@ -24,8 +24,8 @@ WITH "segql_people" AS (
       CASE
         WHEN "event_name" = 'login'
         AND (
-          "event_time" > DATEADD(DAY, 90 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
-          AND "event_time" <= DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+          "event_time" > DATEADD(DAY, 90 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ))
+          AND "event_time" <= DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ))
         )
         THEN 1
       END
@@ -34,8 +34,8 @@ WITH "segql_people" AS (
       CASE
         WHEN "event_name" = 'login'
         AND (
-          "event_time" >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
-          AND "event_time" < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
+          "event_time" >= CAST('2026-01-01 00:00:00' AS TIMESTAMPNTZ)
+          AND "event_time" < CAST('2026-02-01 00:00:00' AS TIMESTAMPNTZ)
         )
         THEN 1
       END
@@ -44,13 +44,13 @@ WITH "segql_people" AS (
   WHERE
     (
       "event_name" = 'login'
-      AND "event_time" > DATEADD(DAY, 90 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+      AND "event_time" > DATEADD(DAY, 90 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ))
     )
     OR (
       "event_name" = 'login'
       AND (
-        "event_time" >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
-        AND "event_time" < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
+        "event_time" >= CAST('2026-01-01 00:00:00' AS TIMESTAMPNTZ)
+        AND "event_time" < CAST('2026-02-01 00:00:00' AS TIMESTAMPNTZ)
       )
     )
   GROUP BY

@@ -23,19 +23,19 @@ WITH `segql_people` AS (
   INNER JOIN `segql_people`
     ON `segql_people`.`person_id` = `source_rows`.`person_id`
   WHERE
-    `source_rows`.`occurred_at` <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    `source_rows`.`occurred_at` <= CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ)
 ), `segql_aggs_events` AS (
   SELECT
     `person_id`,
     COUNT(*) FILTER(WHERE
       `event_name` = 'video_rendered'
-      AND `event_time` > TIMESTAMPADD(DAY, -30, CAST('2026-03-15 12:00:00' AS TIMESTAMP))) AS `agg_1`,
+      AND `event_time` > TIMESTAMPADD(DAY, -30, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))) AS `agg_1`,
     SUM(`c_amount`) FILTER(WHERE
       `event_name` = 'purchase') AS `agg_2`,
     COUNT(*) FILTER(WHERE
       CASE
         WHEN `event_name` = 'purchase'
-        AND `event_time` > TIMESTAMPADD(YEAR, -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+        AND `event_time` > TIMESTAMPADD(YEAR, -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))
         THEN GET_JSON_OBJECT(`properties`, '$.currency') = 'USD' AND `c_amount` > 10
       END) AS `agg_3`,
     COUNT(*) FILTER(WHERE
@@ -43,38 +43,38 @@ WITH `segql_people` AS (
     COUNT(*) FILTER(WHERE
       `event_name` = 'login'
       AND (
-        `event_time` > TIMESTAMPADD(DAY, -90, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
-        AND `event_time` <= TIMESTAMPADD(DAY, -30, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+        `event_time` > TIMESTAMPADD(DAY, -90, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))
+        AND `event_time` <= TIMESTAMPADD(DAY, -30, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))
       )) AS `agg_5`,
     COUNT(*) FILTER(WHERE
       `event_name` = 'login'
       AND (
-        `event_time` >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
-        AND `event_time` < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
+        `event_time` >= CAST('2026-01-01 00:00:00' AS TIMESTAMP_NTZ)
+        AND `event_time` < CAST('2026-02-01 00:00:00' AS TIMESTAMP_NTZ)
       )) AS `agg_6`,
     MAX(`event_time`) FILTER(WHERE
       `event_name` = 'purchase') AS `agg_10`,
     COUNT(*) FILTER(WHERE
-      `event_time` > TIMESTAMPADD(DAY, -7, CAST('2026-03-15 12:00:00' AS TIMESTAMP))) AS `agg_11`
+      `event_time` > TIMESTAMPADD(DAY, -7, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))) AS `agg_11`
   FROM `segql_rows_events`
   WHERE
     (
       `event_name` = 'video_rendered'
-      AND `event_time` > TIMESTAMPADD(DAY, -30, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+      AND `event_time` > TIMESTAMPADD(DAY, -30, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))
     )
     OR `event_name` = 'purchase'
     OR (
       `event_name` = 'login'
-      AND `event_time` > TIMESTAMPADD(DAY, -90, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+      AND `event_time` > TIMESTAMPADD(DAY, -90, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))
     )
     OR (
       `event_name` = 'login'
       AND (
-        `event_time` >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
-        AND `event_time` < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
+        `event_time` >= CAST('2026-01-01 00:00:00' AS TIMESTAMP_NTZ)
+        AND `event_time` < CAST('2026-02-01 00:00:00' AS TIMESTAMP_NTZ)
       )
     )
-    OR `event_time` > TIMESTAMPADD(DAY, -7, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+    OR `event_time` > TIMESTAMPADD(DAY, -7, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))
   GROUP BY
     `person_id`
 ), `segql_distinct_agg_7` AS (
@@ -83,7 +83,7 @@ WITH `segql_people` AS (
     COUNT(DISTINCT CAST(`event_time` AS DATE)) AS `agg_7`
   FROM `segql_rows_events`
   WHERE
-    `event_time` > TIMESTAMPADD(DAY, -30, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+    `event_time` > TIMESTAMPADD(DAY, -30, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))
   GROUP BY
     `person_id`
 ), `segql_distinct_agg_8` AS (
@@ -100,7 +100,7 @@ WITH `segql_people` AS (
     `source_rows`.`status` AS `c_status`
   FROM `subscriptions` AS `source_rows`
   WHERE
-    `source_rows`.`created_at` <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    `source_rows`.`created_at` <= CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ)
 ), `segql_aggs_subscriptions` AS (
   SELECT
     `person_id`,
@@ -141,7 +141,7 @@ WITH `segql_people` AS (
     FROM `segql_rows_events` AS `a`
     WHERE
       `a`.`event_name` = 'cart'
-      AND `a`.`event_time` > TIMESTAMPADD(DAY, -30, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+      AND `a`.`event_time` > TIMESTAMPADD(DAY, -30, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))
   ) AS `a`
   WHERE
     NOT EXISTS(
@@ -154,7 +154,7 @@ WITH `segql_people` AS (
         AND `b`.`event_time` <= TIMESTAMPADD(DAY, 1, `a`.`event_time`)
         AND `b`.`event_name` = 'order'
     )
-    AND TIMESTAMPADD(DAY, 1, `a`.`event_time`) <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    AND TIMESTAMPADD(DAY, 1, `a`.`event_time`) <= CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ)
 ), `segql_stage_0` AS (
   SELECT
     `segql_people`.`person_id`,
@@ -204,7 +204,11 @@ WITH `segql_people` AS (
     COALESCE(`agg_1` >= 10 AND `p_status` = 'paid', FALSE) AS `in_1`,
     -CAST(FLOOR(
       (
-        UNIX_MICROS(CAST('2026-03-15 12:00:00' AS TIMESTAMP)) / 1000000 - UNIX_MICROS(`agg_10`) / 1000000
+        TIMESTAMPDIFF(
+          MICROSECOND,
+          CAST('1970-01-01 00:00:00' AS TIMESTAMP_NTZ),
+          CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ)
+        ) / 1000000.0 - TIMESTAMPDIFF(MICROSECOND, CAST('1970-01-01 00:00:00' AS TIMESTAMP_NTZ), `agg_10`) / 1000000.0
       ) / 86400
     ) AS BIGINT) AS `rank_input_1`,
     CASE

@@ -15,7 +15,7 @@ WITH `segql_people` AS (
     `source_rows`.`event_type` AS `event_name`
   FROM `events` AS `source_rows`
   WHERE
-    `source_rows`.`occurred_at` <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    `source_rows`.`occurred_at` <= CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ)
     AND `source_rows`.`event_type` IN ('purchase', 'trial_started')
 ), `segql_seq_did_1` AS (
   SELECT DISTINCT

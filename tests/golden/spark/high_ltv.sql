@@ -17,7 +17,7 @@ WITH `segql_people` AS (
     `source_rows`.`amount` AS `c_amount`
   FROM `events` AS `source_rows`
   WHERE
-    `source_rows`.`occurred_at` <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    `source_rows`.`occurred_at` <= CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ)
     AND `source_rows`.`event_type` IN ('purchase', 'video_rendered')
 ), `segql_aggs_events` AS (
   SELECT
@@ -26,13 +26,13 @@ WITH `segql_people` AS (
       `event_name` = 'purchase') AS `agg_1`,
     COUNT(*) FILTER(WHERE
       `event_name` = 'video_rendered'
-      AND `event_time` > TIMESTAMPADD(DAY, -30, CAST('2026-03-15 12:00:00' AS TIMESTAMP))) AS `agg_2`
+      AND `event_time` > TIMESTAMPADD(DAY, -30, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))) AS `agg_2`
   FROM `segql_rows_events`
   WHERE
     `event_name` = 'purchase'
     OR (
       `event_name` = 'video_rendered'
-      AND `event_time` > TIMESTAMPADD(DAY, -30, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+      AND `event_time` > TIMESTAMPADD(DAY, -30, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))
     )
   GROUP BY
     `person_id`

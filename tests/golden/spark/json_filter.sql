@@ -17,7 +17,7 @@ WITH `segql_people` AS (
     `source_rows`.`properties` AS `properties`
   FROM `events` AS `source_rows`
   WHERE
-    `source_rows`.`occurred_at` <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    `source_rows`.`occurred_at` <= CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ)
     AND `source_rows`.`event_type` IN ('purchase')
 ), `segql_aggs_events` AS (
   SELECT
@@ -25,13 +25,13 @@ WITH `segql_people` AS (
     COUNT(*) FILTER(WHERE
       CASE
         WHEN `event_name` = 'purchase'
-        AND `event_time` > TIMESTAMPADD(YEAR, -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+        AND `event_time` > TIMESTAMPADD(YEAR, -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))
         THEN GET_JSON_OBJECT(`properties`, '$.currency') = 'USD' AND `c_amount` > 10
       END) AS `agg_1`
   FROM `segql_rows_events`
   WHERE
     `event_name` = 'purchase'
-    AND `event_time` > TIMESTAMPADD(YEAR, -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+    AND `event_time` > TIMESTAMPADD(YEAR, -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))
   GROUP BY
     `person_id`
 ), `segql_stage_0` AS (

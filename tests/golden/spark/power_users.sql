@@ -16,7 +16,7 @@ WITH `segql_people` AS (
     `source_rows`.`event_type` AS `event_name`
   FROM `events` AS `source_rows`
   WHERE
-    `source_rows`.`occurred_at` <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    `source_rows`.`occurred_at` <= CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ)
     AND `source_rows`.`event_type` IN ('video_rendered')
 ), `segql_aggs_events` AS (
   SELECT
@@ -25,7 +25,7 @@ WITH `segql_people` AS (
   FROM `segql_rows_events`
   WHERE
     `event_name` = 'video_rendered'
-    AND `event_time` > TIMESTAMPADD(DAY, -30, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+    AND `event_time` > TIMESTAMPADD(DAY, -30, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))
   GROUP BY
     `person_id`
 ), `segql_stage_0` AS (

@@ -16,7 +16,7 @@ WITH `segql_people` AS (
     `source_rows`.`amount` AS `c_amount`
   FROM `events` AS `source_rows`
   WHERE
-    `source_rows`.`occurred_at` <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    `source_rows`.`occurred_at` <= CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ)
     AND `source_rows`.`event_type` IN ('purchase')
 ), `segql_aggs_events` AS (
   SELECT
@@ -52,7 +52,11 @@ WITH `segql_people` AS (
     *,
     -CAST(FLOOR(
       (
-        UNIX_MICROS(CAST('2026-03-15 12:00:00' AS TIMESTAMP)) / 1000000 - UNIX_MICROS(`agg_1`) / 1000000
+        TIMESTAMPDIFF(
+          MICROSECOND,
+          CAST('1970-01-01 00:00:00' AS TIMESTAMP_NTZ),
+          CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ)
+        ) / 1000000.0 - TIMESTAMPDIFF(MICROSECOND, CAST('1970-01-01 00:00:00' AS TIMESTAMP_NTZ), `agg_1`) / 1000000.0
       ) / 86400
     ) AS BIGINT) AS `rank_input_1`,
     CASE

@@ -15,7 +15,7 @@ WITH `segql_people` AS (
     `source_rows`.`event_type` AS `event_name`
   FROM `events` AS `source_rows`
   WHERE
-    `source_rows`.`occurred_at` <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    `source_rows`.`occurred_at` <= CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ)
     AND `source_rows`.`event_type` IN ('cart', 'order')
 ), `segql_seq_did_1` AS (
   SELECT DISTINCT
@@ -27,7 +27,7 @@ WITH `segql_people` AS (
     FROM `segql_rows_events` AS `a`
     WHERE
       `a`.`event_name` = 'cart'
-      AND `a`.`event_time` > TIMESTAMPADD(DAY, -30, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+      AND `a`.`event_time` > TIMESTAMPADD(DAY, -30, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))
   ) AS `a`
   WHERE
     NOT EXISTS(
@@ -40,7 +40,7 @@ WITH `segql_people` AS (
         AND `b`.`event_time` <= TIMESTAMPADD(DAY, 1, `a`.`event_time`)
         AND `b`.`event_name` = 'order'
     )
-    AND TIMESTAMPADD(DAY, 1, `a`.`event_time`) <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    AND TIMESTAMPADD(DAY, 1, `a`.`event_time`) <= CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ)
 ), `segql_stage_0` AS (
   SELECT
     `segql_people`.`person_id`,

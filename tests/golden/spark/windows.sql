@@ -15,7 +15,7 @@ WITH `segql_people` AS (
     `source_rows`.`event_type` AS `event_name`
   FROM `events` AS `source_rows`
   WHERE
-    `source_rows`.`occurred_at` <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    `source_rows`.`occurred_at` <= CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ)
     AND `source_rows`.`event_type` IN ('login')
 ), `segql_aggs_events` AS (
   SELECT
@@ -23,26 +23,26 @@ WITH `segql_people` AS (
     COUNT(*) FILTER(WHERE
       `event_name` = 'login'
       AND (
-        `event_time` > TIMESTAMPADD(DAY, -90, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
-        AND `event_time` <= TIMESTAMPADD(DAY, -30, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+        `event_time` > TIMESTAMPADD(DAY, -90, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))
+        AND `event_time` <= TIMESTAMPADD(DAY, -30, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))
       )) AS `agg_1`,
     COUNT(*) FILTER(WHERE
       `event_name` = 'login'
       AND (
-        `event_time` >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
-        AND `event_time` < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
+        `event_time` >= CAST('2026-01-01 00:00:00' AS TIMESTAMP_NTZ)
+        AND `event_time` < CAST('2026-02-01 00:00:00' AS TIMESTAMP_NTZ)
       )) AS `agg_2`
   FROM `segql_rows_events`
   WHERE
     (
       `event_name` = 'login'
-      AND `event_time` > TIMESTAMPADD(DAY, -90, CAST('2026-03-15 12:00:00' AS TIMESTAMP))
+      AND `event_time` > TIMESTAMPADD(DAY, -90, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))
     )
     OR (
       `event_name` = 'login'
       AND (
-        `event_time` >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
-        AND `event_time` < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
+        `event_time` >= CAST('2026-01-01 00:00:00' AS TIMESTAMP_NTZ)
+        AND `event_time` < CAST('2026-02-01 00:00:00' AS TIMESTAMP_NTZ)
       )
     )
   GROUP BY
