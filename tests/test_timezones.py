@@ -370,3 +370,17 @@ def test_zoned_literals_carry_their_offset() -> None:
     assert "CAST('2026-03-15 12:00:00+00:00' AS TIMESTAMPTZ)" in sql
     assert "CAST('2026-02-13 12:00:00+00:00' AS TIMESTAMPTZ)" in sql
     assert "AS TIMESTAMP)" not in sql
+
+
+def test_postgres_catalog_through_sqlalchemy_keeps_the_zone() -> None:
+    """``segql run`` reads PostgreSQL's catalog through SQLAlchemy, whose ``str()`` of a
+    ``timestamptz`` is plain ``TIMESTAMP``: the type is spelled by the dialect instead."""
+    import sqlalchemy
+    from sqlalchemy.dialects import postgresql
+
+    from segql.catalog import holds_instants
+    from segql.warehouse import _type_name
+
+    name = _type_name(sqlalchemy.TIMESTAMP(timezone=True), postgresql.dialect())
+    assert holds_instants(name, "postgres")
+    assert not holds_instants(_type_name(sqlalchemy.TIMESTAMP(), postgresql.dialect()))
