@@ -266,7 +266,7 @@ def meta_failure(failure: Failure) -> Failure:
     match = re.search(r'"code"\s*:\s*(\d+)', text)
     if match and int(match.group(1)) in META_RETRYABLE_CODES:
         return Failure(text.replace(" (not retried: the request itself was refused)", ""),
-                       wait=failure.wait if failure.wait is not None else 60.0)  # fmt: skip
+                       wait=failure.wait)  # fmt: skip
     return failure
 
 

@@ -516,6 +516,8 @@ class Dispatcher:
                 started = time.monotonic()
                 failed = self._failed_changes(action)
                 tally = _Tally()
+                if action.mirror and failed:
+                    failed = self._drop_superseded(action, failed)
                 if failed:
                     self.progress(f"{action.name}: retrying {len(failed)} parked changes")
                     sender = self._sender(action)
@@ -536,6 +538,45 @@ class Dispatcher:
                 seconds = round(time.monotonic() - started, 2)
                 rows.append((action.name, len(failed), tally.delivered, tally.parked, seconds))
         return Rows(("action", "retried", "delivered", "still_failed", "seconds"), rows)
+
+    def _drop_superseded(
+        self, action: Action, failed: list[tuple[Change, int]]
+    ) -> list[tuple[Change, int]]:
+        """A mirror's parked changes that a later change of the same person made moot
+        (a parked add before a delivered remove) are recorded as skipped, not resent:
+        sending them now would undo the later change."""
+        people = sorted({c.person_id for c, _ in failed})
+        latest: dict[str, str] = {}
+        for chunk in _chunks(people, 1000):
+            select = (
+                exp.select(*(exp.column(c, quoted=True) for c in ("person_id", "event_id")))
+                .from_(self.store.table(HISTORY))
+                .where(
+                    exp.and_(
+                        exp.column("segment", quoted=True).eq(exp.Literal.string(action.segment)),
+                        exp.In(
+                            this=exp.column("person_id", quoted=True),
+                            expressions=[exp.Literal.string(p) for p in chunk],
+                        ),
+                    )
+                )
+                .order_by(
+                    exp.column("commit_seq", quoted=True), exp.column("event_id", quoted=True)
+                )
+            )
+            for person, event_id in self.warehouse.run(select):
+                latest[str(person)] = event_id
+        keep = [(c, n) for c, n in failed if latest.get(c.person_id) == c.event_id]
+        moot = [
+            Outcome(c.event_id, True, 0, "superseded by a later change", skipped=True)
+            for c, n in failed
+            if latest.get(c.person_id) != c.event_id
+        ]
+        if moot:
+            previous = {c.event_id: n for c, n in failed}
+            cursor = read_cursor(self.warehouse, self.store, action.cursor_name)
+            self._record(action, moot, cursor, previous)
+        return keep
 
     def _failed_changes(self, action: Action) -> list[tuple[Change, int]]:
         h, d = "h", "d"
