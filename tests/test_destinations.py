@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from segql.cli import main
 from segql.config import ProjectConfig
 from segql.dispatch import parse_actions, run_dispatch, run_resync, run_retry_failed, run_status
 from segql.dispatch.destinations import MetaCustomAudience, meta_hash
@@ -156,7 +158,11 @@ def test_resync_repairs_an_audience_that_drifted(
     result = run_resync(project.root, "resend_mirror")
     assert result.rows[0][1:4] == (len(members), 7, 1)
     assert resend.emails() == members
-    run_resync(project.root, "meta_mirror")
+    cli = CliRunner().invoke(
+        main, ["--project", str(project.root), "dispatch", "--resync", "meta_mirror", "-q"]
+    )
+    assert cli.exit_code == 0, cli.output
+    assert "meta_mirror" in cli.output and META_TOKEN not in cli.output
     assert meta.hashes() == hashed(members)
     listed = [path for method, path in resend.requests if method == "GET"]
     assert len(listed) >= 2  # the audience was read page by page (20 a page)

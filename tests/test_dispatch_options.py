@@ -270,7 +270,8 @@ def test_an_answer_that_echoes_the_token_is_redacted(
         .read_text()
         .replace(
             f'webhook = {{ url = "{hook.url}" }}',
-            f'webhook = {{ url = "{hook.url}", headers = {{ Authorization = "Bearer ${{CRM_TOKEN}}" }} }}',
+            f'webhook = {{ url = "{hook.url}", '
+            'headers = { Authorization = "Bearer ${CRM_TOKEN}" } }',
         )
     )
     (project.root / "segql.toml").write_text(text)
