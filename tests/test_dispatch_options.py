@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,7 +21,7 @@ import pytest
 
 from segql.dispatch import Dispatcher, retry_after, run_dispatch, run_status
 from segql.dispatch.senders import RateLimiter
-from segql.errors import SegqlConfigError
+from segql.errors import SegqlConfigError, SegqlError
 from segql.project import load_project
 from segql.warehouse import connect
 from tests.support.runtime import RuntimeProject
@@ -352,3 +353,50 @@ def test_segql_files_are_recognised(tmp_path: Path) -> None:
     assert not is_segql_line(b'{"name": "mine"}', "jsonl")
     assert is_segql_line(b"event_id,segment,person_id,change,as_of,reason,commit_seq,email", "csv")
     assert not is_segql_line(b"id,email", "csv")
+
+
+# --- one dispatcher at a time --------------------------------------------------------------
+
+
+def test_dispatch_waits_for_another_dispatcher_on_postgres(
+    postgres_server: Any, tmp_path: Path
+) -> None:
+    import zlib
+
+    import psycopg
+
+    runtime = RuntimeProject(tmp_path / "pg", "postgres", postgres_server.uri)
+    try:
+        runtime.write_rules(RULES)
+        runtime.load(make_tables(people=[person(1)], events=[event(1, "purchase", D(2026, 1, 1))]))
+        runtime.run(D(2026, 1, 2))
+        add_actions(runtime, file_action("out.jsonl"))
+        key = zlib.crc32(f"segql-dispatch:{runtime.segql_schema}".encode())
+        other = psycopg.connect(postgres_server.uri, autocommit=True)
+        other.execute("SELECT pg_advisory_lock(%s)", (key,))
+        try:
+            with pytest.raises(SegqlError, match="another segql dispatch is running"):
+                run_dispatch(runtime.root)
+            waiting = threading.Event()
+
+            def release_after_a_while() -> None:
+                # The other dispatcher finishes while this one waits, well past 1 s.
+                assert waiting.wait(timeout=30)
+                started = time.monotonic()
+                while time.monotonic() - started < 2.0:
+                    time.sleep(0.05)
+                other.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+            def progress(message: str) -> None:
+                if message.startswith("waiting up to"):
+                    waiting.set()
+
+            thread = threading.Thread(target=release_after_a_while)
+            thread.start()
+            result = run_dispatch(runtime.root, progress=progress, wait=30)
+            thread.join()
+            assert result.rows[0][4] == 1
+        finally:
+            other.close()
+    finally:
+        runtime.close()

@@ -684,7 +684,11 @@ class Dispatcher:
             return
         key = exp.Literal.number(zlib.crc32(f"segql-dispatch:{self.store.schema}".encode()))
         deadline = time.monotonic() + self.wait
+        told = False
         while not self.warehouse.run(exp.select(exp.func("pg_try_advisory_lock", key)))[0][0]:
+            if not told and self.wait:
+                self.progress(f"waiting up to {self.wait:g} s for another segql dispatch")
+                told = True
             if time.monotonic() >= deadline:
                 raise SegqlError(
                     "another segql dispatch is running for this project",
