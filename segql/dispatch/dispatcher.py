@@ -56,6 +56,10 @@ FAILED = "failed"
 SKIPPED = "skipped"
 
 
+# A batch as read: after this key, up to that key, up to this commit, of this change.
+_Span = tuple[tuple[int, str], tuple[int, str], int, "str | None"]
+
+
 @dataclass
 class _Tally:
     delivered: int = 0
@@ -255,7 +259,8 @@ class Dispatcher:
                 done = len(changes) < action.batch_size
                 # Every change of a commit before the batch's last commit is now recorded.
                 new_cursor = upto if done else max(cursor, changes[-1].commit_seq - 1)
-                self._record(action, outcomes, new_cursor)
+                span = (after, (changes[-1].commit_seq, changes[-1].event_id), upto, change)
+                self._record(action, outcomes, new_cursor, span=span)
                 cursor = new_cursor
                 tally.add(outcomes)
                 now = time.monotonic()
@@ -334,12 +339,27 @@ class Dispatcher:
         outcomes: Sequence[Outcome],
         cursor: int | None,
         previous_attempts: Mapping[str, int] | None = None,
+        span: _Span | None = None,
     ) -> None:
         """In one transaction: each outcome in ``segql_deliveries``, and the cursor.
 
         New outcomes are inserted (the changes were picked because no row existed);
-        outcomes of a retry (``previous_attempts`` given) replace their rows."""
+        outcomes of a retry (``previous_attempts`` given) replace their rows. When every
+        outcome of a batch read as ``span`` is alike (all delivered at the first try, say),
+        one ``INSERT ... SELECT`` over the history rows of the span records them: the
+        same rows, without a list of their ids to build and bind."""
         now = utc_now()
+        alike = {(_status(o), o.attempts, o.error) for o in outcomes}
+        if span is not None and previous_attempts is None and len(alike) == 1:
+            ((status, attempts, error),) = alike
+            with self.warehouse.transaction():
+                self.warehouse.run(self._insert_span(action, span, status, attempts, error, now))
+                if cursor is not None:
+                    for statement in write_cursor_statements(
+                        self.store, action.cursor_name, cursor
+                    ):
+                        self.warehouse.run(statement)
+            return
         name = exp.Literal.string(action.name)
         # Outcomes alike but for their event id go in one INSERT ... SELECT over a
         # one-column VALUES list: far cheaper to generate and to bind than full rows.
@@ -359,6 +379,51 @@ class Dispatcher:
             if cursor is not None:
                 for statement in write_cursor_statements(self.store, action.cursor_name, cursor):
                     self.warehouse.run(statement)
+
+    def _insert_span(
+        self,
+        action: Action,
+        span: _Span,
+        status: str,
+        attempts: int,
+        error: str | None,
+        now: datetime,
+    ) -> exp.Insert:
+        """Deliveries for every change a batch read: those after ``span``'s first key up
+        to its last, of the action's segment and change, not yet recorded."""
+        after, (last_seq, last_id), upto, change = span
+        inner = select_changes(
+            self.store, after, upto, 1, segment=action.segment, change=change,
+            undelivered_to=action.name,
+        )  # fmt: skip
+        inner.set("limit", None)
+        inner.set("order", None)
+        seq, event_id = (exp.column(c, table="h", quoted=True) for c in ("commit_seq", "event_id"))
+        inner = inner.where(
+            exp.or_(
+                seq < exp.Literal.number(last_seq),
+                exp.and_(seq.copy().eq(exp.Literal.number(last_seq)),
+                         event_id <= exp.Literal.string(last_id)),
+            )
+        )  # fmt: skip
+        columns = ("destination", "event_id", "status", "attempts", "last_error",
+                   "delivered_at")  # fmt: skip
+        select = exp.select(
+            exp.Literal.string(action.name),
+            exp.column("event_id", table="batch", quoted=True),
+            exp.Literal.string(status),
+            exp.Literal.number(attempts),
+            exp.cast(exp.Null() if error is None else exp.Literal.string(error[:1000]), "VARCHAR"),
+            exp.cast(
+                exp.Literal.string(format_timestamp(now)) if status != FAILED else exp.Null(),
+                "TIMESTAMP",
+            ),
+        ).from_(inner.subquery("batch"))
+        target = exp.Schema(
+            this=self.store.table(DELIVERIES),
+            expressions=[exp.to_identifier(c, quoted=True) for c in columns],
+        )
+        return exp.Insert(this=target, expression=select)
 
     def _delete_deliveries(self, action: Action, ids: Sequence[str]) -> exp.Delete:
         where = exp.and_(
