@@ -5,9 +5,10 @@ Run ``python bench/dispatch.py`` (``--changes N`` for another size). A DuckDB pr
 built in a temporary folder with N people who all enter one segment in one run; a
 webhook server (``ThreadingHTTPServer``, in a process of its own so that it does not
 share the dispatcher's interpreter) counts the changes it receives. Two actions send the
-same N changes, with the same ``concurrency`` and ``batch_size`` (5,000 changes read and recorded together): ``one`` (a request
-per change) and ``batched`` (``batch = 100``). The figure is the ratio of their times
-(goal: >= 20x). Every change is checked to have arrived.
+same N changes, with the same ``concurrency`` and ``batch_size`` (5,000 changes read and
+recorded together): ``one`` (a request per change) and ``batched`` (``batch = 100``). The
+figure is the ratio of their times (goal: >= 20x). Every change is checked to have
+arrived.
 """
 
 from __future__ import annotations

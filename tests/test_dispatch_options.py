@@ -400,3 +400,33 @@ def test_dispatch_waits_for_another_dispatcher_on_postgres(
             other.close()
     finally:
         runtime.close()
+
+
+def test_a_link_to_a_file_inside_the_project_is_refused(project: RuntimeProject) -> None:
+    (project.root / "real.jsonl").write_text("")
+    (project.root / "link.jsonl").symlink_to(project.root / "real.jsonl")
+    add_actions(project, file_action("link.jsonl"))
+    with pytest.raises(SegqlConfigError, match="is a symbolic link"):
+        run_dispatch(project.root)
+
+
+def test_the_documented_actions_parse() -> None:
+    import re
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    from segql.config import ProjectConfig
+    from segql.dispatch import parse_actions
+
+    text = (Path(__file__).parent.parent / "docs" / "dispatch.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", text, re.S)
+    actions = []
+    for block in blocks:
+        raw = tomllib.loads(block)
+        actions += parse_actions(ProjectConfig(root=Path("."), raw=raw))
+    kinds = {a.kind for a in actions}
+    assert {"webhook", "file", "meta_custom_audience", "table"} <= kinds
+    assert any(a.delay == 300 and a.body for a in actions)  # the welcome email

@@ -387,6 +387,11 @@ def resolve_inside(path: Path, root: Path, outside: bool, where: str) -> Path:
     """The file a path names, refused if it leaves the project folder (``..``, an
     absolute path, a symbolic link on the way) unless ``outside`` allows it."""
     full = path if path.is_absolute() else root / path
+    if full.is_symlink():
+        raise SegqlConfigError(
+            f"{where} '{path}' is a symbolic link: segql writes only to a file of its own",
+            help="name the file itself, not a link to it",
+        )
     if outside:
         return full
     real_root = root.resolve()
