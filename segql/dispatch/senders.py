@@ -216,9 +216,10 @@ class WebhookSender:
                 )
             )
         for key, value in self.headers.items():
-            if any(c in value for c in "\r\n\0"):
+            if any((ord(c) < 32 and c != "\t") or c == "\x7f" for c in value):
                 raise SegqlConfigError(
-                    f"{where}.headers.{key} holds a line break once its variables are read",
+                    f"{where}.headers.{key} holds a line break or another control character "
+                    "once its variables are read",
                     help="a header value is one line: check the environment variable it uses",
                 )
         self.template = (
