@@ -430,3 +430,22 @@ def test_the_documented_actions_parse() -> None:
     kinds = {a.kind for a in actions}
     assert {"webhook", "file", "meta_custom_audience", "table"} <= kinds
     assert any(a.delay == 300 and a.body for a in actions)  # the welcome email
+
+
+def test_dispatch_waits_for_a_run_holding_the_duckdb_file(project: RuntimeProject) -> None:
+    add_actions(project, file_action("out.jsonl"))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time\n"
+         f"c = duckdb.connect({str(project.root / 'warehouse.duckdb')!r})\n"
+         "print('held', flush=True)\ntime.sleep(2.5)\n"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(SegqlError, match="another process is using the DuckDB file"):
+            run_dispatch(project.root)
+        started = time.monotonic()
+        result = run_dispatch(project.root, wait=30)
+        assert result.rows[0][4] == 3 and time.monotonic() - started > 1.0
+    finally:
+        holder.wait(timeout=30)
