@@ -449,3 +449,51 @@ def test_dispatch_waits_for_a_run_holding_the_duckdb_file(project: RuntimeProjec
         assert result.rows[0][4] == 3 and time.monotonic() - started > 1.0
     finally:
         holder.wait(timeout=30)
+
+
+RESEND = {"destination": "resend", "audience_id": "x", "token": "${T}"}
+CONFIG_ERRORS = [
+    ({"mode": "mirror", "on": "enter", **RESEND, "properties": ["email"]},
+     '#1: mode = "mirror" takes no on: enters add to the audience, exits remove'),
+    ({"mode": "mirror", "webhook": {"url": "http://x"}},
+     '#1: mode = "mirror" needs destination = one of resend, meta_custom_audience, table'),
+    ({"mode": "mirror", "destination": "resnd"},
+     "#1: destination must be one of resend, meta_custom_audience, table, not \"resnd\": "
+     "did you mean 'resend'?"),
+    ({"mode": "mirror", **RESEND, "token": "re_123", "properties": ["email"]},
+     "#1: token must come from the environment, not be written in segql.toml"),
+    ({"mode": "mirror", **RESEND, "properties": ["first_name"]},
+     '#1: destination = "resend" needs properties = ["email", ...]'),
+    ({"mode": "mirror", **RESEND, "destination": "meta_custom_audience", "properties": ["emial"]},
+     "#1: properties: 'emial' is not a field meta_custom_audience takes: did you mean 'email'?"),
+    ({"on": "enter", "file": {"path": "x"}, "delay": "5 minits"},
+     '#1: delay must be a duration such as "5 minutes", not "5 minits"'),
+    ({"on": "enter", "file": {"path": "x"}, "rate": "10 per s"},
+     '#1: rate must be requests per unit of time such as "10/s", not "10 per s"'),
+    ({"on": "enter", "file": {"path": "x"}, "body": "{}"},
+     "#1: body is a template for a webhook's request: give webhook = { url = ... }"),
+    ({"on": "enter", "file": {"path": "x"}, "batch": 10},
+     "#1: batch is for webhooks (audience destinations batch to their own limits)"),
+    ({"on": "enter", "webhook": {"url": "http://x"}, "body": "{% for %}"},
+     "#1: body: line 1: Expected an expression, got 'end of statement block'"),
+    ({"on": "enter", "webhook": {"url": "http://x"}, "destinaton": "table"},
+     "#1: unknown field 'destinaton': did you mean 'destination'?"),
+    ({"on": "enter", "destination": "table", "table": "t", "audience_id": "x"},
+     '#1: audience_id is not a field of destination = "table" (table)'),
+    ({"on": "enter", "file": {"path": "x"}, "enabled": "no"},
+     '#1: enabled must be true or false, not "no"'),
+    ({"on": "enter", "webhook": {"url": "http://x"}, "token": "${T}"},
+     "#1: token is a field of the built-in destinations: give destination = ..."),
+    ({"on": "enter", "file": {"path": "x", "outside": True}},
+     "#1: file.outside is not a file field (escape_formulas, format, outside_project, path)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("action", "message"), CONFIG_ERRORS)
+def test_new_fields_are_checked_with_the_action_named(action: dict[str, Any], message: str) -> None:
+    from segql.config import ProjectConfig
+    from segql.dispatch import parse_actions
+
+    with pytest.raises(SegqlConfigError) as error:
+        parse_actions(ProjectConfig(root=Path("."), raw={"actions": [{"segment": "a", **action}]}))
+    assert error.value.message == "[[actions]] " + message

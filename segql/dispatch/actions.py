@@ -249,7 +249,7 @@ def _parse_trigger(raw: dict[str, Any], mode: str, fail: Fail) -> str:
                 'mode = "mirror" takes no on: enters add to the audience, exits remove',
                 help='leave out on = ..., or leave out mode = "mirror" to send one kind of change',
             )
-        if raw.get("destination") not in DESTINATIONS:
+        if raw.get("destination") is None:
             raise fail(
                 'mode = "mirror" needs destination = one of ' + ", ".join(DESTINATIONS),
                 help="a webhook or file receives changes; give on = ... for those",
