@@ -9,6 +9,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -291,3 +292,31 @@ def test_table_destinations_mirror_and_append_exactly(project: RuntimeProject) -
     run_resync(project.root, "ltv_table")
     mirrored = project.query('SELECT "person_id", "entered_at" FROM marketing.paid_audience')
     assert sorted(mirrored) == sorted((r[0], r[1]) for r in members)
+
+
+def test_table_destinations_on_postgres(postgres_server: Any, tmp_path: Path) -> None:
+    runtime = RuntimeProject(tmp_path / "pg", "postgres", postgres_server.uri)
+    try:
+        runtime.write_rules(RULES)
+        for step, day in enumerate((1, 2)):
+            runtime.load(make_tables(people=people(step)))
+            runtime.run(D(2026, 1, day))
+        schema = runtime.segql_schema + "_out"
+        add_actions(runtime, TABLES.replace("marketing.", f"{schema}.").replace(
+            '"paid_enters"', f'"{schema}.paid_enters"'))  # fmt: skip
+        run_dispatch(runtime.root)
+        members = runtime.query(
+            'SELECT "person_id" FROM {s}."segql_members" WHERE "segment" = \'paid\''
+        )
+        mirrored = runtime.query(f'SELECT "person_id" FROM "{schema}"."paid_audience"')
+        assert sorted(mirrored) == sorted(members) and members
+        enters = runtime.query(
+            'SELECT "event_id" FROM {s}."segql_history" '
+            "WHERE \"segment\" = 'paid' AND \"change\" = 'enter'"
+        )
+        assert sorted(runtime.query(f'SELECT "event_id" FROM "{schema}"."paid_enters"')) == sorted(
+            enters
+        )
+        runtime.query(f'DROP SCHEMA "{schema}" CASCADE')
+    finally:
+        runtime.close()
