@@ -18,6 +18,7 @@ from segql.cli import main
 from segql.config import ProjectConfig
 from segql.dispatch import parse_actions, run_dispatch, run_resync, run_retry_failed, run_status
 from segql.dispatch.destinations import MetaCustomAudience, meta_hash
+from segql.errors import SegqlError
 from segql.project import load_project
 from segql.warehouse import connect
 from tests.support.runtime import RuntimeProject
@@ -320,3 +321,43 @@ def test_table_destinations_on_postgres(postgres_server: Any, tmp_path: Path) ->
         runtime.query(f'DROP SCHEMA "{schema}" CASCADE')
     finally:
         runtime.close()
+
+
+def test_a_parked_add_made_moot_by_a_later_exit_is_not_resent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RESEND_API_KEY", RESEND_KEY)
+    monkeypatch.setenv("META_TOKEN", META_TOKEN)
+    runtime = RuntimeProject(tmp_path / "p", "duckdb")
+    runtime.write_rules(RULES)
+    resend = FakeResend(RESEND_KEY, AUDIENCE)
+    meta = FakeMetaAudience(META_TOKEN, META_AUDIENCE)
+    try:
+        add_actions(runtime, mirrors(resend, meta).replace("max_attempts = 12", "max_attempts = 1"))
+        runtime.load(make_tables(people=[person(1, status="paid", email="p1@example.com")]))
+        runtime.run(D(2026, 1, 1))
+        resend.unavailable = {"p1@example.com"}
+        run_dispatch(runtime.root, ["resend_mirror"])
+        assert [row[4] for row in run_status(runtime.root)[1].rows] == ["1"]  # the add, parked
+        runtime.load(make_tables(people=[person(1, status="free", email="p1@example.com")]))
+        runtime.run(D(2026, 1, 2))
+        run_dispatch(runtime.root, ["resend_mirror"])  # the exit: removed (404, not there)
+        resend.unavailable = set()
+        run_retry_failed(runtime.root, ["resend_mirror"])
+        assert resend.emails() == set()  # sending the old add now would put them back
+        assert run_status(runtime.root)[1].rows == []
+        status = {row[0]: row for row in run_status(runtime.root)[0].rows}
+        assert status["resend_mirror"][10] == 1  # recorded as skipped: superseded
+    finally:
+        resend.stop()
+        meta.stop()
+        runtime.close()
+
+
+def test_resync_is_for_built_in_destinations(project: RuntimeProject) -> None:
+    add_actions(
+        project,
+        '[[actions]]\nname = "f"\nsegment = "paid"\non = "enter"\nfile = { path = "f.jsonl" }\n',
+    )
+    with pytest.raises(SegqlError, match="--resync is for built-in destinations"):
+        run_resync(project.root, "f")

@@ -92,6 +92,7 @@ class FakeResend(_Server):
         self.audience_id = audience_id
         self.contacts: dict[str, dict[str, Any]] = {}  # by lowercased email
         self.page = page
+        self.unavailable: set[str] = set()  # emails whose POST is answered 503
         super().__init__(token, throttle)
 
     def emails(self) -> set[str]:
@@ -128,6 +129,8 @@ class FakeResend(_Server):
                     r"[^@\s]+@[^@\s]+\.[^@\s]+", email
                 ):
                     return self.error(422, "validation_error", "Invalid `email` field.")
+                if email in self.unavailable:
+                    return self.error(503, "internal_server_error", "Service unavailable")
                 known = self.contacts.get(email.lower())
                 entry = {"id": known["id"] if known else str(uuid.uuid4()), "email": email,
                          "first_name": fields.get("first_name", ""),
