@@ -477,6 +477,7 @@ def preview(obj: Context, condition: str, as_of: str | None, sample: int, fmt: F
 @main.command()
 @click.option("--status", is_flag=True, help="Show each action's cursor and parked changes.")
 @click.option("--retry-failed", is_flag=True, help="Send parked changes again.")
+@click.option("--resync", metavar="ACTION", help="Make a destination hold exactly the segment.")
 @click.option("--action", "actions", multiple=True, metavar="NAME", help="Only this action.")
 @click.option("--wait", type=float, default=0.0, metavar="SECONDS", help="Wait for the lock.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
@@ -487,16 +488,17 @@ def dispatch(
     obj: Context,
     status: bool,
     retry_failed: bool,
+    resync: str | None,
     actions: tuple[str, ...],
     wait: float,
     quiet: bool,
     fmt: Format,
 ) -> None:
     """Deliver new enter/exit changes to the [[actions]] of segql.toml (at least once)."""
-    from segql.dispatch import run_dispatch, run_retry_failed, run_status
+    from segql.dispatch import run_dispatch, run_resync, run_retry_failed, run_status
 
-    if status and retry_failed:
-        raise SegqlError("give --status or --retry-failed, not both")
+    if status + retry_failed + (resync is not None) > 1:
+        raise SegqlError("give one of --status, --retry-failed and --resync")
     folder = obj.project_dir or "."
     show = progress_printer(quiet)
     if status:
@@ -505,6 +507,10 @@ def dispatch(
         if fmt == "table":
             click.echo("\nparked changes:")
         click.echo(render(failed.columns, failed.rows, fmt))
+        return
+    if resync is not None:
+        rows = run_resync(folder, resync, show, wait)
+        click.echo(render(rows.columns, rows.rows, fmt))
         return
     run = run_retry_failed if retry_failed else run_dispatch
     rows = run(folder, list(actions) or None, show, wait)

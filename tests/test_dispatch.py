@@ -299,8 +299,8 @@ def test_webhook_survives_failures_and_sigkill(
     status, failed = run_status(project.root)
     assert failed.rows == []
     by_action = {row[0]: row for row in status.rows}
-    assert by_action["welcome"][5:] == (4, 4, 0, len(entered), 0)
-    assert by_action["churned"][5:] == (4, 4, 0, len(exited), 0)
+    assert by_action["welcome"][5:10] == (4, 4, 0, len(entered), 0)
+    assert by_action["churned"][5:10] == (4, 4, 0, len(exited), 0)
 
 
 FILES = """
@@ -384,7 +384,7 @@ def test_parked_changes_are_shown_and_retried(
         assert all("HTTP 500" in row[7] for row in failed.rows)
         welcome = {row[0]: row for row in status.rows}["welcome"]
         assert welcome[5] == welcome[6] == 4  # the cursor moved past the parked changes
-        assert welcome[7:] == (0, len(entered) - parked_count, parked_count)
+        assert welcome[7:10] == (0, len(entered) - parked_count, parked_count)
         assert set(receiver.ids("paid", "enter")) == entered - {row[2] for row in failed.rows}
 
         # Still failing: attempts add up; then the receiver recovers.
@@ -475,7 +475,7 @@ def test_unknown_property_and_segment(project: RuntimeProject) -> None:
         'file = { path = "x.jsonl" }\n',
     )
     with pytest.raises(SegqlConfigError, match=r"#1: properties: 'emial' is not a column of "
-                       r"people: did you mean 'email'\?"):  # fmt: skip
+                       r"people or a trait: did you mean 'email'\?"):  # fmt: skip
         run_dispatch(project.root)
     config = (project.root / "segql.toml").read_text().replace('"emial"', '"email"')
     (project.root / "segql.toml").write_text(config.replace('segment = "paid"', 'segment = "payd"'))
@@ -491,7 +491,8 @@ def test_no_actions(project: RuntimeProject) -> None:
 
 CONFIG_ERRORS = [
     ({"segment": "a", "on": "entered", "file": {"path": "x"}},
-     '[[actions]] #1: on must be "enter" or "exit", not "entered"'),
+     '[[actions]] #1: on must be "enter", "exit" or "member", not "entered": did you mean '
+     "'enter'?"),
     ({"segment": "a", "on": "enter"},
      "[[actions]] #1: give exactly one destination: webhook = { url = ... } or "
      "file = { path = ... }"),
