@@ -24,6 +24,7 @@ from segql.output import FORMATS, Format, render
 from segql.parser import parse
 from segql.printer import format_source
 from segql.project import Project, load_project
+from segql.sqltext import generate_sql
 from segql.timeutil import parse_as_of
 
 
@@ -162,7 +163,7 @@ def unseen_event_names(project: Project, warehouse: Any) -> set[str]:
         .from_(exp.to_table(events.table, quoted=True))
         .where(column.isin(*(exp.Literal.string(n) for n in sorted(names))))
     )
-    seen = {row[0] for row in warehouse.query(query.sql(warehouse.dialect.sqlglot))}
+    seen = {row[0] for row in warehouse.query(generate_sql(query, warehouse.dialect.sqlglot))}
     return names - seen
 
 

@@ -35,6 +35,7 @@ from datetime import datetime
 from functools import cached_property
 
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect as SqlglotDialect
 
 from segql import ast
 from segql.catalog import ValueType
@@ -43,6 +44,7 @@ from segql.config import SourceConfig
 from segql.dialect import TYPE, Dialect
 from segql.errors import SegqlError
 from segql.reach import Guard, merge, reach, reaches_whole, seconds
+from segql.sqltext import generate_sql
 from segql.timeutil import format_timestamp
 
 PERSON_ID = "person_id"
@@ -74,7 +76,7 @@ class MembershipQuery:
         copy took twice as long as generating); the generator may rewrite parts of
         ``expression`` into the dialect's form, which is the same query there."""
         with collector_paused():
-            return self.expression.sql(dialect=self.dialect.sqlglot, pretty=True, copy=False)
+            return generate_sql(self.expression, self.dialect.sqlglot, pretty=True, copy=False)
 
 
 @dataclass
@@ -981,7 +983,13 @@ class _QueryBuilder:
             self.edges[name] = (number, value_name, buckets_count, "ntile")
         elif func == "ntile":
             buckets = exp.Literal.number(call.args[0].value)  # type: ignore[union-attr]
-            at_or_below = exp.Window(this=exp.Count(this=value.copy()), order=ordered)
+            # Nulls where the dialect sorts them by default (no NULLS clause): COUNT(value)
+            # counts no null wherever they sort, and BigQuery cannot say NULLS LAST in an
+            # aggregate's window (sqlglot used to drop the clause there without a word).
+            small = SqlglotDialect.get_or_raise(self.dialect.sqlglot).NULL_ORDERING
+            default = exp.Ordered(this=value.copy(), nulls_first=small == "nulls_are_small")
+            by_value = exp.Order(expressions=[default])
+            at_or_below = exp.Window(this=exp.Count(this=value.copy()), order=by_value)
             everybody = exp.Window(this=exp.Count(this=value.copy()))
             share = exp.Div(
                 this=exp.cast(

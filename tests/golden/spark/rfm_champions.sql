@@ -69,7 +69,7 @@ WITH `segql_people` AS (
       WHEN `rank_input_1` IS NULL
       THEN NULL
       ELSE CAST(CEIL(
-        CAST(5 * COUNT(`rank_input_1`) OVER (ORDER BY `rank_input_1` NULLS LAST) AS DOUBLE) / COUNT(`rank_input_1`) OVER ()
+        CAST(5 * COUNT(`rank_input_1`) OVER (ORDER BY `rank_input_1`) AS DOUBLE) / COUNT(`rank_input_1`) OVER ()
       ) AS BIGINT)
     END AS `rank_1`
   FROM `segql_stage_1`
