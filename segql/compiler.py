@@ -43,6 +43,7 @@ from segql.checker import PERSON, Analyzer, PersonScope, RowScope, is_relative_p
 from segql.config import SourceConfig
 from segql.dialect import TYPE, Dialect
 from segql.errors import SegqlError
+from segql.naming import aggregate_name, column_name, population_name, sequence_name
 from segql.reach import Guard, merge, reach, reaches_whole, seconds
 from segql.sqltext import generate_sql
 from segql.timeutil import format_timestamp
@@ -167,12 +168,12 @@ class _QueryBuilder:
         self.current: dict[str, str] = {}  # hysteresis segment -> column of current membership
         self.stages: dict[str, int] = {PERSON_ID: 0}
         self.columns: list[tuple[str, exp.Expression]] = []  # computed person columns, in order
-        # rank column -> (its number, the value column, buckets, "qcut" or "ntile")
-        self.edges: dict[str, tuple[int, str, int, str]] = {}
+        # rank column -> (the value column, buckets, "qcut" or "ntile")
+        self.edges: dict[str, tuple[str, int, str]] = {}
         self.traits: dict[str, str] = {}
         self.flags: dict[str, str] = {}
         self.population: dict[ast.Call, str] = {}
-        self.population_count = 0
+        self.taken: set[str] = set()  # every computed column's name
 
     # --- the query ---------------------------------------------------------------------
 
@@ -216,7 +217,9 @@ class _QueryBuilder:
         exit_ = _two_valued(self.condition(segment.exit, PERSON, None))
         if self.members_table is None:
             return enter
-        current = self.current.setdefault(name, f"current_{len(self.current) + 1}")
+        if name not in self.current:
+            self.current[name] = self.new_column(column_name(["current", name], name))
+        current = self.current[name]
         self.stages[current] = 0
         stays = _and(self.column_ref(current), _not(exit_))
         return _or(enter, stays)
@@ -236,6 +239,16 @@ class _QueryBuilder:
             (self.stages.get(c.name, 0) for c in expression.find_all(exp.Column) if not c.table),
             default=0,
         )
+
+    def new_column(self, name: str) -> str:
+        """A computed column's name, kept unique (the hash of ``segql.naming`` makes a clash
+        all but impossible; a numbered suffix settles one anyway)."""
+        unique, number = name, 1
+        while unique in self.taken:
+            number += 1
+            unique = f"{name}_{number}"
+        self.taken.add(unique)
+        return unique
 
     def add_column(self, name: str, expression: exp.Expression) -> str:
         """A computed person column, placed one stage after what it reads. A column that
@@ -258,9 +271,8 @@ class _QueryBuilder:
                 if self.stages[column] == stage:
                     select = select.select(_alias(expression, column), copy=False)
                     if column in self.edges:
-                        number = self.edges[column][0]
-                        ctes.append(_cte(_edges(number), self.edges_select(last, column)))
-                        _join(select, exp.to_identifier(_edges(number), quoted=True), kind="CROSS")
+                        ctes.append(_cte(_edges(column), self.edges_select(last, column)))
+                        _join(select, exp.to_identifier(_edges(column), quoted=True), kind="CROSS")
             ctes.append(_cte(name, select))
             last = name
         return last
@@ -459,9 +471,7 @@ class _QueryBuilder:
         source = self.analyzer.source_of(aggregate.spec)
         needs = self.needs(source)
         if aggregate not in needs.aggregates:
-            # Count the aggregates of every source together so that names stay unique.
-            number = sum(len(n.aggregates) for n in self.sources.values()) + 1
-            column = f"agg_{number}"
+            column = self.new_column(aggregate_name(aggregate))
             needs.aggregates[aggregate] = column
             self.stages[column] = 0
             # Built now, once: building it also records the columns and names it reads.
@@ -674,7 +684,7 @@ class _QueryBuilder:
 
     def sequence_column(self, sequence: ast.Sequence) -> exp.Column:
         if sequence not in self.sequences:
-            column = f"did_{len(self.sequences) + 1}"
+            column = self.new_column(sequence_name(sequence))
             self.sequences[sequence] = column
             self.stages[column] = 0
             # Built now, once: building it also records the columns and names it reads.
@@ -831,7 +841,8 @@ class _QueryBuilder:
         """A referenced segment becomes a stored two-valued column, computed once."""
         if name not in self.flags:
             condition = _two_valued(self.segment_condition(name))
-            self.flags[name] = self.add_column(f"in_{len(self.flags) + 1}", condition)
+            flag = self.new_column(column_name(["in", name], name))
+            self.flags[name] = self.add_column(flag, condition)
         return self.flags[name]
 
     # --- values ------------------------------------------------------------------------
@@ -919,7 +930,8 @@ class _QueryBuilder:
         if name not in self.traits:
             trait = self.definitions.traits[name]
             value = self.value(trait.expr, PERSON, None, None)
-            self.traits[name] = self.add_column(f"trait_{len(self.traits) + 1}", value)
+            column = self.new_column(column_name(["trait", name], name))
+            self.traits[name] = self.add_column(column, value)
         return self.traits[name]
 
     def call(
@@ -967,20 +979,18 @@ class _QueryBuilder:
         """A population function: its argument as a column, then a window over everybody."""
         if call in self.population:
             return self.population[call]
-        self.population_count += 1
-        number = self.population_count  # taken before the argument, which may nest more
+        name = self.new_column(population_name(call))  # before the argument's own
         argument = call.args[-1]
         value_name = self.add_column(
-            f"rank_input_{number}", self.value(argument, PERSON, None, None)
+            self.new_column(f"input__{name}"), self.value(argument, PERSON, None, None)
         )
         value = self.column_ref(value_name)
-        name = f"rank_{number}"
         ordered = exp.Order(expressions=[exp.Ordered(this=value.copy(), nulls_first=False)])
         func = call.func
         if func == "ntile" and self.dialect.ntile_edges:
             buckets_count = int(call.args[0].value)  # type: ignore[union-attr]
-            result = self.count_edges_below(value, number, buckets_count, inclusive=True)
-            self.edges[name] = (number, value_name, buckets_count, "ntile")
+            result = self.count_edges_below(value, name, buckets_count, inclusive=True)
+            self.edges[name] = (value_name, buckets_count, "ntile")
         elif func == "ntile":
             buckets = exp.Literal.number(call.args[0].value)  # type: ignore[union-attr]
             # Nulls where the dialect sorts them by default (no NULLS clause): COUNT(value)
@@ -1000,8 +1010,8 @@ class _QueryBuilder:
             result: exp.Expression = exp.cast(exp.Ceil(this=share), TYPE.BIGINT, copy=False)
         elif func == "qcut":
             buckets_count = int(call.args[0].value)  # type: ignore[union-attr]
-            result = self.count_edges_below(value, number, buckets_count, inclusive=False)
-            self.edges[name] = (number, value_name, buckets_count, "qcut")
+            result = self.count_edges_below(value, name, buckets_count, inclusive=False)
+            self.edges[name] = (value_name, buckets_count, "qcut")
         elif func == "row_number":
             tie_break = exp.Ordered(this=exp.column(PERSON_ID, quoted=True), nulls_first=False)
             ordered.append("expressions", tie_break)
@@ -1019,9 +1029,9 @@ class _QueryBuilder:
         return name
 
     def count_edges_below(
-        self, value: exp.Column, number: int, buckets: int, inclusive: bool
+        self, value: exp.Column, number: str, buckets: int, inclusive: bool
     ) -> exp.Expression:
-        """``1 +`` how many of the edges ``segql_edges_<number>`` lie below the value (or at
+        """``1 +`` how many of the edges ``segql_edges_<rank>`` lie below the value (or at
         it, ``inclusive``): the value's bucket."""
         result: exp.Expression = exp.Literal.number(1)
         for k in range(1, buckets):
@@ -1044,7 +1054,8 @@ class _QueryBuilder:
         since ``ceil(buckets * rank / n) > k`` exactly when ``rank > k * n / buckets``: one
         sort of a list instead of a window sorting every person's row.
         """
-        number, value_name, buckets, func = self.edges[column]
+        value_name, buckets, func = self.edges[column]
+        number = column
         if buckets == 1:  # no edges: one row all the same, not one per person
             return exp.select(_alias(exp.Literal.number(0), f"no_edges_{number}"))
         value = exp.column(value_name, quoted=True)
@@ -1177,15 +1188,15 @@ def table_ref(name: str, alias: str | None = None, cte: bool = False) -> exp.Tab
     return table
 
 
-def _edges(number: int) -> str:
+def _edges(rank: str) -> str:
     """The CTE of one population function's bucket edges."""
-    return f"segql_edges_{number}"
+    return f"segql_edges_{rank}"
 
 
-def _edge(number: int, k: int) -> str:
-    """An edge column, numbered by population function: edges CTEs of one stage are joined
+def _edge(rank: str, k: int) -> str:
+    """An edge column, named by population function: edges CTEs of one stage are joined
     together, so their columns need distinct names."""
-    return f"edge_{number}_{k}"
+    return f"edge_{k}__{rank}"
 
 
 def _alias(expression: exp.Expression, name: str) -> exp.Alias:
