@@ -177,6 +177,39 @@ def unseen_event_names(project: Project, warehouse: Any) -> set[str]:
     type=click.Choice(sorted(available_dialects())),
     help="SQL dialect of the warehouse.",
 )
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for tools.",
+)
+@click.pass_obj
+@handle_errors
+def plan(obj: Context, segments: tuple[str, ...], dialect: str, output_format: str) -> None:
+    """Show what the query reads and computes: each source, its passes and aggregates."""
+    import json
+
+    from segql.plan import describe_plan
+
+    query_plan = obj.project().plan(dialect=dialect, segments=segments)
+    if output_format == "json":
+        click.echo(json.dumps(query_plan.to_dict(), indent=2))
+    else:
+        click.echo(describe_plan(query_plan), nl=False)
+
+
+@main.command()
+@click.argument("segments", nargs=-1)
+@click.option(
+    "--dialect",
+    "-d",
+    default="duckdb",
+    show_default=True,
+    type=click.Choice(sorted(available_dialects())),
+    help="SQL dialect of the warehouse.",
+)
 @as_of_option
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the SQL to a file.")
 @click.pass_obj

@@ -136,12 +136,14 @@ def compile_membership_query(
 ) -> MembershipQuery:
     """One query for the given segments at ``as_of`` (a bind parameter ``as_of`` when None)."""
     options = options or QueryOptions(members_table=members_table)
-    builder = _QueryBuilder(analyzer, dialect, as_of, options)
+    builder = QueryBuilder(analyzer, dialect, as_of, options)
     with collector_paused():
         return MembershipQuery(builder.build(segments), dialect, tuple(segments))
 
 
-class _QueryBuilder:
+class QueryBuilder:
+    """Builds the query; afterwards its attributes are what ``segql.planner`` reads."""
+
     def __init__(
         self,
         analyzer: Analyzer,
@@ -174,6 +176,9 @@ class _QueryBuilder:
         self.flags: dict[str, str] = {}
         self.population: dict[ast.Call, str] = {}
         self.taken: set[str] = set()  # every computed column's name
+        self.population_inputs: dict[str, str] = {}  # population column -> its input
+        # (CTE, source, the guards of the rows it reads or None: all, aggregate columns)
+        self.passes: list[tuple[str, str, list[Guard] | None, tuple[str, ...]]] = []
 
     # --- the query ---------------------------------------------------------------------
 
@@ -409,6 +414,7 @@ class _QueryBuilder:
             # not segql_aggs_<source>_<k>: a source may be named events_1
             cte = name if len(passes) == 1 else f"segql_pass_{number}_{needs.source.name}"
             named.append((cte, self.aggregates_select(needs, rows, kept_rows, kept)))
+            self.passes.append((cte, needs.source.name, kept_rows, tuple(kept)))
             needs.held_in.update(dict.fromkeys(kept, cte))
         return named
 
@@ -985,6 +991,7 @@ class _QueryBuilder:
             self.new_column(f"input__{name}"), self.value(argument, PERSON, None, None)
         )
         value = self.column_ref(value_name)
+        self.population_inputs[name] = value_name
         ordered = exp.Order(expressions=[exp.Ordered(this=value.copy(), nulls_first=False)])
         func = call.func
         if func == "ntile" and self.dialect.ntile_edges:
