@@ -750,12 +750,13 @@ class QueryBuilder:
         strict: bool = False,
     ) -> exp.Expression:  # fmt: skip
         """A condition as SQL. ``strict``: an unknown must come out false (under NOT)."""
-        if isinstance(condition, ast.And):
-            return _and(*(self.condition(c, scope, row, strict) for c in condition.items))
-        if isinstance(condition, ast.Or):
-            return _or(*(self.condition(c, scope, row, strict) for c in condition.items))
-        if isinstance(condition, ast.Not):
-            return _not(self.condition(condition.operand, scope, row, strict=True))
+        match condition:
+            case ast.And(items=items):
+                return _and(*(self.condition(c, scope, row, strict) for c in items))
+            case ast.Or(items=items):
+                return _or(*(self.condition(c, scope, row, strict) for c in items))
+            case ast.Not(operand=operand):
+                return _not(self.condition(operand, scope, row, strict=True))
         predicate = self.predicate(condition, scope, row)
         if strict and self.nullable(condition, scope):
             return _two_valued(predicate)
@@ -771,51 +772,53 @@ class QueryBuilder:
     def predicate(
         self, condition: ast.Condition, scope: PersonScope | RowScope, row: _Row | None
     ) -> exp.Expression:
-        if isinstance(condition, ast.Compare):
-            left_type, right_type = self.types(condition.left, condition.right, scope)
-            left = self.value(condition.left, scope, row, right_type)
-            right = self.value(condition.right, scope, row, left_type)
-            return _COMPARISONS[condition.op](this=left, expression=right)
-        if isinstance(condition, ast.InList):
-            kinds = [self.analyzer.type_of(v, scope) for v in condition.values]
-            want = next((k for k in kinds if k != "null"), None)
-            subject = self.value(condition.expr, scope, row, want)
-            values = [
-                self.value(v, scope, row, self.analyzer.type_of(condition.expr, scope))
-                for v in condition.values
-                if not isinstance(v, ast.Null)
-            ]
-            if not values:
-                return subject.is_(exp.null()).not_() if condition.negated else exp.false()
-            test = subject.isin(*values)
-            return _not(test) if condition.negated else test
-        if isinstance(condition, ast.Between):
-            bounds = [self.analyzer.type_of(b, scope) for b in (condition.low, condition.high)]
-            want = next((k for k in bounds if k not in ("null", "json", "any")), None)
-            kind = self.analyzer.type_of(condition.expr, scope)
-            test = exp.Between(
-                this=self.value(condition.expr, scope, row, want),
-                low=self.value(condition.low, scope, row, kind),
-                high=self.value(condition.high, scope, row, kind),
-            )
-            return _not(test) if condition.negated else test
-        if isinstance(condition, ast.TextTest):
-            return self.text_test(condition, scope, row)
-        if isinstance(condition, ast.IsSet):
-            value = self.value(condition.expr, scope, row, None)
-            test = value.is_(exp.null())
-            return test if condition.negated else test.not_()
-        if isinstance(condition, ast.TimeTest):
-            time = self.value(condition.expr, scope, row, "time")
-            if condition.op == "within":
-                assert isinstance(condition.arg, ast.Duration)
-                return self.within(time, condition.arg)
-            return self.time_side(condition.op, time, condition.arg, row)
-        if isinstance(condition, ast.InSegment):
-            return self.column_ref(self.segment_flag(condition.segment))
-        if isinstance(condition, ast.Sequence):
-            return self.sequence_column(condition)
-        raise TypeError(f"not a condition: {condition!r}")
+        match condition:
+            case ast.Compare():
+                left_type, right_type = self.types(condition.left, condition.right, scope)
+                left = self.value(condition.left, scope, row, right_type)
+                right = self.value(condition.right, scope, row, left_type)
+                return _COMPARISONS[condition.op](this=left, expression=right)
+            case ast.InList():
+                kinds = [self.analyzer.type_of(v, scope) for v in condition.values]
+                want = next((k for k in kinds if k != "null"), None)
+                subject = self.value(condition.expr, scope, row, want)
+                values = [
+                    self.value(v, scope, row, self.analyzer.type_of(condition.expr, scope))
+                    for v in condition.values
+                    if not isinstance(v, ast.Null)
+                ]
+                if not values:
+                    return subject.is_(exp.null()).not_() if condition.negated else exp.false()
+                test = subject.isin(*values)
+                return _not(test) if condition.negated else test
+            case ast.Between():
+                bounds = [self.analyzer.type_of(b, scope) for b in (condition.low, condition.high)]
+                want = next((k for k in bounds if k not in ("null", "json", "any")), None)
+                kind = self.analyzer.type_of(condition.expr, scope)
+                test = exp.Between(
+                    this=self.value(condition.expr, scope, row, want),
+                    low=self.value(condition.low, scope, row, kind),
+                    high=self.value(condition.high, scope, row, kind),
+                )
+                return _not(test) if condition.negated else test
+            case ast.TextTest():
+                return self.text_test(condition, scope, row)
+            case ast.IsSet():
+                value = self.value(condition.expr, scope, row, None)
+                test = value.is_(exp.null())
+                return test if condition.negated else test.not_()
+            case ast.TimeTest():
+                time = self.value(condition.expr, scope, row, "time")
+                if condition.op == "within":
+                    assert isinstance(condition.arg, ast.Duration)
+                    return self.within(time, condition.arg)
+                return self.time_side(condition.op, time, condition.arg, row)
+            case ast.InSegment():
+                return self.column_ref(self.segment_flag(condition.segment))
+            case ast.Sequence():
+                return self.sequence_column(condition)
+            case _:
+                raise TypeError(f"not a condition: {condition!r}")
 
     def types(
         self, left: ast.Expr, right: ast.Expr, scope: PersonScope | RowScope
