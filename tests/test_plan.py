@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from segql.cli import main
+from segql.dialect import available_dialects
 from segql.plan import Plan, describe_plan
 from tests.support.scenario import make_project
 
@@ -168,3 +169,13 @@ def test_cli_plan_of_an_unknown_segment_is_a_clear_error(project_dir: Path) -> N
     result = CliRunner().invoke(main, ["--project", str(project_dir), "plan", "buyer"])
     assert result.exit_code == 1
     assert "buyer" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("dialect", sorted(available_dialects()))
+def test_every_dialect_has_a_plan_that_its_sql_follows(dialect: str) -> None:
+    project = make_project(RULES)
+    plan = project.plan(dialect)
+    sql = project.compile(dialect)
+    quote = "`" if dialect in ("bigquery", "spark") else '"'
+    assert all(f"{quote}{a.column}{quote}" in sql for a in plan.aggregates)
+    assert json.loads(json.dumps(plan.to_dict()))["dialect"] == dialect
