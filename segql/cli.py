@@ -24,6 +24,7 @@ from segql.output import FORMATS, Format, render
 from segql.parser import parse
 from segql.printer import format_source
 from segql.project import Project, load_project
+from segql.sqltext import generate_sql
 from segql.timeutil import parse_as_of
 
 
@@ -162,8 +163,41 @@ def unseen_event_names(project: Project, warehouse: Any) -> set[str]:
         .from_(exp.to_table(events.table, quoted=True))
         .where(column.isin(*(exp.Literal.string(n) for n in sorted(names))))
     )
-    seen = {row[0] for row in warehouse.query(query.sql(warehouse.dialect.sqlglot))}
+    seen = {row[0] for row in warehouse.query(generate_sql(query, warehouse.dialect.sqlglot))}
     return names - seen
+
+
+@main.command()
+@click.argument("segments", nargs=-1)
+@click.option(
+    "--dialect",
+    "-d",
+    default="duckdb",
+    show_default=True,
+    type=click.Choice(sorted(available_dialects())),
+    help="SQL dialect of the warehouse.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for tools.",
+)
+@click.pass_obj
+@handle_errors
+def plan(obj: Context, segments: tuple[str, ...], dialect: str, output_format: str) -> None:
+    """Show what the query reads and computes: each source, its passes and aggregates."""
+    import json
+
+    from segql.plan import describe_plan
+
+    query_plan = obj.project().plan(dialect=dialect, segments=segments)
+    if output_format == "json":
+        click.echo(json.dumps(query_plan.to_dict(), indent=2))
+    else:
+        click.echo(describe_plan(query_plan), nl=False)
 
 
 @main.command()

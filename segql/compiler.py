@@ -35,6 +35,7 @@ from datetime import datetime
 from functools import cached_property
 
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect as SqlglotDialect
 
 from segql import ast
 from segql.catalog import ValueType
@@ -42,7 +43,9 @@ from segql.checker import PERSON, Analyzer, PersonScope, RowScope, is_relative_p
 from segql.config import SourceConfig
 from segql.dialect import TYPE, Dialect
 from segql.errors import SegqlError
+from segql.naming import aggregate_name, column_name, population_name, sequence_name
 from segql.reach import Guard, merge, reach, reaches_whole, seconds
+from segql.sqltext import generate_sql
 
 PERSON_ID = "person_id"
 _PEOPLE = "segql_people"
@@ -73,7 +76,7 @@ class MembershipQuery:
         copy took twice as long as generating); the generator may rewrite parts of
         ``expression`` into the dialect's form, which is the same query there."""
         with collector_paused():
-            return self.expression.sql(dialect=self.dialect.sqlglot, pretty=True, copy=False)
+            return generate_sql(self.expression, self.dialect.sqlglot, pretty=True, copy=False)
 
 
 @dataclass
@@ -132,12 +135,14 @@ def compile_membership_query(
 ) -> MembershipQuery:
     """One query for the given segments at ``as_of`` (a bind parameter ``as_of`` when None)."""
     options = options or QueryOptions(members_table=members_table)
-    builder = _QueryBuilder(analyzer, dialect, as_of, options)
+    builder = QueryBuilder(analyzer, dialect, as_of, options)
     with collector_paused():
         return MembershipQuery(builder.build(segments), dialect, tuple(segments))
 
 
-class _QueryBuilder:
+class QueryBuilder:
+    """Builds the query; afterwards its attributes are what ``segql.planner`` reads."""
+
     def __init__(
         self,
         analyzer: Analyzer,
@@ -165,12 +170,15 @@ class _QueryBuilder:
         self.current: dict[str, str] = {}  # hysteresis segment -> column of current membership
         self.stages: dict[str, int] = {PERSON_ID: 0}
         self.columns: list[tuple[str, exp.Expression]] = []  # computed person columns, in order
-        # rank column -> (its number, the value column, buckets, "qcut" or "ntile")
-        self.edges: dict[str, tuple[int, str, int, str]] = {}
+        # rank column -> (the value column, buckets, "qcut" or "ntile")
+        self.edges: dict[str, tuple[str, int, str]] = {}
         self.traits: dict[str, str] = {}
         self.flags: dict[str, str] = {}
         self.population: dict[ast.Call, str] = {}
-        self.population_count = 0
+        self.taken: set[str] = set()  # every computed column's name
+        self.population_inputs: dict[str, str] = {}  # population column -> its input
+        # (CTE, source, the guards of the rows it reads or None: all, aggregate columns)
+        self.passes: list[tuple[str, str, list[Guard] | None, tuple[str, ...]]] = []
 
     # --- the query ---------------------------------------------------------------------
 
@@ -214,7 +222,9 @@ class _QueryBuilder:
         exit_ = _two_valued(self.condition(segment.exit, PERSON, None))
         if self.members_table is None:
             return enter
-        current = self.current.setdefault(name, f"current_{len(self.current) + 1}")
+        if name not in self.current:
+            self.current[name] = self.new_column(column_name(["current", name], name))
+        current = self.current[name]
         self.stages[current] = 0
         stays = _and(self.column_ref(current), _not(exit_))
         return _or(enter, stays)
@@ -279,6 +289,16 @@ class _QueryBuilder:
             default=0,
         )
 
+    def new_column(self, name: str) -> str:
+        """A computed column's name, kept unique (the hash of ``segql.naming`` makes a clash
+        all but impossible; a numbered suffix settles one anyway)."""
+        unique, number = name, 1
+        while unique in self.taken:
+            number += 1
+            unique = f"{name}_{number}"
+        self.taken.add(unique)
+        return unique
+
     def add_column(self, name: str, expression: exp.Expression) -> str:
         """A computed person column, placed one stage after what it reads. A column that
         would only rename another (``trait ltv = sum(...)``) is that column: a stage per
@@ -300,9 +320,8 @@ class _QueryBuilder:
                 if self.stages[column] == stage:
                     select = select.select(_alias(expression, column), copy=False)
                     if column in self.edges:
-                        number = self.edges[column][0]
-                        ctes.append(_cte(_edges(number), self.edges_select(last, column)))
-                        _join(select, exp.to_identifier(_edges(number), quoted=True), kind="CROSS")
+                        ctes.append(_cte(_edges(column), self.edges_select(last, column)))
+                        _join(select, exp.to_identifier(_edges(column), quoted=True), kind="CROSS")
             ctes.append(_cte(name, select))
             last = name
         return last
@@ -439,6 +458,7 @@ class _QueryBuilder:
             # not segql_aggs_<source>_<k>: a source may be named events_1
             cte = name if len(passes) == 1 else f"segql_pass_{number}_{needs.source.name}"
             named.append((cte, self.aggregates_select(needs, rows, kept_rows, kept)))
+            self.passes.append((cte, needs.source.name, kept_rows, tuple(kept)))
             needs.held_in.update(dict.fromkeys(kept, cte))
         return named
 
@@ -503,9 +523,7 @@ class _QueryBuilder:
         source = self.analyzer.source_of(aggregate.spec)
         needs = self.needs(source)
         if aggregate not in needs.aggregates:
-            # Count the aggregates of every source together so that names stay unique.
-            number = sum(len(n.aggregates) for n in self.sources.values()) + 1
-            column = f"agg_{number}"
+            column = self.new_column(aggregate_name(aggregate))
             needs.aggregates[aggregate] = column
             self.stages[column] = 0
             # Built now, once: building it also records the columns and names it reads.
@@ -739,7 +757,7 @@ class _QueryBuilder:
 
     def sequence_column(self, sequence: ast.Sequence) -> exp.Column:
         if sequence not in self.sequences:
-            column = f"did_{len(self.sequences) + 1}"
+            column = self.new_column(sequence_name(sequence))
             self.sequences[sequence] = column
             self.stages[column] = 0
             # Built now, once: building it also records the columns and names it reads.
@@ -807,12 +825,13 @@ class _QueryBuilder:
         strict: bool = False,
     ) -> exp.Expression:  # fmt: skip
         """A condition as SQL. ``strict``: an unknown must come out false (under NOT)."""
-        if isinstance(condition, ast.And):
-            return _and(*(self.condition(c, scope, row, strict) for c in condition.items))
-        if isinstance(condition, ast.Or):
-            return _or(*(self.condition(c, scope, row, strict) for c in condition.items))
-        if isinstance(condition, ast.Not):
-            return _not(self.condition(condition.operand, scope, row, strict=True))
+        match condition:
+            case ast.And(items=items):
+                return _and(*(self.condition(c, scope, row, strict) for c in items))
+            case ast.Or(items=items):
+                return _or(*(self.condition(c, scope, row, strict) for c in items))
+            case ast.Not(operand=operand):
+                return _not(self.condition(operand, scope, row, strict=True))
         predicate = self.predicate(condition, scope, row)
         if strict and self.nullable(condition, scope):
             return _two_valued(predicate)
@@ -919,7 +938,8 @@ class _QueryBuilder:
         """A referenced segment becomes a stored two-valued column, computed once."""
         if name not in self.flags:
             condition = _two_valued(self.segment_condition(name))
-            self.flags[name] = self.add_column(f"in_{len(self.flags) + 1}", condition)
+            flag = self.new_column(column_name(["in", name], name))
+            self.flags[name] = self.add_column(flag, condition)
         return self.flags[name]
 
     # --- values ------------------------------------------------------------------------
@@ -1005,7 +1025,8 @@ class _QueryBuilder:
         if name not in self.traits:
             trait = self.definitions.traits[name]
             value = self.value(trait.expr, PERSON, None, None)
-            self.traits[name] = self.add_column(f"trait_{len(self.traits) + 1}", value)
+            column = self.new_column(column_name(["trait", name], name))
+            self.traits[name] = self.add_column(column, value)
         return self.traits[name]
 
     def call(
@@ -1059,23 +1080,28 @@ class _QueryBuilder:
         """A population function: its argument as a column, then a window over everybody."""
         if call in self.population:
             return self.population[call]
-        self.population_count += 1
-        number = self.population_count  # taken before the argument, which may nest more
+        name = self.new_column(population_name(call))  # before the argument's own
         argument = call.args[-1]
         value_name = self.add_column(
-            f"rank_input_{number}", self.value(argument, PERSON, None, None)
+            self.new_column(f"input__{name}"), self.value(argument, PERSON, None, None)
         )
         value = self.column_ref(value_name)
-        name = f"rank_{number}"
+        self.population_inputs[name] = value_name
         ordered = exp.Order(expressions=[exp.Ordered(this=value.copy(), nulls_first=False)])
         func = call.func
         if func == "ntile" and self.dialect.ntile_edges:
             buckets_count = int(call.args[0].value)  # type: ignore[union-attr]
-            result = self.count_edges_below(value, number, buckets_count, inclusive=True)
-            self.edges[name] = (number, value_name, buckets_count, "ntile")
+            result = self.count_edges_below(value, name, buckets_count, inclusive=True)
+            self.edges[name] = (value_name, buckets_count, "ntile")
         elif func == "ntile":
             buckets = exp.Literal.number(call.args[0].value)  # type: ignore[union-attr]
-            at_or_below = exp.Window(this=exp.Count(this=value.copy()), order=ordered)
+            # Nulls where the dialect sorts them by default (no NULLS clause): COUNT(value)
+            # counts no null wherever they sort, and BigQuery cannot say NULLS LAST in an
+            # aggregate's window (sqlglot used to drop the clause there without a word).
+            small = SqlglotDialect.get_or_raise(self.dialect.sqlglot).NULL_ORDERING
+            default = exp.Ordered(this=value.copy(), nulls_first=small == "nulls_are_small")
+            by_value = exp.Order(expressions=[default])
+            at_or_below = exp.Window(this=exp.Count(this=value.copy()), order=by_value)
             everybody = exp.Window(this=exp.Count(this=value.copy()))
             share = exp.Div(
                 this=exp.cast(
@@ -1086,8 +1112,8 @@ class _QueryBuilder:
             result: exp.Expression = exp.cast(exp.Ceil(this=share), TYPE.BIGINT, copy=False)
         elif func == "qcut":
             buckets_count = int(call.args[0].value)  # type: ignore[union-attr]
-            result = self.count_edges_below(value, number, buckets_count, inclusive=False)
-            self.edges[name] = (number, value_name, buckets_count, "qcut")
+            result = self.count_edges_below(value, name, buckets_count, inclusive=False)
+            self.edges[name] = (value_name, buckets_count, "qcut")
         elif func == "row_number":
             tie_break = exp.Ordered(this=exp.column(PERSON_ID, quoted=True), nulls_first=False)
             ordered.append("expressions", tie_break)
@@ -1105,9 +1131,9 @@ class _QueryBuilder:
         return name
 
     def count_edges_below(
-        self, value: exp.Column, number: int, buckets: int, inclusive: bool
+        self, value: exp.Column, number: str, buckets: int, inclusive: bool
     ) -> exp.Expression:
-        """``1 +`` how many of the edges ``segql_edges_<number>`` lie below the value (or at
+        """``1 +`` how many of the edges ``segql_edges_<rank>`` lie below the value (or at
         it, ``inclusive``): the value's bucket."""
         result: exp.Expression = exp.Literal.number(1)
         for k in range(1, buckets):
@@ -1130,7 +1156,8 @@ class _QueryBuilder:
         since ``ceil(buckets * rank / n) > k`` exactly when ``rank > k * n / buckets``: one
         sort of a list instead of a window sorting every person's row.
         """
-        number, value_name, buckets, func = self.edges[column]
+        value_name, buckets, func = self.edges[column]
+        number = column
         if buckets == 1:  # no edges: one row all the same, not one per person
             return exp.select(_alias(exp.Literal.number(0), f"no_edges_{number}"))
         value = exp.column(value_name, quoted=True)
@@ -1263,15 +1290,15 @@ def table_ref(name: str, alias: str | None = None, cte: bool = False) -> exp.Tab
     return table
 
 
-def _edges(number: int) -> str:
+def _edges(rank: str) -> str:
     """The CTE of one population function's bucket edges."""
-    return f"segql_edges_{number}"
+    return f"segql_edges_{rank}"
 
 
-def _edge(number: int, k: int) -> str:
-    """An edge column, numbered by population function: edges CTEs of one stage are joined
+def _edge(rank: str, k: int) -> str:
+    """An edge column, named by population function: edges CTEs of one stage are joined
     together, so their columns need distinct names."""
-    return f"edge_{number}_{k}"
+    return f"edge_{k}__{rank}"
 
 
 def _alias(expression: exp.Expression, name: str) -> exp.Alias:

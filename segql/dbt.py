@@ -56,6 +56,7 @@ from segql.dialect import Dialect, get_dialect
 from segql.errors import SegqlConfigError, SegqlError
 from segql.project import Project
 from segql.runner import definition_hash
+from segql.sqltext import generate_sql
 from segql.warehouse import tables_of
 
 MEMBERSHIP_MODEL = "segql_membership"
@@ -280,7 +281,7 @@ def membership_model(
             exp.alias_(exp.cast(exp.null(), "VARCHAR"), "segment", quoted=True),
             exp.alias_(exp.cast(exp.null(), "VARCHAR"), "person_id", quoted=True),
         ).where(exp.false())
-        empty = no_members.subquery("segql_no_members").sql(dialect=dialect.sqlglot)
+        empty = generate_sql(no_members.subquery("segql_no_members"), dialect.sqlglot)
         parts.append(PREVIOUS_MEMBERS_JINJA.replace("SEGQL_NO_MEMBERS", _escape_jinja(empty)))
     return "\n".join([*parts, sql, ""])
 
@@ -438,7 +439,7 @@ def history_model(project: Project, names: list[str], dialect: Dialect) -> str:
     ).where(exp.false())
     preamble = HISTORY_JINJA.replace(
         "SEGQL_NO_HISTORY",
-        _escape_jinja(no_history.subquery("segql_no_history").sql(dialect=dialect.sqlglot)),
+        _escape_jinja(generate_sql(no_history.subquery("segql_no_history"), dialect.sqlglot)),
     )
     config = (
         "{{ config(materialized='incremental', incremental_strategy='append', "
@@ -570,7 +571,7 @@ class _JinjaSlots:
         return exp.Var(this=token)
 
     def render(self, query: exp.Expression, dialect: Dialect) -> str:
-        text = _escape_jinja(query.sql(dialect=dialect.sqlglot, pretty=True))
+        text = _escape_jinja(generate_sql(query, dialect.sqlglot, pretty=True))
         # Longest first, so slot 1 does not replace the start of slot 10.
         for token in sorted(self.snippets, key=len, reverse=True):
             text = text.replace(token, self.snippets[token])

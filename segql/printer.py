@@ -253,3 +253,8 @@ def format_source(text: str, path: str = "<input>") -> str:
     if pending:
         blocks.append("".join(c.text.strip() + "\n" for c in pending).rstrip("\n"))
     return "\n\n".join(blocks) + "\n" if blocks else ""
+
+
+def format_window(window: ast.Window) -> str:
+    """A window as the language writes it (``within 30 days``, ``since ...``)."""
+    return _window(window)

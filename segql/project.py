@@ -18,6 +18,8 @@ from segql.config import ProjectConfig, find_project_root, load_config
 from segql.dialect import get_dialect
 from segql.errors import SegqlError, SegqlErrors, SegqlNameError, unknown_name_message
 from segql.parser import parse
+from segql.plan import Plan
+from segql.planner import plan_membership
 from segql.warehouse import Warehouse, connect, tables_of
 
 
@@ -119,6 +121,11 @@ class Project:
             return compile_membership_query(
                 self.analyzer, self.select(segments), get_dialect(dialect), as_of, members_table
             )
+
+    def plan(self, dialect: str = "duckdb", segments: Sequence[str] | None = None) -> Plan:
+        """The plan of the query for the selected segments: what is read and computed."""
+        self.check()
+        return plan_membership(self.analyzer, self.select(segments), get_dialect(dialect))
 
     def compile(
         self,

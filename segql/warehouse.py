@@ -19,6 +19,7 @@ from segql.catalog import Catalog
 from segql.config import ProjectConfig, expand_env
 from segql.dialect import Dialect, get_dialect
 from segql.errors import SegqlWarehouseError
+from segql.sqltext import generate_sql
 
 # SQLAlchemy dialect names to segql dialect names.
 _SQLALCHEMY_DIALECTS = {
@@ -44,7 +45,7 @@ class Warehouse:
 
     def run(self, statement: exp.Expression) -> list[tuple[Any, ...]]:
         """Execute a sqlglot statement in this warehouse's dialect."""
-        return self.query(statement.sql(dialect=self.dialect.sqlglot))
+        return self.query(generate_sql(statement, self.dialect.sqlglot))
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlglot import exp
 
+from segql.sqltext import generate_sql
 from tests.support.engines import (
     DuckDBEngine,
     Engine,
@@ -154,7 +155,7 @@ def test_sqlglot_json_extract_scalar(engine: Engine) -> None:
         this=exp.column("properties"),
         expression=exp.JSONPath(expressions=[exp.JSONPathRoot(), exp.JSONPathKey(this="tag")]),
     )
-    expr = node.sql(engine.dialect)
+    expr = generate_sql(node, engine.dialect)
     if engine.dialect == "postgres":
         # sqlglot renders JSON_EXTRACT_PATH_TEXT, which only exists for json, not jsonb.
         assert expr.startswith("JSON_EXTRACT_PATH_TEXT(")

@@ -46,6 +46,7 @@ from segql.dispatch.payloads import PropertyReader, Record, payload
 from segql.dispatch.senders import FileWriter, Outcome, Sender, WebhookSender
 from segql.errors import SegqlConfigError, SegqlError, did_you_mean
 from segql.reports import CHANGE_COLUMNS, Change, Rows
+from segql.sqltext import generate_sql
 from segql.store import DELIVERIES, HISTORY, MEMBERS, RUNS, VERSIONS, Store
 from segql.timeutil import format_timestamp, utc_now
 from segql.warehouse import Warehouse
@@ -473,7 +474,7 @@ class Dispatcher:
 
     def _run_uncopied(self, statement: exp.Expression) -> None:
         """Run a large statement built here without the defensive copy ``run`` makes."""
-        self.warehouse.query(statement.sql(dialect=self.warehouse.dialect.sqlglot, copy=False))
+        self.warehouse.query(generate_sql(statement, self.warehouse.dialect.sqlglot, copy=False))
 
     def _recorded_ids(self, action: Action, ids: Sequence[str]) -> set[str]:
         select = (

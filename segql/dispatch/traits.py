@@ -27,7 +27,7 @@ def trait_values_query(
     from segql.timeutil import utc_now
 
     project.check()
-    builder = compiler._QueryBuilder(  # the compiler's stages, without a segment on top
+    builder = compiler.QueryBuilder(  # the compiler's stages, without a segment on top
         project.analyzer, get_dialect(dialect), as_of or utc_now(), compiler.QueryOptions()
     )
     columns = [builder.trait_column(name) for name in traits]

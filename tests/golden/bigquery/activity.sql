@@ -16,36 +16,36 @@ WITH `segql_people` AS (
   FROM `events` AS `source_rows`
   WHERE
     `source_rows`.`occurred_at` <= CAST('2026-03-15 12:00:00' AS DATETIME)
-), `segql_distinct_agg_1` AS (
+), `segql_distinct_active_days__any__30day` AS (
   SELECT
     `person_id`,
-    COUNT(DISTINCT CAST(`event_time` AS DATE)) AS `agg_1`
+    COUNT(DISTINCT CAST(`event_time` AS DATE)) AS `active_days__any__30day`
   FROM `segql_rows_events`
   WHERE
     `event_time` > DATE_SUB(CAST('2026-03-15 12:00:00' AS DATETIME), INTERVAL 30 DAY)
   GROUP BY
     `person_id`
-), `segql_distinct_agg_2` AS (
+), `segql_distinct_active_weeks__any` AS (
   SELECT
     `person_id`,
-    COUNT(DISTINCT TIMESTAMP_TRUNC(`event_time`, WEEK)) AS `agg_2`
+    COUNT(DISTINCT TIMESTAMP_TRUNC(`event_time`, WEEK)) AS `active_weeks__any`
   FROM `segql_rows_events`
   GROUP BY
     `person_id`
 ), `segql_stage_0` AS (
   SELECT
     `segql_people`.`person_id`,
-    COALESCE(`segql_distinct_agg_1`.`agg_1`, 0) AS `agg_1`,
-    COALESCE(`segql_distinct_agg_2`.`agg_2`, 0) AS `agg_2`
+    COALESCE(`segql_distinct_active_days__any__30day`.`active_days__any__30day`, 0) AS `active_days__any__30day`,
+    COALESCE(`segql_distinct_active_weeks__any`.`active_weeks__any`, 0) AS `active_weeks__any`
   FROM `segql_people`
-  LEFT JOIN `segql_distinct_agg_1`
-    ON `segql_distinct_agg_1`.`person_id` = `segql_people`.`person_id`
-  LEFT JOIN `segql_distinct_agg_2`
-    ON `segql_distinct_agg_2`.`person_id` = `segql_people`.`person_id`
+  LEFT JOIN `segql_distinct_active_days__any__30day`
+    ON `segql_distinct_active_days__any__30day`.`person_id` = `segql_people`.`person_id`
+  LEFT JOIN `segql_distinct_active_weeks__any`
+    ON `segql_distinct_active_weeks__any`.`person_id` = `segql_people`.`person_id`
 )
 SELECT
   'activity' AS `segment`,
   `person_id`
 FROM `segql_stage_0`
 WHERE
-  `agg_1` >= 5 AND `agg_2` >= 2;
+  `active_days__any__30day` >= 5 AND `active_weeks__any` >= 2;

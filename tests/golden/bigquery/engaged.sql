@@ -19,7 +19,7 @@ WITH `segql_people` AS (
 ), `segql_aggs_events` AS (
   SELECT
     `person_id`,
-    COUNT(*) AS `agg_1`
+    COUNT(*) AS `count__any__7day`
   FROM `segql_rows_events`
   WHERE
     `event_time` > DATE_SUB(CAST('2026-03-15 12:00:00' AS DATETIME), INTERVAL 7 DAY)
@@ -28,7 +28,7 @@ WITH `segql_people` AS (
 ), `segql_stage_0` AS (
   SELECT
     `segql_people`.`person_id`,
-    COALESCE(`segql_aggs_events`.`agg_1`, 0) AS `agg_1`
+    COALESCE(`segql_aggs_events`.`count__any__7day`, 0) AS `count__any__7day`
   FROM `segql_people`
   LEFT JOIN `segql_aggs_events`
     ON `segql_aggs_events`.`person_id` = `segql_people`.`person_id`
@@ -38,4 +38,4 @@ SELECT
   `person_id`
 FROM `segql_stage_0`
 WHERE
-  COALESCE(`agg_1` >= 20, FALSE);
+  COALESCE(`count__any__7day` >= 20, FALSE);

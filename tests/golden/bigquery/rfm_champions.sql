@@ -21,8 +21,8 @@ WITH `segql_people` AS (
 ), `segql_aggs_events` AS (
   SELECT
     `person_id`,
-    MAX(`event_time`) AS `agg_1`,
-    SUM(`c_amount`) AS `agg_2`
+    MAX(`event_time`) AS `last_time__purchase`,
+    SUM(`c_amount`) AS `sum__purchase__amount`
   FROM `segql_rows_events`
   WHERE
     `event_name` = 'purchase'
@@ -31,47 +31,63 @@ WITH `segql_people` AS (
 ), `segql_stage_0` AS (
   SELECT
     `segql_people`.`person_id`,
-    `segql_aggs_events`.`agg_1` AS `agg_1`,
-    COALESCE(`segql_aggs_events`.`agg_2`, 0) AS `agg_2`
+    `segql_aggs_events`.`last_time__purchase` AS `last_time__purchase`,
+    COALESCE(`segql_aggs_events`.`sum__purchase__amount`, 0) AS `sum__purchase__amount`
   FROM `segql_people`
   LEFT JOIN `segql_aggs_events`
     ON `segql_aggs_events`.`person_id` = `segql_people`.`person_id`
-), `segql_edges_2` AS (
+), `segql_edges_qcut_5_5e3360` AS (
   SELECT
     PERCENTILE_CONT(0.2) WITHIN GROUP (ORDER BY
-      `agg_2` NULLS LAST) AS `edge_2_1`,
+      `sum__purchase__amount` NULLS LAST) AS `edge_1__qcut_5_5e3360`,
     PERCENTILE_CONT(0.4) WITHIN GROUP (ORDER BY
-      `agg_2` NULLS LAST) AS `edge_2_2`,
+      `sum__purchase__amount` NULLS LAST) AS `edge_2__qcut_5_5e3360`,
     PERCENTILE_CONT(0.6) WITHIN GROUP (ORDER BY
-      `agg_2` NULLS LAST) AS `edge_2_3`,
+      `sum__purchase__amount` NULLS LAST) AS `edge_3__qcut_5_5e3360`,
     PERCENTILE_CONT(0.8) WITHIN GROUP (ORDER BY
-      `agg_2` NULLS LAST) AS `edge_2_4`
+      `sum__purchase__amount` NULLS LAST) AS `edge_4__qcut_5_5e3360`
   FROM `segql_stage_0`
 ), `segql_stage_1` AS (
   SELECT
     *,
     -CAST(FLOOR(
       (
-        UNIX_MICROS(TIMESTAMP(CAST('2026-03-15 12:00:00' AS DATETIME))) / 1000000 - UNIX_MICROS(TIMESTAMP(`agg_1`)) / 1000000
+        UNIX_MICROS(TIMESTAMP(CAST('2026-03-15 12:00:00' AS DATETIME))) / 1000000 - UNIX_MICROS(TIMESTAMP(`last_time__purchase`)) / 1000000
       ) / 86400
-    ) AS INT64) AS `rank_input_1`,
+    ) AS INT64) AS `input__ntile_5_233de2`,
     CASE
-      WHEN `agg_2` IS NULL
+      WHEN `sum__purchase__amount` IS NULL
       THEN NULL
-      ELSE 1 + CASE WHEN `segql_edges_2`.`edge_2_1` < `agg_2` THEN 1 ELSE 0 END + CASE WHEN `segql_edges_2`.`edge_2_2` < `agg_2` THEN 1 ELSE 0 END + CASE WHEN `segql_edges_2`.`edge_2_3` < `agg_2` THEN 1 ELSE 0 END + CASE WHEN `segql_edges_2`.`edge_2_4` < `agg_2` THEN 1 ELSE 0 END
-    END AS `rank_2`
+      ELSE 1 + CASE
+        WHEN `segql_edges_qcut_5_5e3360`.`edge_1__qcut_5_5e3360` < `sum__purchase__amount`
+        THEN 1
+        ELSE 0
+      END + CASE
+        WHEN `segql_edges_qcut_5_5e3360`.`edge_2__qcut_5_5e3360` < `sum__purchase__amount`
+        THEN 1
+        ELSE 0
+      END + CASE
+        WHEN `segql_edges_qcut_5_5e3360`.`edge_3__qcut_5_5e3360` < `sum__purchase__amount`
+        THEN 1
+        ELSE 0
+      END + CASE
+        WHEN `segql_edges_qcut_5_5e3360`.`edge_4__qcut_5_5e3360` < `sum__purchase__amount`
+        THEN 1
+        ELSE 0
+      END
+    END AS `qcut_5_5e3360`
   FROM `segql_stage_0`
-  CROSS JOIN `segql_edges_2`
+  CROSS JOIN `segql_edges_qcut_5_5e3360`
 ), `segql_stage_2` AS (
   SELECT
     *,
     CASE
-      WHEN `rank_input_1` IS NULL
+      WHEN `input__ntile_5_233de2` IS NULL
       THEN NULL
       ELSE CAST(CEIL(
-        CAST(5 * COUNT(`rank_input_1`) OVER (ORDER BY `rank_input_1`) AS FLOAT64) / COUNT(`rank_input_1`) OVER ()
+        CAST(5 * COUNT(`input__ntile_5_233de2`) OVER (ORDER BY `input__ntile_5_233de2`) AS FLOAT64) / COUNT(`input__ntile_5_233de2`) OVER ()
       ) AS INT64)
-    END AS `rank_1`
+    END AS `ntile_5_233de2`
   FROM `segql_stage_1`
 )
 SELECT
@@ -79,4 +95,4 @@ SELECT
   `person_id`
 FROM `segql_stage_2`
 WHERE
-  `rank_1` >= 4 AND `rank_2` = 5;
+  `ntile_5_233de2` >= 4 AND `qcut_5_5e3360` = 5;

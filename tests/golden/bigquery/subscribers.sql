@@ -19,14 +19,14 @@ WITH `segql_people` AS (
 ), `segql_aggs_subscriptions` AS (
   SELECT
     `person_id`,
-    COUNT(CASE WHEN `c_status` = 'active' THEN 1 END) AS `agg_1`
+    COUNT(CASE WHEN `c_status` = 'active' THEN 1 END) AS `count__subscriptions_7d658b`
   FROM `segql_rows_subscriptions`
   GROUP BY
     `person_id`
 ), `segql_stage_0` AS (
   SELECT
     `segql_people`.`person_id`,
-    COALESCE(`segql_aggs_subscriptions`.`agg_1`, 0) AS `agg_1`
+    COALESCE(`segql_aggs_subscriptions`.`count__subscriptions_7d658b`, 0) AS `count__subscriptions_7d658b`
   FROM `segql_people`
   LEFT JOIN `segql_aggs_subscriptions`
     ON `segql_aggs_subscriptions`.`person_id` = `segql_people`.`person_id`
@@ -36,4 +36,4 @@ SELECT
   `person_id`
 FROM `segql_stage_0`
 WHERE
-  `agg_1` >= 1;
+  `count__subscriptions_7d658b` >= 1;

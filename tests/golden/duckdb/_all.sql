@@ -27,7 +27,7 @@ WITH "segql_people" AS (
 ), "segql_pass_1_events" AS (
   SELECT
     "person_id",
-    SUM("c_amount") AS "agg_2",
+    SUM("c_amount") AS "sum__purchase__amount",
     COUNT(
       CASE
         WHEN CASE
@@ -39,14 +39,14 @@ WITH "segql_people" AS (
         END
         THEN 1
       END
-    ) AS "agg_3",
+    ) AS "count__purchase__1year_96bb71",
     COUNT(
       CASE
         WHEN CASE WHEN "event_name" = 'purchase' THEN "person_country" = 'FR' END
         THEN 1
       END
-    ) AS "agg_4",
-    MAX("event_time") AS "agg_10"
+    ) AS "count__purchase_fce180",
+    MAX("event_time") AS "last_time__purchase"
   FROM "segql_rows_events"
   WHERE
     "event_name" = 'purchase'
@@ -64,7 +64,7 @@ WITH "segql_people" AS (
         )
         THEN 1
       END
-    ) AS "agg_5"
+    ) AS "count__login_614455"
   FROM "segql_rows_events"
   WHERE
     "event_name" = 'login'
@@ -74,7 +74,7 @@ WITH "segql_people" AS (
 ), "segql_pass_3_events" AS (
   SELECT
     "person_id",
-    COUNT(*) AS "agg_6"
+    COUNT(*) AS "count__login_bee0a5"
   FROM "segql_rows_events"
   WHERE
     "event_name" = 'login'
@@ -93,7 +93,7 @@ WITH "segql_people" AS (
         AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
         THEN 1
       END
-    ) AS "agg_1",
+    ) AS "count__video_rendered__30day",
     CAST(BIT_COUNT(
       BIT_OR(
         CAST(1 AS UBIGINT) << DATE_DIFF(
@@ -102,22 +102,22 @@ WITH "segql_people" AS (
           CAST(CAST('2026-03-15 12:00:00' AS TIMESTAMP) AS DATE)
         ) + 1
       )
-    ) AS BIGINT) AS "agg_7",
+    ) AS BIGINT) AS "active_days__any__30day",
     COUNT(
       CASE
         WHEN "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 7 DAY
         THEN 1
       END
-    ) AS "agg_11"
+    ) AS "count__any__7day"
   FROM "segql_rows_events"
   WHERE
     "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 30 DAY
   GROUP BY
     "person_id"
-), "segql_distinct_agg_8" AS (
+), "segql_distinct_active_weeks__any" AS (
   SELECT
     "person_id",
-    COUNT(DISTINCT DATE_TRUNC('WEEK', "event_time")) AS "agg_8"
+    COUNT(DISTINCT DATE_TRUNC('WEEK', "event_time")) AS "active_weeks__any"
   FROM "segql_rows_events"
   GROUP BY
     "person_id"
@@ -132,11 +132,11 @@ WITH "segql_people" AS (
 ), "segql_aggs_subscriptions" AS (
   SELECT
     "person_id",
-    COUNT(CASE WHEN "c_status" = 'active' THEN 1 END) AS "agg_9"
+    COUNT(CASE WHEN "c_status" = 'active' THEN 1 END) AS "count__subscriptions_7d658b"
   FROM "segql_rows_subscriptions"
   GROUP BY
     "person_id"
-), "segql_seq_did_1" AS (
+), "segql_seq_did__trial_started__then__purchase__wi_79225c" AS (
   SELECT DISTINCT
     "a"."person_id"
   FROM (
@@ -158,7 +158,7 @@ WITH "segql_people" AS (
         AND "b"."event_time" <= "a"."event_time" + INTERVAL 7 DAY
         AND "b"."event_name" = 'purchase'
     )
-), "segql_seq_did_2" AS (
+), "segql_seq_did_not__cart__then__order__within__1d_8049b6" AS (
   SELECT DISTINCT
     "a"."person_id"
   FROM (
@@ -188,19 +188,19 @@ WITH "segql_people" AS (
     "segql_people"."p_country",
     "segql_people"."p_email",
     "segql_people"."p_status",
-    COALESCE("segql_pass_4_events"."agg_1", 0) AS "agg_1",
-    COALESCE("segql_pass_1_events"."agg_2", 0) AS "agg_2",
-    COALESCE("segql_pass_1_events"."agg_3", 0) AS "agg_3",
-    COALESCE("segql_pass_1_events"."agg_4", 0) AS "agg_4",
-    COALESCE("segql_pass_2_events"."agg_5", 0) AS "agg_5",
-    COALESCE("segql_pass_3_events"."agg_6", 0) AS "agg_6",
-    COALESCE("segql_pass_4_events"."agg_7", 0) AS "agg_7",
-    COALESCE("segql_distinct_agg_8"."agg_8", 0) AS "agg_8",
-    "segql_pass_1_events"."agg_10" AS "agg_10",
-    COALESCE("segql_pass_4_events"."agg_11", 0) AS "agg_11",
-    COALESCE("segql_aggs_subscriptions"."agg_9", 0) AS "agg_9",
-    NOT "segql_seq_did_1"."person_id" IS NULL AS "did_1",
-    NOT "segql_seq_did_2"."person_id" IS NULL AS "did_2"
+    COALESCE("segql_pass_4_events"."count__video_rendered__30day", 0) AS "count__video_rendered__30day",
+    COALESCE("segql_pass_1_events"."sum__purchase__amount", 0) AS "sum__purchase__amount",
+    COALESCE("segql_pass_1_events"."count__purchase__1year_96bb71", 0) AS "count__purchase__1year_96bb71",
+    COALESCE("segql_pass_1_events"."count__purchase_fce180", 0) AS "count__purchase_fce180",
+    COALESCE("segql_pass_2_events"."count__login_614455", 0) AS "count__login_614455",
+    COALESCE("segql_pass_3_events"."count__login_bee0a5", 0) AS "count__login_bee0a5",
+    COALESCE("segql_pass_4_events"."active_days__any__30day", 0) AS "active_days__any__30day",
+    COALESCE("segql_distinct_active_weeks__any"."active_weeks__any", 0) AS "active_weeks__any",
+    "segql_pass_1_events"."last_time__purchase" AS "last_time__purchase",
+    COALESCE("segql_pass_4_events"."count__any__7day", 0) AS "count__any__7day",
+    COALESCE("segql_aggs_subscriptions"."count__subscriptions_7d658b", 0) AS "count__subscriptions_7d658b",
+    NOT "segql_seq_did__trial_started__then__purchase__wi_79225c"."person_id" IS NULL AS "did__trial_started__then__purchase__wi_79225c",
+    NOT "segql_seq_did_not__cart__then__order__within__1d_8049b6"."person_id" IS NULL AS "did_not__cart__then__order__within__1d_8049b6"
   FROM "segql_people"
   LEFT JOIN "segql_pass_1_events"
     ON "segql_pass_1_events"."person_id" = "segql_people"."person_id"
@@ -210,81 +210,115 @@ WITH "segql_people" AS (
     ON "segql_pass_3_events"."person_id" = "segql_people"."person_id"
   LEFT JOIN "segql_pass_4_events"
     ON "segql_pass_4_events"."person_id" = "segql_people"."person_id"
-  LEFT JOIN "segql_distinct_agg_8"
-    ON "segql_distinct_agg_8"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_distinct_active_weeks__any"
+    ON "segql_distinct_active_weeks__any"."person_id" = "segql_people"."person_id"
   LEFT JOIN "segql_aggs_subscriptions"
     ON "segql_aggs_subscriptions"."person_id" = "segql_people"."person_id"
-  LEFT JOIN "segql_seq_did_1"
-    ON "segql_seq_did_1"."person_id" = "segql_people"."person_id"
-  LEFT JOIN "segql_seq_did_2"
-    ON "segql_seq_did_2"."person_id" = "segql_people"."person_id"
-), "segql_edges_2" AS (
+  LEFT JOIN "segql_seq_did__trial_started__then__purchase__wi_79225c"
+    ON "segql_seq_did__trial_started__then__purchase__wi_79225c"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_seq_did_not__cart__then__order__within__1d_8049b6"
+    ON "segql_seq_did_not__cart__then__order__within__1d_8049b6"."person_id" = "segql_people"."person_id"
+), "segql_edges_qcut_5_5e3360" AS (
   SELECT
-    QUANTILE_CONT("agg_2", 0.2
+    QUANTILE_CONT("sum__purchase__amount", 0.2
     ORDER BY
-      "agg_2") AS "edge_2_1",
-    QUANTILE_CONT("agg_2", 0.4
+      "sum__purchase__amount") AS "edge_1__qcut_5_5e3360",
+    QUANTILE_CONT("sum__purchase__amount", 0.4
     ORDER BY
-      "agg_2") AS "edge_2_2",
-    QUANTILE_CONT("agg_2", 0.6
+      "sum__purchase__amount") AS "edge_2__qcut_5_5e3360",
+    QUANTILE_CONT("sum__purchase__amount", 0.6
     ORDER BY
-      "agg_2") AS "edge_2_3",
-    QUANTILE_CONT("agg_2", 0.8
+      "sum__purchase__amount") AS "edge_3__qcut_5_5e3360",
+    QUANTILE_CONT("sum__purchase__amount", 0.8
     ORDER BY
-      "agg_2") AS "edge_2_4"
+      "sum__purchase__amount") AS "edge_4__qcut_5_5e3360"
   FROM "segql_stage_0"
 ), "segql_stage_1" AS (
   SELECT
     *,
-    COALESCE("agg_1" >= 10 AND "p_status" = 'paid', FALSE) AS "in_1",
-    -CAST(FLOOR((
-      EPOCH(CAST('2026-03-15 12:00:00' AS TIMESTAMP)) - EPOCH("agg_10")
-    ) / 86400) AS BIGINT) AS "rank_input_1",
+    COALESCE("count__video_rendered__30day" >= 10 AND "p_status" = 'paid', FALSE) AS "in__power_users",
+    -CAST(FLOOR(
+      (
+        EPOCH(CAST('2026-03-15 12:00:00' AS TIMESTAMP)) - EPOCH("last_time__purchase")
+      ) / 86400
+    ) AS BIGINT) AS "input__ntile_5_233de2",
     CASE
-      WHEN "agg_2" IS NULL
+      WHEN "sum__purchase__amount" IS NULL
       THEN NULL
-      ELSE 1 + CASE WHEN "segql_edges_2"."edge_2_1" < "agg_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_2" < "agg_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_3" < "agg_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_4" < "agg_2" THEN 1 ELSE 0 END
-    END AS "rank_2"
+      ELSE 1 + CASE
+        WHEN "segql_edges_qcut_5_5e3360"."edge_1__qcut_5_5e3360" < "sum__purchase__amount"
+        THEN 1
+        ELSE 0
+      END + CASE
+        WHEN "segql_edges_qcut_5_5e3360"."edge_2__qcut_5_5e3360" < "sum__purchase__amount"
+        THEN 1
+        ELSE 0
+      END + CASE
+        WHEN "segql_edges_qcut_5_5e3360"."edge_3__qcut_5_5e3360" < "sum__purchase__amount"
+        THEN 1
+        ELSE 0
+      END + CASE
+        WHEN "segql_edges_qcut_5_5e3360"."edge_4__qcut_5_5e3360" < "sum__purchase__amount"
+        THEN 1
+        ELSE 0
+      END
+    END AS "qcut_5_5e3360"
   FROM "segql_stage_0"
-  CROSS JOIN "segql_edges_2"
-), "segql_edges_1" AS (
+  CROSS JOIN "segql_edges_qcut_5_5e3360"
+), "segql_edges_ntile_5_233de2" AS (
   SELECT
-    "sorted_values"[1 * "value_count" // 5 + 1] AS "edge_1_1",
-    "sorted_values"[2 * "value_count" // 5 + 1] AS "edge_1_2",
-    "sorted_values"[3 * "value_count" // 5 + 1] AS "edge_1_3",
-    "sorted_values"[4 * "value_count" // 5 + 1] AS "edge_1_4"
+    "sorted_values"[1 * "value_count" // 5 + 1] AS "edge_1__ntile_5_233de2",
+    "sorted_values"[2 * "value_count" // 5 + 1] AS "edge_2__ntile_5_233de2",
+    "sorted_values"[3 * "value_count" // 5 + 1] AS "edge_3__ntile_5_233de2",
+    "sorted_values"[4 * "value_count" // 5 + 1] AS "edge_4__ntile_5_233de2"
   FROM (
     SELECT
-      LIST_SORT(ARRAY_AGG("rank_input_1")) AS "sorted_values",
-      COUNT("rank_input_1") AS "value_count"
+      LIST_SORT(ARRAY_AGG("input__ntile_5_233de2")) AS "sorted_values",
+      COUNT("input__ntile_5_233de2") AS "value_count"
     FROM "segql_stage_1"
     WHERE
-      NOT "rank_input_1" IS NULL
+      NOT "input__ntile_5_233de2" IS NULL
   ) AS "segql_values"
 ), "segql_stage_2" AS MATERIALIZED (
   SELECT
     *,
     CASE
-      WHEN "rank_input_1" IS NULL
+      WHEN "input__ntile_5_233de2" IS NULL
       THEN NULL
-      ELSE 1 + CASE WHEN "segql_edges_1"."edge_1_1" <= "rank_input_1" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_1"."edge_1_2" <= "rank_input_1" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_1"."edge_1_3" <= "rank_input_1" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_1"."edge_1_4" <= "rank_input_1" THEN 1 ELSE 0 END
-    END AS "rank_1"
+      ELSE 1 + CASE
+        WHEN "segql_edges_ntile_5_233de2"."edge_1__ntile_5_233de2" <= "input__ntile_5_233de2"
+        THEN 1
+        ELSE 0
+      END + CASE
+        WHEN "segql_edges_ntile_5_233de2"."edge_2__ntile_5_233de2" <= "input__ntile_5_233de2"
+        THEN 1
+        ELSE 0
+      END + CASE
+        WHEN "segql_edges_ntile_5_233de2"."edge_3__ntile_5_233de2" <= "input__ntile_5_233de2"
+        THEN 1
+        ELSE 0
+      END + CASE
+        WHEN "segql_edges_ntile_5_233de2"."edge_4__ntile_5_233de2" <= "input__ntile_5_233de2"
+        THEN 1
+        ELSE 0
+      END
+    END AS "ntile_5_233de2"
   FROM "segql_stage_1"
-  CROSS JOIN "segql_edges_1"
+  CROSS JOIN "segql_edges_ntile_5_233de2"
 )
 SELECT
   'power_users' AS "segment",
   "person_id"
 FROM "segql_stage_2"
 WHERE
-  "in_1"
+  "in__power_users"
 UNION ALL
 SELECT
   'high_ltv' AS "segment",
   "person_id"
 FROM "segql_stage_2"
 WHERE
-  "agg_2" >= 500 AND NOT "in_1"
+  "sum__purchase__amount" >= 500 AND NOT "in__power_users"
 UNION ALL
 SELECT
   'negation' AS "segment",
@@ -307,60 +341,60 @@ SELECT
   "person_id"
 FROM "segql_stage_2"
 WHERE
-  "agg_3" >= 1
+  "count__purchase__1year_96bb71" >= 1
 UNION ALL
 SELECT
   'person_in_filter' AS "segment",
   "person_id"
 FROM "segql_stage_2"
 WHERE
-  "agg_4" >= 2
+  "count__purchase_fce180" >= 2
 UNION ALL
 SELECT
   'windows' AS "segment",
   "person_id"
 FROM "segql_stage_2"
 WHERE
-  "agg_5" >= 1 AND "agg_6" >= 1
+  "count__login_614455" >= 1 AND "count__login_bee0a5" >= 1
 UNION ALL
 SELECT
   'activity' AS "segment",
   "person_id"
 FROM "segql_stage_2"
 WHERE
-  "agg_7" >= 5 AND "agg_8" >= 2
+  "active_days__any__30day" >= 5 AND "active_weeks__any" >= 2
 UNION ALL
 SELECT
   'converted' AS "segment",
   "person_id"
 FROM "segql_stage_2"
 WHERE
-  "did_1"
+  "did__trial_started__then__purchase__wi_79225c"
 UNION ALL
 SELECT
   'stalled' AS "segment",
   "person_id"
 FROM "segql_stage_2"
 WHERE
-  "did_2"
+  "did_not__cart__then__order__within__1d_8049b6"
 UNION ALL
 SELECT
   'subscribers' AS "segment",
   "person_id"
 FROM "segql_stage_2"
 WHERE
-  "agg_9" >= 1
+  "count__subscriptions_7d658b" >= 1
 UNION ALL
 SELECT
   'rfm_champions' AS "segment",
   "person_id"
 FROM "segql_stage_2"
 WHERE
-  "rank_1" >= 4 AND "rank_2" = 5
+  "ntile_5_233de2" >= 4 AND "qcut_5_5e3360" = 5
 UNION ALL
 SELECT
   'engaged' AS "segment",
   "person_id"
 FROM "segql_stage_2"
 WHERE
-  COALESCE("agg_11" >= 20, FALSE);
+  COALESCE("count__any__7day" >= 20, FALSE);

@@ -17,7 +17,7 @@ WITH "segql_people" AS (
   WHERE
     "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
     AND "source_rows"."event_type" IN ('purchase', 'trial_started')
-), "segql_seq_did_1" AS (
+), "segql_seq_did__trial_started__then__purchase__wi_79225c" AS (
   SELECT DISTINCT
     "a"."person_id"
   FROM (
@@ -42,14 +42,14 @@ WITH "segql_people" AS (
 ), "segql_stage_0" AS (
   SELECT
     "segql_people"."person_id",
-    NOT "segql_seq_did_1"."person_id" IS NULL AS "did_1"
+    NOT "segql_seq_did__trial_started__then__purchase__wi_79225c"."person_id" IS NULL AS "did__trial_started__then__purchase__wi_79225c"
   FROM "segql_people"
-  LEFT JOIN "segql_seq_did_1"
-    ON "segql_seq_did_1"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_seq_did__trial_started__then__purchase__wi_79225c"
+    ON "segql_seq_did__trial_started__then__purchase__wi_79225c"."person_id" = "segql_people"."person_id"
 )
 SELECT
   'converted' AS "segment",
   "person_id"
 FROM "segql_stage_0"
 WHERE
-  "did_1";
+  "did__trial_started__then__purchase__wi_79225c";

@@ -22,7 +22,7 @@ WITH "segql_people" AS (
 ), "segql_pass_1_events" AS (
   SELECT
     "person_id",
-    SUM("c_amount") AS "agg_1"
+    SUM("c_amount") AS "sum__purchase__amount"
   FROM "segql_rows_events"
   WHERE
     "event_name" = 'purchase'
@@ -31,7 +31,7 @@ WITH "segql_people" AS (
 ), "segql_pass_2_events" AS (
   SELECT
     "person_id",
-    COUNT(*) AS "agg_2"
+    COUNT(*) AS "count__video_rendered__30day"
   FROM "segql_rows_events"
   WHERE
     "event_name" = 'video_rendered'
@@ -42,8 +42,8 @@ WITH "segql_people" AS (
   SELECT
     "segql_people"."person_id",
     "segql_people"."p_status",
-    COALESCE("segql_pass_1_events"."agg_1", 0) AS "agg_1",
-    COALESCE("segql_pass_2_events"."agg_2", 0) AS "agg_2"
+    COALESCE("segql_pass_1_events"."sum__purchase__amount", 0) AS "sum__purchase__amount",
+    COALESCE("segql_pass_2_events"."count__video_rendered__30day", 0) AS "count__video_rendered__30day"
   FROM "segql_people"
   LEFT JOIN "segql_pass_1_events"
     ON "segql_pass_1_events"."person_id" = "segql_people"."person_id"
@@ -52,7 +52,7 @@ WITH "segql_people" AS (
 ), "segql_stage_1" AS (
   SELECT
     *,
-    COALESCE("agg_2" >= 10 AND "p_status" = 'paid', FALSE) AS "in_1"
+    COALESCE("count__video_rendered__30day" >= 10 AND "p_status" = 'paid', FALSE) AS "in__power_users"
   FROM "segql_stage_0"
 )
 SELECT
@@ -60,4 +60,4 @@ SELECT
   "person_id"
 FROM "segql_stage_1"
 WHERE
-  "agg_1" >= 500 AND NOT "in_1";
+  "sum__purchase__amount" >= 500 AND NOT "in__power_users";

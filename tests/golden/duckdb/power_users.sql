@@ -21,7 +21,7 @@ WITH "segql_people" AS (
 ), "segql_aggs_events" AS (
   SELECT
     "person_id",
-    COUNT(*) AS "agg_1"
+    COUNT(*) AS "count__video_rendered__30day"
   FROM "segql_rows_events"
   WHERE
     "event_name" = 'video_rendered'
@@ -32,7 +32,7 @@ WITH "segql_people" AS (
   SELECT
     "segql_people"."person_id",
     "segql_people"."p_status",
-    COALESCE("segql_aggs_events"."agg_1", 0) AS "agg_1"
+    COALESCE("segql_aggs_events"."count__video_rendered__30day", 0) AS "count__video_rendered__30day"
   FROM "segql_people"
   LEFT JOIN "segql_aggs_events"
     ON "segql_aggs_events"."person_id" = "segql_people"."person_id"
@@ -42,4 +42,4 @@ SELECT
   "person_id"
 FROM "segql_stage_0"
 WHERE
-  "agg_1" >= 10 AND "p_status" = 'paid';
+  "count__video_rendered__30day" >= 10 AND "p_status" = 'paid';

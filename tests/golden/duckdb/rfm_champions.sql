@@ -21,8 +21,8 @@ WITH "segql_people" AS (
 ), "segql_aggs_events" AS (
   SELECT
     "person_id",
-    MAX("event_time") AS "agg_1",
-    SUM("c_amount") AS "agg_2"
+    MAX("event_time") AS "last_time__purchase",
+    SUM("c_amount") AS "sum__purchase__amount"
   FROM "segql_rows_events"
   WHERE
     "event_name" = 'purchase'
@@ -31,67 +31,101 @@ WITH "segql_people" AS (
 ), "segql_stage_0" AS (
   SELECT
     "segql_people"."person_id",
-    "segql_aggs_events"."agg_1" AS "agg_1",
-    COALESCE("segql_aggs_events"."agg_2", 0) AS "agg_2"
+    "segql_aggs_events"."last_time__purchase" AS "last_time__purchase",
+    COALESCE("segql_aggs_events"."sum__purchase__amount", 0) AS "sum__purchase__amount"
   FROM "segql_people"
   LEFT JOIN "segql_aggs_events"
     ON "segql_aggs_events"."person_id" = "segql_people"."person_id"
-), "segql_edges_2" AS (
+), "segql_edges_qcut_5_5e3360" AS (
   SELECT
-    QUANTILE_CONT("agg_2", 0.2
+    QUANTILE_CONT("sum__purchase__amount", 0.2
     ORDER BY
-      "agg_2") AS "edge_2_1",
-    QUANTILE_CONT("agg_2", 0.4
+      "sum__purchase__amount") AS "edge_1__qcut_5_5e3360",
+    QUANTILE_CONT("sum__purchase__amount", 0.4
     ORDER BY
-      "agg_2") AS "edge_2_2",
-    QUANTILE_CONT("agg_2", 0.6
+      "sum__purchase__amount") AS "edge_2__qcut_5_5e3360",
+    QUANTILE_CONT("sum__purchase__amount", 0.6
     ORDER BY
-      "agg_2") AS "edge_2_3",
-    QUANTILE_CONT("agg_2", 0.8
+      "sum__purchase__amount") AS "edge_3__qcut_5_5e3360",
+    QUANTILE_CONT("sum__purchase__amount", 0.8
     ORDER BY
-      "agg_2") AS "edge_2_4"
+      "sum__purchase__amount") AS "edge_4__qcut_5_5e3360"
   FROM "segql_stage_0"
 ), "segql_stage_1" AS (
   SELECT
     *,
-    -CAST(FLOOR((
-      EPOCH(CAST('2026-03-15 12:00:00' AS TIMESTAMP)) - EPOCH("agg_1")
-    ) / 86400) AS BIGINT) AS "rank_input_1",
+    -CAST(FLOOR(
+      (
+        EPOCH(CAST('2026-03-15 12:00:00' AS TIMESTAMP)) - EPOCH("last_time__purchase")
+      ) / 86400
+    ) AS BIGINT) AS "input__ntile_5_233de2",
     CASE
-      WHEN "agg_2" IS NULL
+      WHEN "sum__purchase__amount" IS NULL
       THEN NULL
-      ELSE 1 + CASE WHEN "segql_edges_2"."edge_2_1" < "agg_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_2" < "agg_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_3" < "agg_2" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_2"."edge_2_4" < "agg_2" THEN 1 ELSE 0 END
-    END AS "rank_2"
+      ELSE 1 + CASE
+        WHEN "segql_edges_qcut_5_5e3360"."edge_1__qcut_5_5e3360" < "sum__purchase__amount"
+        THEN 1
+        ELSE 0
+      END + CASE
+        WHEN "segql_edges_qcut_5_5e3360"."edge_2__qcut_5_5e3360" < "sum__purchase__amount"
+        THEN 1
+        ELSE 0
+      END + CASE
+        WHEN "segql_edges_qcut_5_5e3360"."edge_3__qcut_5_5e3360" < "sum__purchase__amount"
+        THEN 1
+        ELSE 0
+      END + CASE
+        WHEN "segql_edges_qcut_5_5e3360"."edge_4__qcut_5_5e3360" < "sum__purchase__amount"
+        THEN 1
+        ELSE 0
+      END
+    END AS "qcut_5_5e3360"
   FROM "segql_stage_0"
-  CROSS JOIN "segql_edges_2"
-), "segql_edges_1" AS (
+  CROSS JOIN "segql_edges_qcut_5_5e3360"
+), "segql_edges_ntile_5_233de2" AS (
   SELECT
-    "sorted_values"[1 * "value_count" // 5 + 1] AS "edge_1_1",
-    "sorted_values"[2 * "value_count" // 5 + 1] AS "edge_1_2",
-    "sorted_values"[3 * "value_count" // 5 + 1] AS "edge_1_3",
-    "sorted_values"[4 * "value_count" // 5 + 1] AS "edge_1_4"
+    "sorted_values"[1 * "value_count" // 5 + 1] AS "edge_1__ntile_5_233de2",
+    "sorted_values"[2 * "value_count" // 5 + 1] AS "edge_2__ntile_5_233de2",
+    "sorted_values"[3 * "value_count" // 5 + 1] AS "edge_3__ntile_5_233de2",
+    "sorted_values"[4 * "value_count" // 5 + 1] AS "edge_4__ntile_5_233de2"
   FROM (
     SELECT
-      LIST_SORT(ARRAY_AGG("rank_input_1")) AS "sorted_values",
-      COUNT("rank_input_1") AS "value_count"
+      LIST_SORT(ARRAY_AGG("input__ntile_5_233de2")) AS "sorted_values",
+      COUNT("input__ntile_5_233de2") AS "value_count"
     FROM "segql_stage_1"
     WHERE
-      NOT "rank_input_1" IS NULL
+      NOT "input__ntile_5_233de2" IS NULL
   ) AS "segql_values"
 ), "segql_stage_2" AS (
   SELECT
     *,
     CASE
-      WHEN "rank_input_1" IS NULL
+      WHEN "input__ntile_5_233de2" IS NULL
       THEN NULL
-      ELSE 1 + CASE WHEN "segql_edges_1"."edge_1_1" <= "rank_input_1" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_1"."edge_1_2" <= "rank_input_1" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_1"."edge_1_3" <= "rank_input_1" THEN 1 ELSE 0 END + CASE WHEN "segql_edges_1"."edge_1_4" <= "rank_input_1" THEN 1 ELSE 0 END
-    END AS "rank_1"
+      ELSE 1 + CASE
+        WHEN "segql_edges_ntile_5_233de2"."edge_1__ntile_5_233de2" <= "input__ntile_5_233de2"
+        THEN 1
+        ELSE 0
+      END + CASE
+        WHEN "segql_edges_ntile_5_233de2"."edge_2__ntile_5_233de2" <= "input__ntile_5_233de2"
+        THEN 1
+        ELSE 0
+      END + CASE
+        WHEN "segql_edges_ntile_5_233de2"."edge_3__ntile_5_233de2" <= "input__ntile_5_233de2"
+        THEN 1
+        ELSE 0
+      END + CASE
+        WHEN "segql_edges_ntile_5_233de2"."edge_4__ntile_5_233de2" <= "input__ntile_5_233de2"
+        THEN 1
+        ELSE 0
+      END
+    END AS "ntile_5_233de2"
   FROM "segql_stage_1"
-  CROSS JOIN "segql_edges_1"
+  CROSS JOIN "segql_edges_ntile_5_233de2"
 )
 SELECT
   'rfm_champions' AS "segment",
   "person_id"
 FROM "segql_stage_2"
 WHERE
-  "rank_1" >= 4 AND "rank_2" = 5;
+  "ntile_5_233de2" >= 4 AND "qcut_5_5e3360" = 5;

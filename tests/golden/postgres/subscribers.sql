@@ -20,14 +20,14 @@ WITH "segql_people" AS (
   SELECT
     "person_id",
     COUNT(*) FILTER(WHERE
-      "c_status" = 'active') AS "agg_1"
+      "c_status" = 'active') AS "count__subscriptions_7d658b"
   FROM "segql_rows_subscriptions"
   GROUP BY
     "person_id"
 ), "segql_stage_0" AS (
   SELECT
     "segql_people"."person_id",
-    COALESCE("segql_aggs_subscriptions"."agg_1", 0) AS "agg_1"
+    COALESCE("segql_aggs_subscriptions"."count__subscriptions_7d658b", 0) AS "count__subscriptions_7d658b"
   FROM "segql_people"
   LEFT JOIN "segql_aggs_subscriptions"
     ON "segql_aggs_subscriptions"."person_id" = "segql_people"."person_id"
@@ -37,4 +37,4 @@ SELECT
   "person_id"
 FROM "segql_stage_0"
 WHERE
-  "agg_1" >= 1;
+  "count__subscriptions_7d658b" >= 1;

@@ -22,14 +22,14 @@ WITH "segql_people" AS (
 ), "segql_aggs_events" AS (
   SELECT
     "person_id",
-    SUM(CASE WHEN "event_name" = 'purchase' THEN "c_amount" END) AS "agg_1",
+    SUM(CASE WHEN "event_name" = 'purchase' THEN "c_amount" END) AS "sum__purchase__amount",
     COUNT(
       CASE
         WHEN "event_name" = 'video_rendered'
         AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY'
         THEN 1
       END
-    ) AS "agg_2"
+    ) AS "count__video_rendered__30day"
   FROM "segql_rows_events"
   WHERE
     "event_name" = 'purchase'
@@ -43,15 +43,15 @@ WITH "segql_people" AS (
   SELECT
     "segql_people"."person_id",
     "segql_people"."p_status",
-    COALESCE("segql_aggs_events"."agg_1", 0) AS "agg_1",
-    COALESCE("segql_aggs_events"."agg_2", 0) AS "agg_2"
+    COALESCE("segql_aggs_events"."sum__purchase__amount", 0) AS "sum__purchase__amount",
+    COALESCE("segql_aggs_events"."count__video_rendered__30day", 0) AS "count__video_rendered__30day"
   FROM "segql_people"
   LEFT JOIN "segql_aggs_events"
     ON "segql_aggs_events"."person_id" = "segql_people"."person_id"
 ), "segql_stage_1" AS (
   SELECT
     *,
-    COALESCE("agg_2" >= 10 AND "p_status" = 'paid', FALSE) AS "in_1"
+    COALESCE("count__video_rendered__30day" >= 10 AND "p_status" = 'paid', FALSE) AS "in__power_users"
   FROM "segql_stage_0"
 )
 SELECT
@@ -59,4 +59,4 @@ SELECT
   "person_id"
 FROM "segql_stage_1"
 WHERE
-  "agg_1" >= 500 AND NOT "in_1";
+  "sum__purchase__amount" >= 500 AND NOT "in__power_users";

@@ -31,7 +31,7 @@ WITH "segql_people" AS (
         END
         THEN 1
       END
-    ) AS "agg_1"
+    ) AS "count__purchase__1year_96bb71"
   FROM "segql_rows_events"
   WHERE
     "event_name" = 'purchase'
@@ -41,7 +41,7 @@ WITH "segql_people" AS (
 ), "segql_stage_0" AS (
   SELECT
     "segql_people"."person_id",
-    COALESCE("segql_aggs_events"."agg_1", 0) AS "agg_1"
+    COALESCE("segql_aggs_events"."count__purchase__1year_96bb71", 0) AS "count__purchase__1year_96bb71"
   FROM "segql_people"
   LEFT JOIN "segql_aggs_events"
     ON "segql_aggs_events"."person_id" = "segql_people"."person_id"
@@ -51,4 +51,4 @@ SELECT
   "person_id"
 FROM "segql_stage_0"
 WHERE
-  "agg_1" >= 1;
+  "count__purchase__1year_96bb71" >= 1;

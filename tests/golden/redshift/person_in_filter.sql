@@ -29,7 +29,7 @@ WITH "segql_people" AS (
         WHEN CASE WHEN "event_name" = 'purchase' THEN "person_country" = 'FR' END
         THEN 1
       END
-    ) AS "agg_1"
+    ) AS "count__purchase_fce180"
   FROM "segql_rows_events"
   WHERE
     "event_name" = 'purchase'
@@ -39,7 +39,7 @@ WITH "segql_people" AS (
   SELECT
     "segql_people"."person_id",
     "segql_people"."p_country",
-    COALESCE("segql_aggs_events"."agg_1", 0) AS "agg_1"
+    COALESCE("segql_aggs_events"."count__purchase_fce180", 0) AS "count__purchase_fce180"
   FROM "segql_people"
   LEFT JOIN "segql_aggs_events"
     ON "segql_aggs_events"."person_id" = "segql_people"."person_id"
@@ -49,4 +49,4 @@ SELECT
   "person_id"
 FROM "segql_stage_0"
 WHERE
-  "agg_1" >= 2;
+  "count__purchase_fce180" >= 2;

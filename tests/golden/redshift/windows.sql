@@ -29,7 +29,7 @@ WITH "segql_people" AS (
         )
         THEN 1
       END
-    ) AS "agg_1",
+    ) AS "count__login_614455",
     COUNT(
       CASE
         WHEN "event_name" = 'login'
@@ -39,7 +39,7 @@ WITH "segql_people" AS (
         )
         THEN 1
       END
-    ) AS "agg_2"
+    ) AS "count__login_bee0a5"
   FROM "segql_rows_events"
   WHERE
     (
@@ -58,8 +58,8 @@ WITH "segql_people" AS (
 ), "segql_stage_0" AS (
   SELECT
     "segql_people"."person_id",
-    COALESCE("segql_aggs_events"."agg_1", 0) AS "agg_1",
-    COALESCE("segql_aggs_events"."agg_2", 0) AS "agg_2"
+    COALESCE("segql_aggs_events"."count__login_614455", 0) AS "count__login_614455",
+    COALESCE("segql_aggs_events"."count__login_bee0a5", 0) AS "count__login_bee0a5"
   FROM "segql_people"
   LEFT JOIN "segql_aggs_events"
     ON "segql_aggs_events"."person_id" = "segql_people"."person_id"
@@ -69,4 +69,4 @@ SELECT
   "person_id"
 FROM "segql_stage_0"
 WHERE
-  "agg_1" >= 1 AND "agg_2" >= 1;
+  "count__login_614455" >= 1 AND "count__login_bee0a5" >= 1;

@@ -27,7 +27,7 @@ WITH `segql_people` AS (
         WHEN `event_name` = 'purchase'
         AND `event_time` > TIMESTAMPADD(YEAR, -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))
         THEN GET_JSON_OBJECT(`properties`, '$.currency') = 'USD' AND `c_amount` > 10
-      END) AS `agg_1`
+      END) AS `count__purchase__1year_96bb71`
   FROM `segql_rows_events`
   WHERE
     `event_name` = 'purchase'
@@ -37,7 +37,7 @@ WITH `segql_people` AS (
 ), `segql_stage_0` AS (
   SELECT
     `segql_people`.`person_id`,
-    COALESCE(`segql_aggs_events`.`agg_1`, 0) AS `agg_1`
+    COALESCE(`segql_aggs_events`.`count__purchase__1year_96bb71`, 0) AS `count__purchase__1year_96bb71`
   FROM `segql_people`
   LEFT JOIN `segql_aggs_events`
     ON `segql_aggs_events`.`person_id` = `segql_people`.`person_id`
@@ -47,4 +47,4 @@ SELECT
   `person_id`
 FROM `segql_stage_0`
 WHERE
-  `agg_1` >= 1;
+  `count__purchase__1year_96bb71` >= 1;

@@ -25,7 +25,7 @@ WITH `segql_people` AS (
   SELECT
     `person_id`,
     COUNT(*) FILTER(WHERE
-      CASE WHEN `event_name` = 'purchase' THEN `person_country` = 'FR' END) AS `agg_1`
+      CASE WHEN `event_name` = 'purchase' THEN `person_country` = 'FR' END) AS `count__purchase_fce180`
   FROM `segql_rows_events`
   WHERE
     `event_name` = 'purchase'
@@ -35,7 +35,7 @@ WITH `segql_people` AS (
   SELECT
     `segql_people`.`person_id`,
     `segql_people`.`p_country`,
-    COALESCE(`segql_aggs_events`.`agg_1`, 0) AS `agg_1`
+    COALESCE(`segql_aggs_events`.`count__purchase_fce180`, 0) AS `count__purchase_fce180`
   FROM `segql_people`
   LEFT JOIN `segql_aggs_events`
     ON `segql_aggs_events`.`person_id` = `segql_people`.`person_id`
@@ -45,4 +45,4 @@ SELECT
   `person_id`
 FROM `segql_stage_0`
 WHERE
-  `agg_1` >= 2;
+  `count__purchase_fce180` >= 2;

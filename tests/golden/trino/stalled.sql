@@ -17,7 +17,7 @@ WITH "segql_people" AS (
   WHERE
     "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
     AND "source_rows"."event_type" IN ('cart', 'order')
-), "segql_seq_did_1" AS (
+), "segql_seq_did_not__cart__then__order__within__1d_8049b6" AS (
   SELECT DISTINCT
     "a"."person_id"
   FROM (
@@ -44,14 +44,14 @@ WITH "segql_people" AS (
 ), "segql_stage_0" AS (
   SELECT
     "segql_people"."person_id",
-    NOT "segql_seq_did_1"."person_id" IS NULL AS "did_1"
+    NOT "segql_seq_did_not__cart__then__order__within__1d_8049b6"."person_id" IS NULL AS "did_not__cart__then__order__within__1d_8049b6"
   FROM "segql_people"
-  LEFT JOIN "segql_seq_did_1"
-    ON "segql_seq_did_1"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_seq_did_not__cart__then__order__within__1d_8049b6"
+    ON "segql_seq_did_not__cart__then__order__within__1d_8049b6"."person_id" = "segql_people"."person_id"
 )
 SELECT
   'stalled' AS "segment",
   "person_id"
 FROM "segql_stage_0"
 WHERE
-  "did_1";
+  "did_not__cart__then__order__within__1d_8049b6";
