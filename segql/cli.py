@@ -253,7 +253,7 @@ def format_option(command: Callable[..., Any]) -> Callable[..., Any]:
         type=click.Choice(FORMATS),
         default="table",
         show_default=True,
-        help="Output as an aligned table, CSV or JSON.",
+        help="Output as an aligned table, CSV (formulas escaped; csv-raw: as stored) or JSON.",
     )(command)
 
 
