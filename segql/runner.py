@@ -153,12 +153,15 @@ class Runner:
 
         self.progress("comparing with current members")
         versions = self.current_versions()
+        highest = self.highest_versions()
         changed: dict[str, tuple[int, str, str]] = {}  # segment -> (new version, text, hash)
         for name in names:
             text, digest = definition_hash(self.project, name)
             current = versions.get(name)
             if current is None or current[1] != digest:
-                changed[name] = ((current[0] + 1) if current else 1, text, digest)
+                # From the highest ever recorded: a segment removed (or renamed) and added
+                # back has retired versions, and a version number names one definition.
+                changed[name] = (highest.get(name, 0) + 1, text, digest)
         deleted = sorted(set(versions) - set(self.project.segment_names)) if prune else []
         redefined = [n for n in changed if n in versions]
         self.create_temp(CHANGES, self.diff_select(names, deleted, redefined))
@@ -275,6 +278,15 @@ class Runner:
             .where(exp.column("retired_at").is_(exp.null()))
         )
         return {row[0]: (int(row[1]), row[2]) for row in self.warehouse.run(select)}
+
+    def highest_versions(self) -> dict[str, int]:
+        """Segment -> the highest version ever recorded, retired ones included."""
+        select = (
+            exp.select("segment", exp.Max(this=exp.column("version")))
+            .from_(self.store.table(VERSIONS))
+            .group_by("segment")
+        )
+        return {row[0]: int(row[1]) for row in self.warehouse.run(select)}
 
     def retire_version(self, segment: str, now: datetime) -> exp.Update:
         return exp.update(

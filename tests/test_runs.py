@@ -161,6 +161,37 @@ def test_unique_keys_are_those_of_the_table_the_name_reads(tmp_path: Path) -> No
         warehouse.close()
 
 
+def test_a_segment_removed_and_added_back_continues_its_versions(
+    runtime: RuntimeProject,
+) -> None:
+    """Removed (or renamed away) and added back: the next version follows the highest ever
+    recorded, so every later run works and each version number names one definition."""
+    runtime.load(TABLES)
+    runtime.write_rules("segment paid where status = 'paid'\n")
+    runtime.run(D(2026, 1, 10))
+    runtime.write_rules("segment paying where status = 'paid'\n")  # renamed
+    runtime.run(D(2026, 1, 11))
+    runtime.write_rules("segment paid where status = 'free'\n")  # renamed back, changed
+    runtime.run(D(2026, 1, 12))
+    runtime.run(D(2026, 1, 13))
+    versions = runtime.query(
+        'SELECT "segment", "version", "retired_at" IS NULL, "source_text" '
+        'FROM {s}."segql_segment_versions" ORDER BY "segment", "version"'
+    )
+    paid = [
+        (int(v), current, "free" in text) for name, v, current, text in versions if name == "paid"
+    ]
+    assert paid == [(1, False, False), (2, True, True)]
+    assert {m for m in runtime.members() if m[0] == "paid"} == {("paid", "2")}
+    assert [h for h in runtime.history() if h[1] == "paid"] == [
+        (D(2026, 1, 10), "paid", "1", "enter", "rules", 1),
+        (D(2026, 1, 10), "paid", "3", "enter", "rules", 1),
+        (D(2026, 1, 11), "paid", "1", "exit", "segment_deleted", 1),
+        (D(2026, 1, 11), "paid", "3", "exit", "segment_deleted", 1),
+        (D(2026, 1, 12), "paid", "2", "enter", "rules", 2),
+    ]
+
+
 def test_rerun_at_the_same_as_of_appends_nothing(runtime: RuntimeProject) -> None:
     runtime.write_rules(RULES_V1)
     runtime.load(TABLES)
