@@ -237,7 +237,7 @@ class Checker:
 
     def check(self) -> None:
         definitions = self.analyzer.definitions
-        self.errors.extend(check_cycles(definitions))
+        self.errors.extend(check_depth(definitions) or check_cycles(definitions))
         if self.errors:
             return  # types of a cycle cannot be known; report it alone
         for trait in definitions.traits.values():
@@ -515,6 +515,78 @@ _COMPARE_HELP: dict[tuple[str, str], str] = {
 
 def _is_literal(expr: ast.Expr) -> bool:
     return isinstance(expr, (ast.Number, ast.String, ast.Boolean, ast.Null))
+
+
+# How deep traits may build on traits (and segments on segments): far more than rules
+# need, and well inside what the compiler's and sqlglot's recursion can take.
+MAX_REFERENCE_DEPTH = 100
+
+
+def reference_graph(definitions: Definitions) -> dict[str, list[tuple[str, Span | None]]]:
+    """Who refers to whom: traits to traits, ``segment a`` to ``segment b``."""
+    graph: dict[str, list[tuple[str, Span | None]]] = {}
+    for name, trait in definitions.traits.items():
+        graph[name] = [
+            (n.name, n.span) for n in walk_names(trait.expr) if n.name in definitions.traits
+        ]
+    for name, segment in definitions.segments.items():
+        edges: list[tuple[str, Span | None]] = []
+        for condition in (segment.where, segment.enter, segment.exit):
+            if condition is not None:
+                edges += [
+                    (s.segment, s.span) for s in walk(condition) if isinstance(s, ast.InSegment)
+                ]
+        graph["segment " + name] = [("segment " + n, span) for n, span in edges]
+    return graph
+
+
+def check_depth(definitions: Definitions) -> list[SegqlError]:
+    """A chain of references deeper than ``MAX_REFERENCE_DEPTH``, reported at its top.
+
+    Iterative (a chain of thousands must not exhaust Python's stack here); a cycle is not
+    followed round (``check_cycles`` reports it)."""
+    graph = reference_graph(definitions)
+    depth: dict[str, int] = {}
+    for root in graph:
+        if root in depth:
+            continue
+        stack: list[tuple[str, int]] = [(root, 0)]
+        on_path: set[str] = set()
+        while stack:
+            node, index = stack.pop()
+            on_path.add(node)
+            edges = graph.get(node, [])
+            if index < len(edges):
+                stack.append((node, index + 1))
+                target = edges[index][0]
+                if target in graph and target not in depth and target not in on_path:
+                    stack.append((target, 0))
+                continue
+            on_path.discard(node)
+            depth[node] = 1 + max((depth.get(t, 0) for t, _ in edges if t in depth), default=0)
+    referenced = {target for edges in graph.values() for target, _ in edges}
+    errors: list[SegqlError] = []
+    for name, trait in definitions.traits.items():
+        if depth.get(name, 0) > MAX_REFERENCE_DEPTH and name not in referenced:
+            errors.append(
+                SegqlDefinitionError(
+                    f"trait `{name}` builds on a chain of {depth[name]} traits, deeper than "
+                    f"{MAX_REFERENCE_DEPTH}",
+                    trait.span,
+                    help="define the deep traits from fewer steps",
+                )
+            )
+    for name, segment in definitions.segments.items():
+        key = "segment " + name
+        if depth.get(key, 0) > MAX_REFERENCE_DEPTH and key not in referenced:
+            errors.append(
+                SegqlDefinitionError(
+                    f"segment `{name}` builds on a chain of {depth[key]} segments, deeper "
+                    f"than {MAX_REFERENCE_DEPTH}",
+                    segment.span,
+                )
+            )
+    return errors
 
 
 def check_cycles(definitions: Definitions) -> list[SegqlError]:
