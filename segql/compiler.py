@@ -906,10 +906,7 @@ class _QueryBuilder:
             needs.columns.add(name)
             return row.column(_row_alias(name))
         needs.json = True
-        path = exp.JSONPath(expressions=[exp.JSONPathRoot(), exp.JSONPathKey(this=name)])
-        text = exp.JSONExtractScalar(
-            this=row.column(PROPERTIES), expression=path, only_json_types=True
-        )
+        text = self.dialect.json_text(row.column(PROPERTIES), name)
         cast_to = {"number": "DOUBLE", "boolean": "BOOLEAN", "time": "TIMESTAMP"}.get(want or "")
         return self.dialect.try_cast(text, cast_to) if cast_to else text
 

@@ -60,6 +60,10 @@ class Dialect:
     # One GROUP BY pass per merged guard of a source's aggregates (the last 90 days; every
     # purchase), each joined to the people, instead of one pass over the rows of them all.
     pass_per_guard: bool = False
+    # How a JSON key is named: "jsonpath" ($."key", written by sqlglot for each warehouse)
+    # or "pointer" (RFC 6901 '/key', ~ and / escaped): DuckDB reads a quote or a backslash
+    # in a JSONPath key as another key, or refuses it; a pointer names any key exactly.
+    json_key: str = "jsonpath"
 
     def epoch_seconds(self, time: exp.Expression) -> exp.Expression:
         """Seconds since 1970 as a number with fractions."""
@@ -73,6 +77,15 @@ class Dialect:
         if to == "BOOLEAN":
             return _boolean_text(value)
         return _SAFE_CAST[self.safe_cast](value, to)
+
+    def json_text(self, document: exp.Expression, key: str) -> exp.Expression:
+        """The value of ``key`` in a JSON object as text (strings unquoted); null if absent."""
+        path: exp.Expression
+        if self.json_key == "pointer":
+            path = exp.Literal.string("/" + key.replace("~", "~0").replace("/", "~1"))
+        else:
+            path = exp.JSONPath(expressions=[exp.JSONPathRoot(), exp.JSONPathKey(this=key)])
+        return exp.JSONExtractScalar(this=document, expression=path, only_json_types=True)
 
     def regex_search(self, value: exp.Expression, pattern: exp.Expression) -> exp.Expression:
         """True where the pattern is found anywhere in the value."""

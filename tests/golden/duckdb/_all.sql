@@ -34,7 +34,7 @@ WITH "segql_people" AS (
           WHEN "event_name" = 'purchase'
           AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 1 YEAR
           THEN (
-            "properties" ->> '$.currency'
+            "properties" ->> '/currency'
           ) = 'USD' AND "c_amount" > 10
         END
         THEN 1
