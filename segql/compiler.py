@@ -322,6 +322,8 @@ class _QueryBuilder:
         select = exp.select(_alias(person, PERSON_ID)).from_(self.user_table(entity.table, None))
         for column in sorted(self.entity_columns):
             value: exp.Expression = exp.column(column, quoted=True)
+            if catalog.column_type(entity.table, column) == "number":
+                value = self.dialect.nan_as_null(value)
             if not unique:
                 boolean = catalog.column_type(entity.table, column) == "boolean"
                 value = exp.LogicalOr(this=value) if boolean else exp.Max(this=value)
@@ -350,6 +352,8 @@ class _QueryBuilder:
                 filters.append(name.isin(*names))
         for column in sorted(needs.columns):
             value = exp.column(column, table=table, quoted=True)
+            if self.analyzer.catalog.column_type(source.table, column) == "number":
+                value = self.dialect.nan_as_null(value)
             select = select.select(_alias(value, _row_alias(column)), copy=False)
         if needs.json:
             assert source.properties is not None

@@ -78,6 +78,14 @@ class Dialect:
             return _boolean_text(value)
         return _SAFE_CAST[self.safe_cast](value, to)
 
+    def nan_as_null(self, number: exp.Expression) -> exp.Expression:
+        """A numeric column's value with NaN read as null: NaN sorts above every number on
+        DuckDB and PostgreSQL, so ``> 100``, max() and ntile() would pick it. Every engine
+        here takes NaN as equal to itself; the CASE keeps the column's own type."""
+        nan = exp.cast(exp.Literal.string("NaN"), TYPE.DOUBLE, copy=False)
+        is_nan = exp.EQ(this=number.copy(), expression=nan)
+        return exp.Case(ifs=[exp.If(this=is_nan, true=exp.null())], default=number)
+
     def json_text(self, document: exp.Expression, key: str) -> exp.Expression:
         """The value of ``key`` in a JSON object as text (strings unquoted); null if absent."""
         path: exp.Expression

@@ -47,3 +47,39 @@ def test_odd_json_keys_read_the_key_named(engine: Engine, keys: list[str]) -> No
     assert run_reference(project, tables, T) == expected
     engine.load(tables)
     assert run_sql(engine, project, T) == expected
+
+
+NAN_RULES = """
+segment big where ltv > 100
+segment small where ltv < 100
+segment unset where ltv is not set
+segment top where ntile(2, ltv) = 2
+segment spent where sum(purchase.amount) > 10
+segment biggest where max(purchase.amount) > 100
+"""
+
+
+def test_nan_is_null_on_every_engine_and_the_reference(engine: Engine) -> None:
+    """NaN in a numeric column is no value: not above every number (DuckDB, PostgreSQL),
+    not a member of ``> 100``, counted as unset, skipped by sum and max."""
+    nan = float("nan")
+    tables = make_tables(
+        people=[person(1, ltv=nan), person(2, ltv=500.0), person(3, ltv=5.0)],
+        events=[
+            event(1, "purchase", T - timedelta(days=1), amount=nan),
+            event(1, "purchase", T - timedelta(days=2), amount=20.0),
+            event(2, "purchase", T - timedelta(days=1), amount=nan),
+        ],
+    )
+    project = make_project(NAN_RULES)
+    expected = {
+        "big": {2},
+        "small": {3},
+        "unset": {1},
+        "top": {2},
+        "spent": {1},
+        "biggest": set(),
+    }
+    assert run_reference(project, tables, T) == expected
+    engine.load(tables)
+    assert run_sql(engine, project, T) == expected
