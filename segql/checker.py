@@ -366,6 +366,13 @@ class Checker:
             re.compile(pattern.value)
         except re.error as error:
             raise SegqlTypeError(f"invalid regular expression: {error.msg}", pattern.span) from None
+        problem = unportable_regex(pattern.value)
+        if problem is not None:
+            raise SegqlTypeError(
+                f"regular expression uses {problem}, which not every warehouse accepts",
+                pattern.span,
+                help="use the POSIX ERE subset: . [] [^] * + ? {m,n} | () ^ $ and \\d \\w \\s",
+            )
 
     def in_segment(self, condition: ast.InSegment, scope: Scope) -> None:
         if isinstance(scope, RowScope):
@@ -587,6 +594,44 @@ def check_depth(definitions: Definitions) -> list[SegqlError]:
                 )
             )
     return errors
+
+
+# Python's re accepts these; RE2 (DuckDB), PostgreSQL's ARE or Snowflake's POSIX
+# ERE reject one or more, so a run would fail every segment on that warehouse.
+_UNPORTABLE_ESCAPES = {
+    "A": "\\A", "Z": "\\Z", "z": "\\z", "b": "\\b", "B": "\\B", "G": "\\G",
+}  # fmt: skip
+_LAZY_OR_POSSESSIVE = ("*?", "+?", "??", "}?", "*+", "++", "?+", "}+")
+
+
+def unportable_regex(pattern: str) -> str | None:
+    """What in ``pattern`` some warehouse's regex engine rejects, or None (semantics.md)."""
+    i, in_class = 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            following = pattern[i + 1]
+            if following.isdigit() and following != "0" and not in_class:
+                return f"a back-reference (\\{following})"
+            if following in _UNPORTABLE_ESCAPES and not in_class:
+                return _UNPORTABLE_ESCAPES[following]
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]" or pattern[i - 1] == "["
+        elif c == "[":
+            in_class = True
+            if pattern.startswith("[^]", i) or pattern.startswith("[]", i):
+                i += 2 if pattern[i + 1] == "]" else 3
+                continue
+        elif c == "(" and pattern.startswith("(?", i):
+            return "a group extension (" + pattern[i : i + 3] + "...)"
+        elif pattern.startswith("{,", i):
+            return "a repeat without a lower bound ({,n})"
+        elif pattern.startswith(_LAZY_OR_POSSESSIVE, i):
+            return "a lazy or possessive repeat (" + pattern[i : i + 2] + ")"
+        i += 1
+    return None
 
 
 def check_cycles(definitions: Definitions) -> list[SegqlError]:

@@ -64,3 +64,28 @@ def test_a_very_long_sum_is_a_clean_error_on_the_command_line(tmp_path: Path) ->
     result = CliRunner().invoke(main, ["--project", str(folder), "compile"])
     assert result.exit_code == 1, result.output
     assert "nest too deeply" in result.output and "internal error" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("pattern", "what"),
+    [
+        ("(?i)abc", "group extension"),
+        ("(?=x)y", "group extension"),
+        ("(a)\\1", "back-reference"),
+        ("a*?b", "lazy or possessive"),
+        ("a++", "lazy or possessive"),
+        ("\\bword", "\\b"),
+        ("a{,3}", "without a lower bound"),
+    ],
+)
+def test_check_refuses_regexes_a_warehouse_rejects(pattern: str, what: str) -> None:
+    """Python's re takes them, so check passed, and the run failed every segment."""
+    project = make_project(f"segment s where email matches '{pattern}'\n")
+    with pytest.raises(SegqlError, match="not every warehouse accepts") as raised:
+        project.check()
+    assert what in raised.value.render()
+
+
+@pytest.mark.parametrize("pattern", ["^[a-z]+@[a-z]+\\.io$", "[(?]x", "a{2,3}", "[]a]", "\\d+"])
+def test_portable_regexes_pass_check(pattern: str) -> None:
+    make_project(f"segment s where email matches '{pattern}'\n").check()
