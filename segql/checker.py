@@ -237,7 +237,7 @@ class Checker:
 
     def check(self) -> None:
         definitions = self.analyzer.definitions
-        self.errors.extend(check_cycles(definitions))
+        self.errors.extend(check_depth(definitions) or check_cycles(definitions))
         if self.errors:
             return  # types of a cycle cannot be known; report it alone
         for trait in definitions.traits.values():
@@ -366,6 +366,13 @@ class Checker:
             re.compile(pattern.value)
         except re.error as error:
             raise SegqlTypeError(f"invalid regular expression: {error.msg}", pattern.span) from None
+        problem = unportable_regex(pattern.value)
+        if problem is not None:
+            raise SegqlTypeError(
+                f"regular expression uses {problem}, which not every warehouse accepts",
+                pattern.span,
+                help="use the POSIX ERE subset: . [] [^] * + ? {m,n} | () ^ $ and \\d \\w \\s",
+            )
 
     def in_segment(self, condition: ast.InSegment, scope: Scope) -> None:
         if isinstance(scope, RowScope):
@@ -515,6 +522,116 @@ _COMPARE_HELP: dict[tuple[str, str], str] = {
 
 def _is_literal(expr: ast.Expr) -> bool:
     return isinstance(expr, (ast.Number, ast.String, ast.Boolean, ast.Null))
+
+
+# How deep traits may build on traits (and segments on segments): far more than rules
+# need, and well inside what the compiler's and sqlglot's recursion can take.
+MAX_REFERENCE_DEPTH = 100
+
+
+def reference_graph(definitions: Definitions) -> dict[str, list[tuple[str, Span | None]]]:
+    """Who refers to whom: traits to traits, ``segment a`` to ``segment b``."""
+    graph: dict[str, list[tuple[str, Span | None]]] = {}
+    for name, trait in definitions.traits.items():
+        graph[name] = [
+            (n.name, n.span) for n in walk_names(trait.expr) if n.name in definitions.traits
+        ]
+    for name, segment in definitions.segments.items():
+        edges: list[tuple[str, Span | None]] = []
+        for condition in (segment.where, segment.enter, segment.exit):
+            if condition is not None:
+                edges += [
+                    (s.segment, s.span) for s in walk(condition) if isinstance(s, ast.InSegment)
+                ]
+        graph["segment " + name] = [("segment " + n, span) for n, span in edges]
+    return graph
+
+
+def check_depth(definitions: Definitions) -> list[SegqlError]:
+    """A chain of references deeper than ``MAX_REFERENCE_DEPTH``, reported at its top.
+
+    Iterative (a chain of thousands must not exhaust Python's stack here); a cycle is not
+    followed round (``check_cycles`` reports it)."""
+    graph = reference_graph(definitions)
+    depth: dict[str, int] = {}
+    for root in graph:
+        if root in depth:
+            continue
+        stack: list[tuple[str, int]] = [(root, 0)]
+        on_path: set[str] = set()
+        while stack:
+            node, index = stack.pop()
+            on_path.add(node)
+            edges = graph.get(node, [])
+            if index < len(edges):
+                stack.append((node, index + 1))
+                target = edges[index][0]
+                if target in graph and target not in depth and target not in on_path:
+                    stack.append((target, 0))
+                continue
+            on_path.discard(node)
+            depth[node] = 1 + max((depth.get(t, 0) for t, _ in edges if t in depth), default=0)
+    referenced = {target for edges in graph.values() for target, _ in edges}
+    errors: list[SegqlError] = []
+    for name, trait in definitions.traits.items():
+        if depth.get(name, 0) > MAX_REFERENCE_DEPTH and name not in referenced:
+            errors.append(
+                SegqlDefinitionError(
+                    f"trait `{name}` builds on a chain of {depth[name]} traits, deeper than "
+                    f"{MAX_REFERENCE_DEPTH}",
+                    trait.span,
+                    help="define the deep traits from fewer steps",
+                )
+            )
+    for name, segment in definitions.segments.items():
+        key = "segment " + name
+        if depth.get(key, 0) > MAX_REFERENCE_DEPTH and key not in referenced:
+            errors.append(
+                SegqlDefinitionError(
+                    f"segment `{name}` builds on a chain of {depth[key]} segments, deeper "
+                    f"than {MAX_REFERENCE_DEPTH}",
+                    segment.span,
+                )
+            )
+    return errors
+
+
+# Python's re accepts these; RE2 (DuckDB), PostgreSQL's ARE or Snowflake's POSIX
+# ERE reject one or more, so a run would fail every segment on that warehouse.
+_UNPORTABLE_ESCAPES = {
+    "A": "\\A", "Z": "\\Z", "z": "\\z", "b": "\\b", "B": "\\B", "G": "\\G",
+}  # fmt: skip
+_LAZY_OR_POSSESSIVE = ("*?", "+?", "??", "}?", "*+", "++", "?+", "}+")
+
+
+def unportable_regex(pattern: str) -> str | None:
+    """What in ``pattern`` some warehouse's regex engine rejects, or None (semantics.md)."""
+    i, in_class = 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            following = pattern[i + 1]
+            if following.isdigit() and following != "0" and not in_class:
+                return f"a back-reference (\\{following})"
+            if following in _UNPORTABLE_ESCAPES and not in_class:
+                return _UNPORTABLE_ESCAPES[following]
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]" or pattern[i - 1] == "["
+        elif c == "[":
+            in_class = True
+            if pattern.startswith("[^]", i) or pattern.startswith("[]", i):
+                i += 2 if pattern[i + 1] == "]" else 3
+                continue
+        elif c == "(" and pattern.startswith("(?", i):
+            return "a group extension (" + pattern[i : i + 3] + "...)"
+        elif pattern.startswith("{,", i):
+            return "a repeat without a lower bound ({,n})"
+        elif pattern.startswith(_LAZY_OR_POSSESSIVE, i):
+            return "a lazy or possessive repeat (" + pattern[i : i + 2] + ")"
+        i += 1
+    return None
 
 
 def check_cycles(definitions: Definitions) -> list[SegqlError]:

@@ -54,6 +54,13 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(1)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except RecursionError:  # a rule nested past what the compiler and sqlglot can take
+            error = SegqlError(
+                "the rules nest too deeply to compile",
+                help="split long chains (a + b + ... or traits on traits) into fewer steps",
+            )
+            click.echo(error.render(), err=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
@@ -257,7 +264,7 @@ def fmt(obj: Context, files: tuple[str, ...], check_only: bool) -> None:
     changed = []
     for path in paths:
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_bytes().decode("utf-8")  # as stored: a CR in a string stays a CR
         except OSError as error:
             raise SegqlError(f"cannot read {path}: {error.strerror}") from None
         formatted = format_source(text, str(path))
@@ -287,7 +294,7 @@ def format_option(command: Callable[..., Any]) -> Callable[..., Any]:
         type=click.Choice(FORMATS),
         default="table",
         show_default=True,
-        help="Output as an aligned table, CSV or JSON.",
+        help="Output as an aligned table, CSV (formulas escaped; csv-raw: as stored) or JSON.",
     )(command)
 
 

@@ -385,6 +385,8 @@ class QueryBuilder:
         select = exp.select(_alias(person, PERSON_ID)).from_(self.user_table(entity.table, None))
         for column in sorted(self.entity_columns):
             value: exp.Expression = exp.column(column, quoted=True)
+            if catalog.column_type(entity.table, column) == "number":
+                value = self.dialect.nan_as_null(value)
             if not unique:
                 boolean = catalog.column_type(entity.table, column) == "boolean"
                 value = exp.LogicalOr(this=value) if boolean else exp.Max(this=value)
@@ -413,6 +415,8 @@ class QueryBuilder:
                 filters.append(name.isin(*names))
         for column in sorted(needs.columns):
             value = exp.column(column, table=table, quoted=True)
+            if self.analyzer.catalog.column_type(source.table, column) == "number":
+                value = self.dialect.nan_as_null(value)
             select = select.select(_alias(value, _row_alias(column)), copy=False)
         if needs.json:
             assert source.properties is not None
@@ -1014,10 +1018,7 @@ class QueryBuilder:
             needs.columns.add(name)
             return row.column(_row_alias(name))
         needs.json = True
-        path = exp.JSONPath(expressions=[exp.JSONPathRoot(), exp.JSONPathKey(this=name)])
-        text = exp.JSONExtractScalar(
-            this=row.column(PROPERTIES), expression=path, only_json_types=True
-        )
+        text = self.dialect.json_text(row.column(PROPERTIES), name)
         cast_to = {"number": "DOUBLE", "boolean": "BOOLEAN", "time": "TIMESTAMP"}.get(want or "")
         return self.dialect.try_cast(text, cast_to) if cast_to else text
 

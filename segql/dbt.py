@@ -225,7 +225,6 @@ def generate_dbt(project: Project, out_dir: Path, dialect: str | None = None) ->
     project.check()
     names = project.select(None)
     sql_dialect = get_dialect(config.dialect)
-    out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {
         f"{MEMBERSHIP_MODEL}.sql": membership_model(project, config, names, sql_dialect),
         f"{HISTORY_MODEL}.sql": history_model(project, names, sql_dialect),
@@ -233,11 +232,12 @@ def generate_dbt(project: Project, out_dir: Path, dialect: str | None = None) ->
     if config.segment_models:
         for name in names:
             model = config.segment_model_prefix + name
-            files[f"{model}.sql"] = segment_model(name, sql_dialect)
+            files[_model_file_name(project, name, model)] = segment_model(name, sql_dialect)
     files[SCHEMA_FILE] = _yaml_document(schema_yaml(project, config, names))
     sources = sources_yaml(project, config)
     if sources["sources"]:
         files[SOURCES_FILE] = _yaml_document(sources)
+    out_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_models(out_dir, set(files), config.segment_model_prefix)
     if SOURCES_FILE not in files:
         _remove_generated(out_dir / SOURCES_FILE)
@@ -247,6 +247,24 @@ def generate_dbt(project: Project, out_dir: Path, dialect: str | None = None) ->
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
+
+
+# A dbt model is a file and a name other models ``ref()``: letters, digits, ``_`` and ``-``
+# only, so that no name reaches outside ``--out`` (``x/../../pwned``) or breaks a ref.
+_MODEL_NAME = re.compile(r"[^\W][\w-]*")
+
+
+def _model_file_name(project: Project, segment: str, model: str) -> str:
+    """``model.sql``, or an error where the model name cannot be a file in ``--out``."""
+    if _MODEL_NAME.fullmatch(model) is None:
+        definition = project.definitions.segments[segment]
+        raise SegqlError(
+            f"segment `{segment}` cannot be a dbt model: its name {model!r} would be a file "
+            "name, and it may hold only letters, digits, '_' and '-'",
+            span=definition.span,
+            help="rename the segment, or leave dbt.segment_models off",
+        )
+    return f"{model}.sql"
 
 
 # --- models ----------------------------------------------------------------------------

@@ -65,6 +65,10 @@ class Dialect:
     # How a naive UTC time becomes an instant and back, whatever the session's time zone
     # (``_INSTANT``/``_NAIVE`` below): ``AT TIME ZONE 'UTC'``, or through epoch numbers.
     instants: str = "at_time_zone"
+    # How a JSON key is named: "jsonpath" ($."key", written by sqlglot for each warehouse)
+    # or "pointer" (RFC 6901 '/key', ~ and / escaped): DuckDB reads a quote or a backslash
+    # in a JSONPath key as another key, or refuses it; a pointer names any key exactly.
+    json_key: str = "jsonpath"
 
     def epoch_seconds(self, time: exp.Expression, instant: bool = True) -> exp.Expression:
         """Seconds since 1970 as a number with fractions (a naive time read as UTC)."""
@@ -121,6 +125,23 @@ class Dialect:
         if to == "TIMESTAMP":  # a naive UTC time; Spark's TIMESTAMP is an instant
             return _SAFE_CAST[self.safe_cast](value, "TIMESTAMPNTZ")
         return _SAFE_CAST[self.safe_cast](value, to)
+
+    def nan_as_null(self, number: exp.Expression) -> exp.Expression:
+        """A numeric column's value with NaN read as null: NaN sorts above every number on
+        DuckDB and PostgreSQL, so ``> 100``, max() and ntile() would pick it. Every engine
+        here takes NaN as equal to itself; the CASE keeps the column's own type."""
+        nan = exp.cast(exp.Literal.string("NaN"), TYPE.DOUBLE, copy=False)
+        is_nan = exp.EQ(this=number.copy(), expression=nan)
+        return exp.Case(ifs=[exp.If(this=is_nan, true=exp.null())], default=number)
+
+    def json_text(self, document: exp.Expression, key: str) -> exp.Expression:
+        """The value of ``key`` in a JSON object as text (strings unquoted); null if absent."""
+        path: exp.Expression
+        if self.json_key == "pointer":
+            path = exp.Literal.string("/" + key.replace("~", "~0").replace("/", "~1"))
+        else:
+            path = exp.JSONPath(expressions=[exp.JSONPathRoot(), exp.JSONPathKey(this=key)])
+        return exp.JSONExtractScalar(this=document, expression=path, only_json_types=True)
 
     def regex_search(self, value: exp.Expression, pattern: exp.Expression) -> exp.Expression:
         """True where the pattern is found anywhere in the value."""

@@ -5,13 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-Format = Literal["table", "csv", "json"]
-FORMATS = ("table", "csv", "json")
+Format = Literal["table", "csv", "csv-raw", "json"]
+FORMATS = ("table", "csv", "csv-raw", "json")
+
+# A spreadsheet reads a cell starting with one of these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: Format) -> str:
@@ -19,13 +24,34 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: Format) -
     if fmt == "json":
         records = [dict(zip(columns, (_plain(v) for v in row), strict=True)) for row in rows]
         return json.dumps(records, indent=2, ensure_ascii=False)
-    if fmt == "csv":
+    if fmt in ("csv", "csv-raw"):
+        cell = escape_csv_formula if fmt == "csv" else str
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows([[_text(v) for v in row] for row in rows])
+        writer.writerow([cell(c) for c in columns])
+        writer.writerows([[_csv_cell(v, cell) for v in row] for row in rows])
         return buffer.getvalue().rstrip("\n")
     return table(columns, rows)
+
+
+def escape_csv_formula(text: str) -> str:
+    """``text`` made safe for a spreadsheet: a leading ``'`` where it would start a formula.
+
+    The OWASP rule for CSV injection: a cell starting with ``=``, ``+``, ``-``, ``@``, a
+    tab or a carriage return is prefixed with a single quote, which spreadsheets show as
+    text and do not evaluate. A plain number (``-5``, ``+1.5e3``) is left as it is: no
+    spreadsheet runs it, and quoting it would turn a number into text. Shared by every
+    CSV segql writes (``--format csv``, file actions)."""
+    if text.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def _csv_cell(value: Any, cell: Any) -> str:
+    # Numbers are written as they are: only text can carry a formula.
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        return _text(value)
+    return cell(_text(value))
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -144,7 +144,9 @@ def load_project(path: str | Path = ".") -> Project:
     config = load_config(root)
     folder = root / config.segments_dir
     files = sorted(folder.rglob("*.segql")) if folder.is_dir() else []
-    modules = [parse(f.read_text(encoding="utf-8"), _display_path(f, root)) for f in files]
+    # Read as stored (newline=""): universal newlines would turn a carriage return inside a
+    # string literal into a newline; outside strings the lexer takes CR as white space.
+    modules = [parse(_read_rules(f), _display_path(f, root)) for f in files]
     return Project(config, modules)
 
 
@@ -160,3 +162,9 @@ def _display_path(path: Path, root: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def _read_rules(path: Path) -> str:
+    """A rules file's text exactly as stored."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        return handle.read()

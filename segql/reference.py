@@ -101,7 +101,10 @@ class JsonValue:
 
 
 def _normalize(value: Any) -> Any:
-    """A row value in the evaluator's canonical form: times are naive UTC datetimes."""
+    """A row value in the evaluator's canonical form: times are naive UTC datetimes, and
+    NaN is null (semantics.md: a number that is not a number is no value)."""
+    if isinstance(value, (float, Decimal)) and value != value:
+        return None
     if isinstance(value, datetime):
         if value.tzinfo is not None:
             return value.astimezone(timezone.utc).replace(tzinfo=None)

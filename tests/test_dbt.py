@@ -26,7 +26,7 @@ import pytest
 import segql
 from segql.dbt import SCHEMA_FILE, SOURCES_FILE, _escape_jinja, dbt_config, generate_dbt
 from segql.demo import generate_demo_warehouse
-from segql.errors import SegqlConfigError
+from segql.errors import SegqlConfigError, SegqlError
 from segql.project import Project
 from segql.runner import Runner
 from segql.warehouse import connect
@@ -287,3 +287,20 @@ def test_example_is_documented() -> None:
     readme = (EXAMPLE / "README.md").read_text(encoding="utf-8")
     for key in ("dialect", "source", "schema", "database", "segment_models", "[dbt.tables]"):
         assert key in readme
+
+
+def test_segment_names_never_write_outside_out(tmp_path: Path) -> None:
+    """A segment name is a file name of its model: one that would leave ``--out`` (or hold a
+    character a dbt ref cannot) is an error at the segment, and nothing is written."""
+    hostile = ["x/../../../pwned", "a\\\\b", "..", "has space", "dot.ted"]
+    for number, name in enumerate(hostile):
+        folder = tmp_path / str(number)
+        project = project_with(folder, "")
+        rules = folder / "segql" / "segments" / "hostile.segql"
+        rules.write_text(f"segment `{name}` where status = 'paid'\n", encoding="utf-8")
+        project = segql.load_project(folder / "segql")
+        out = folder / "deep" / "er" / "models"
+        with pytest.raises(SegqlError, match="cannot be a dbt model") as raised:
+            generate_dbt(project, out)
+        assert "hostile.segql:1:" in raised.value.render()
+        assert not list(folder.rglob("*pwned*")) and not out.exists()

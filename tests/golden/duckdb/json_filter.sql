@@ -13,7 +13,11 @@ WITH "segql_people" AS (
     "source_rows"."person_id" AS "person_id",
     "source_rows"."occurred_at" AS "event_time",
     "source_rows"."event_type" AS "event_name",
-    "source_rows"."amount" AS "c_amount",
+    CASE
+      WHEN "source_rows"."amount" = CAST('NaN' AS DOUBLE)
+      THEN NULL
+      ELSE "source_rows"."amount"
+    END AS "c_amount",
     "source_rows"."properties" AS "properties"
   FROM "events" AS "source_rows"
   WHERE
@@ -28,7 +32,7 @@ WITH "segql_people" AS (
           WHEN "event_name" = 'purchase'
           AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 1 YEAR
           THEN (
-            "properties" ->> '$.currency'
+            "properties" ->> '/currency'
           ) = 'USD' AND "c_amount" > 10
         END
         THEN 1

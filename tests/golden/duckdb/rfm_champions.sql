@@ -13,7 +13,11 @@ WITH "segql_people" AS (
     "source_rows"."person_id" AS "person_id",
     "source_rows"."occurred_at" AS "event_time",
     "source_rows"."event_type" AS "event_name",
-    "source_rows"."amount" AS "c_amount"
+    CASE
+      WHEN "source_rows"."amount" = CAST('NaN' AS DOUBLE)
+      THEN NULL
+      ELSE "source_rows"."amount"
+    END AS "c_amount"
   FROM "events" AS "source_rows"
   WHERE
     "source_rows"."occurred_at" <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)

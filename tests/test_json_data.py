@@ -1,0 +1,85 @@
+"""JSON properties as they come from real trackers: keys with quotes, backslashes, dots or
+brackets; every warehouse reads the key it was asked for, as the reference does."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support.engines import Engine
+from tests.support.scenario import event, make_project, make_tables, person, run_reference, run_sql
+
+T = datetime(2026, 3, 15, 12, 0, 0)
+ODD = "\"\\'$./[]*~@ -_:aB0é`{}"
+KEYS = st.text(alphabet=ODD, min_size=1, max_size=6)
+
+
+def backticked(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"], indirect=True)
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(keys=st.lists(KEYS, min_size=1, max_size=8, unique=True))
+def test_odd_json_keys_read_the_key_named(engine: Engine, keys: list[str]) -> None:
+    """Person i has ``keys[i] = 1``; other people hold the other keys (= 2), and keys one
+    character longer or shorter (decoys a wrong path would read). Segment i is person i."""
+    rules = "".join(
+        f"segment k{i} where did purchase where {backticked(key)} = 1\n"
+        for i, key in enumerate(keys)
+    )
+    events = []
+    for i, key in enumerate(keys):
+        properties = {other: 2 for other in keys if other != key}
+        properties.update({key + "x": 3, key[:-1] or "y": 4})
+        properties[key] = 1
+        events.append(event(i + 1, "purchase", T - timedelta(days=1), properties=properties))
+    tables = make_tables(people=[person(i + 1) for i in range(len(keys))], events=events)
+    project = make_project(rules)
+    expected = {f"k{i}": {i + 1} for i in range(len(keys))}
+    assert run_reference(project, tables, T) == expected
+    engine.load(tables)
+    assert run_sql(engine, project, T) == expected
+
+
+NAN_RULES = """
+segment big where ltv > 100
+segment small where ltv < 100
+segment unset where ltv is not set
+segment top where ntile(2, ltv) = 2
+segment spent where sum(purchase.amount) > 10
+segment biggest where max(purchase.amount) > 100
+"""
+
+
+def test_nan_is_null_on_every_engine_and_the_reference(engine: Engine) -> None:
+    """NaN in a numeric column is no value: not above every number (DuckDB, PostgreSQL),
+    not a member of ``> 100``, counted as unset, skipped by sum and max."""
+    nan = float("nan")
+    tables = make_tables(
+        people=[person(1, ltv=nan), person(2, ltv=500.0), person(3, ltv=5.0)],
+        events=[
+            event(1, "purchase", T - timedelta(days=1), amount=nan),
+            event(1, "purchase", T - timedelta(days=2), amount=20.0),
+            event(2, "purchase", T - timedelta(days=1), amount=nan),
+        ],
+    )
+    project = make_project(NAN_RULES)
+    expected = {
+        "big": {2},
+        "small": {3},
+        "unset": {1},
+        "top": {2},
+        "spent": {1},
+        "biggest": set(),
+    }
+    assert run_reference(project, tables, T) == expected
+    engine.load(tables)
+    assert run_sql(engine, project, T) == expected
