@@ -173,7 +173,15 @@ class SqlAlchemyWarehouse(Warehouse):
         import sqlalchemy
 
         try:
-            result = self.connection.exec_driver_sql(sql, params or ())
+            if params:
+                result = self.connection.exec_driver_sql(sql, params)
+            else:
+                # no_parameters: the driver gets the text alone, so a `%` in a literal or a
+                # name is a `%` (psycopg parses placeholders whenever parameters are passed,
+                # even none: '50%' failed and '%%' read as '%').
+                result = self.connection.execution_options(no_parameters=True).exec_driver_sql(
+                    sql
+                )
             return [tuple(row) for row in result] if result.returns_rows else []
         except sqlalchemy.exc.SQLAlchemyError as error:
             message = str(getattr(error, "orig", error)).strip()
