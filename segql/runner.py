@@ -112,11 +112,13 @@ class Runner:
                 help="see docs/warehouses.md",
             )
         self.progress("checking segments against the warehouse")
-        self.store.ensure_tables(self.warehouse)
         self.project.read_catalog(self.warehouse)
         self.project.check()
         names = self.project.select(segments)
         with self.run_lock(wait):
+            # Inside the lock: two first runs creating the tables at once collide on
+            # PostgreSQL's catalog, and would both record the layout version.
+            self.store.ensure_tables(self.warehouse)
             return self.locked_run(names, as_of, prune or not segments, started)
 
     def locked_run(
