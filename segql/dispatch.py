@@ -34,7 +34,6 @@ import signal
 import sys
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -955,18 +954,11 @@ class Dispatcher:
 
     @contextlib.contextmanager
     def _lock(self) -> Any:
-        """One dispatcher per project schema. DuckDB's file lock gives that already;
-        PostgreSQL takes an advisory lock, and a second dispatcher fails at once."""
-        if self.warehouse.dialect.name != "postgres":
+        """One dispatcher per project schema (the engine's lock); a second fails at once."""
+        name = f"segql-dispatch:{self.store.schema}"
+        busy = "another segql dispatch is running for this project"
+        with self.warehouse.lock(name, 0.0, busy=busy):
             yield
-            return
-        key = exp.Literal.number(zlib.crc32(f"segql-dispatch:{self.store.schema}".encode()))
-        if not self.warehouse.run(exp.select(exp.func("pg_try_advisory_lock", key)))[0][0]:
-            raise SegqlError("another segql dispatch is running for this project")
-        try:
-            yield
-        finally:
-            self.warehouse.run(exp.select(exp.func("pg_advisory_unlock", key.copy())))
 
 
 _fault_counts: dict[str, int] = {}

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from segql.cli import main
 from segql.dialect import get_dialect
+from segql.engines import adapter_for_dialect
 from segql.errors import SegqlError
 from tests.support.engines import in_ci
 from tests.support.scenario import make_project, run_reference, run_sql
@@ -178,9 +179,9 @@ def test_compiled_bind_parameter_runs_on_spark(spark) -> None:
 
 
 def test_spark_dialect_does_not_run() -> None:
-    """Spark has no BEGIN/COMMIT, so the dialect says segql run may not use it."""
-    assert get_dialect("spark").runs is False
-    assert all(get_dialect(d).runs for d in ("duckdb", "postgres", "snowflake"))
+    """Spark has no BEGIN/COMMIT, so its engine says segql run may not use it."""
+    assert adapter_for_dialect("spark").RUNS is False
+    assert all(adapter_for_dialect(d).RUNS for d in ("duckdb", "postgres", "snowflake"))
 
 
 def test_segql_run_refuses_spark() -> None:
