@@ -150,6 +150,7 @@ class Runner:
         ).expression
         self.create_temp(NEW_MEMBERS, _as_text_ids(query))
         data = self.data_summary(as_of)
+        warehouse.keep_locks()
         _crash_point("before_diff")
 
         self.progress("comparing with current members")
@@ -198,6 +199,7 @@ class Runner:
             wait,
             busy="another segql run holds this project's lock",
             help="wait for it to finish, or pass --wait SECONDS to wait for it",
+            schema=self.store.schema,
         )
 
     # --- run rows ----------------------------------------------------------------------

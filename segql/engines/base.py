@@ -23,8 +23,9 @@ from segql.errors import SegqlError
 # How one writer per project schema is ensured:
 #   "connection": the open connection already excludes every other writer (DuckDB's file)
 #   "advisory":   a session advisory lock, released when the session ends (PostgreSQL)
+#   "lease":      a row in segql_locks with a lease, taken by MERGE (segql/engines/lease.py)
 #   "none":       no lock is known on this engine yet
-LockKind = Literal["connection", "advisory", "none"]
+LockKind = Literal["connection", "advisory", "lease", "none"]
 
 
 class Session(Protocol):
@@ -64,9 +65,12 @@ class EngineAdapter:
     DECLARE_KEYS: ClassVar[bool] = True
     # The statement that makes the session read and write times in UTC, if one is needed.
     SESSION_TIME_ZONE: ClassVar[str | None] = None
+    # Seconds a "lease" lock lasts without renewal (a crashed holder blocks this long).
+    LOCK_LEASE: ClassVar[int] = 600
 
     def __init__(self, session: Session):
         self.session = session
+        self.held_leases: list[Any] = []
         self.dialect: Dialect = get_dialect(self.DIALECT)
         if self.SESSION_TIME_ZONE:
             self.query(self.SESSION_TIME_ZONE)
@@ -100,7 +104,19 @@ class EngineAdapter:
         atomic swap of the committed marker)."""
         if not self.SUPPORTS_TRANSACTIONS:
             raise SegqlError(f"{self.DIALECT} has no commit protocol for segql run yet")
-        return self.transaction()
+        return self._confirmed_transaction()
+
+    @contextmanager
+    def _confirmed_transaction(self) -> Iterator[None]:
+        with self.transaction():
+            for lease in self.held_leases:
+                lease.confirm()
+            yield
+
+    def keep_locks(self) -> None:
+        """Renew the leases this session holds (a no-op for session locks)."""
+        for lease in self.held_leases:
+            lease.renew()
 
     def create_schema(self, schema: str) -> None:
         """``CREATE SCHEMA IF NOT EXISTS``, leaving the session where it was."""
@@ -114,11 +130,23 @@ class EngineAdapter:
 
     # --- the lock ------------------------------------------------------------------------
 
-    def lock(self, name: str, wait: float, busy: str, help: str | None = None):
+    def lock(
+        self,
+        name: str,
+        wait: float,
+        busy: str,
+        help: str | None = None,
+        schema: str | None = None,
+    ) -> AbstractContextManager[Any]:
         """One holder of ``name`` at a time (``segql:SCHEMA`` for runs), waited for up to
-        ``wait`` seconds; then ``SegqlError(busy)``."""
+        ``wait`` seconds; then ``SegqlError(busy)``. A lease lock keeps its row in
+        ``schema`` (without one, no lease is taken)."""
         if self.RUN_LOCK == "advisory":
             return _AdvisoryLock(self, zlib.crc32(name.encode()), wait, busy, help)
+        if self.RUN_LOCK == "lease" and schema is not None:
+            from segql.engines.lease import LeaseLock
+
+            return LeaseLock(self, schema, name, wait, busy, help, self.LOCK_LEASE)
         return nullcontext()
 
     # --- the catalog ---------------------------------------------------------------------

@@ -14,8 +14,8 @@ class SnowflakeAdapter(EngineAdapter):
     URL_SCHEMES = ("snowflake",)
     RUNS = True
     SUPPORTS_MERGE = True
-    # No session advisory lock on Snowflake; a lease row is the planned lock (not built yet).
-    RUN_LOCK: ClassVar[LockKind] = "none"
+    # No session advisory lock on Snowflake: a lease row in segql_locks, taken by MERGE.
+    RUN_LOCK: ClassVar[LockKind] = "lease"
     ENFORCED_KEYS = False  # PRIMARY KEY and UNIQUE are declared, never enforced
 
     def create_schema(self, schema: str) -> None:
