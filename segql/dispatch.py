@@ -957,7 +957,7 @@ class Dispatcher:
         """One dispatcher per project schema (the engine's lock); a second fails at once."""
         name = f"segql-dispatch:{self.store.schema}"
         busy = "another segql dispatch is running for this project"
-        with self.warehouse.lock(name, 0.0, busy=busy):
+        with self.warehouse.lock(name, 0.0, busy=busy, schema=self.store.schema):
             yield
 
 
