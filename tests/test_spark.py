@@ -19,7 +19,6 @@ import pytest
 from click.testing import CliRunner
 
 from segql.cli import main
-from segql.dialect import get_dialect
 from segql.engines import adapter_for_dialect
 from segql.errors import SegqlError
 from tests.support.engines import in_ci
@@ -190,14 +189,15 @@ def test_segql_run_refuses_spark() -> None:
     from segql.runner import Runner
 
     class NoStatements:
-        dialect = get_dialect("spark")
-
-        def query(self, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
+        def execute(self, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
             raise AssertionError("segql run sent a statement to Spark")
 
-        def run(self, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
-            raise AssertionError("segql run sent a statement to Spark")
+        def reflect_columns(self, table: str) -> None:
+            raise AssertionError("segql run read Spark's catalog")
+
+        def close(self) -> None:
+            pass
 
     project = make_project(COMPILE_RULES)
     with pytest.raises(SegqlError, match="compile"):
-        Runner(project, NoStatements()).run(as_of=T)  # type: ignore[arg-type]
+        Runner(project, adapter_for_dialect("spark")(NoStatements())).run(as_of=T)
