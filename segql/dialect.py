@@ -47,12 +47,7 @@ class Dialect:
     safe_cast: str = "try_cast"
     regex: str = "search"
     round: str = "native"
-    create_schema_switches: bool = False
-    # Whether ``segql run`` may use this warehouse: runs need BEGIN/COMMIT around the
-    # history writes. False where that is missing or untested; compile (or dbt) still works.
-    runs: bool = True
     inline_source_rows: bool = False
-    primary_keys: bool = True
     # active_days/weeks/months over a short window as BIT_COUNT(BIT_OR(1 << period)) in
     # the shared aggregate pass, instead of a COUNT(DISTINCT ...) of its own.
     distinct_bitmap: bool = False

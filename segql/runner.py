@@ -15,7 +15,6 @@ import os
 import signal
 import time
 import uuid
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,12 +24,12 @@ from sqlglot import exp
 from segql import ast
 from segql.checker import walk
 from segql.compiler import table_ref
+from segql.engines import EngineAdapter as Warehouse
 from segql.errors import SegqlError, SegqlWarehouseError
 from segql.printer import format_definition
 from segql.project import Project
 from segql.store import HISTORY, MEMBERS, RUNS, VERSIONS, Store
 from segql.timeutil import format_timestamp, utc_now
-from segql.warehouse import Warehouse
 
 NEW_MEMBERS = "segql_new_members"
 CHANGES = "segql_changes"
@@ -105,18 +104,20 @@ class Runner:
     ) -> RunResult:
         started = time.monotonic()
         dialect = self.warehouse.dialect
-        if not dialect.runs:
+        if not self.warehouse.RUNS:
             raise SegqlError(
                 f"segql run needs transactions (BEGIN/COMMIT), which {dialect.name} does not "
                 f"have: use segql compile --dialect {dialect.name} or the dbt models",
                 help="see docs/warehouses.md",
             )
         self.progress("checking segments against the warehouse")
-        self.store.ensure_tables(self.warehouse)
         self.project.read_catalog(self.warehouse)
         self.project.check()
         names = self.project.select(segments)
         with self.run_lock(wait):
+            # Inside the lock: two first runs creating the tables at once collide on
+            # PostgreSQL's catalog, and would both record the layout version.
+            self.store.ensure_tables(self.warehouse)
             return self.locked_run(names, as_of, prune or not segments, started)
 
     def locked_run(
@@ -149,6 +150,7 @@ class Runner:
         ).expression
         self.create_temp(NEW_MEMBERS, _as_text_ids(query))
         data = self.data_summary(as_of)
+        warehouse.keep_locks()
         _crash_point("before_diff")
 
         self.progress("comparing with current members")
@@ -169,8 +171,10 @@ class Runner:
         version_of.update({n: versions[n][0] for n in deleted})
 
         self.progress("recording changes")
-        commit_seq = self.next_commit_seq()
-        with warehouse.transaction():
+        with warehouse.commit():
+            # Taken inside the commit: two runs that both read the highest commit_seq
+            # before either committed would otherwise take the same one.
+            commit_seq = self.next_commit_seq()
             now = utc_now()
             for name in deleted:
                 warehouse.run(self.retire_version(name, now))
@@ -192,13 +196,14 @@ class Runner:
     # --- the lock ----------------------------------------------------------------------
 
     def run_lock(self, wait: float):
-        """One writer per project schema. DuckDB's file lock already gives that (the
-        session holds the file); PostgreSQL takes an advisory lock for the schema."""
-        warehouse = self.warehouse
-        if warehouse.dialect.name != "postgres":
-            return _NoLock()
-        key = zlib.crc32(f"segql:{self.store.schema}".encode())
-        return _AdvisoryLock(warehouse, key, wait)
+        """One writer per project schema, as the engine provides it (``RUN_LOCK``)."""
+        return self.warehouse.lock(
+            f"segql:{self.store.schema}",
+            wait,
+            busy="another segql run holds this project's lock",
+            help="wait for it to finish, or pass --wait SECONDS to wait for it",
+            schema=self.store.schema,
+        )
 
     # --- run rows ----------------------------------------------------------------------
 
@@ -587,36 +592,6 @@ class Runner:
 
     def drop_temp(self, name: str) -> None:
         self.warehouse.run(exp.Drop(tables=[_temp_table(name)], kind="TABLE", exists=True))
-
-
-class _NoLock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-class _AdvisoryLock:
-    """A PostgreSQL session advisory lock, waited for up to ``wait`` seconds."""
-
-    def __init__(self, warehouse: Warehouse, key: int, wait: float):
-        self.warehouse, self.key, self.wait = warehouse, key, wait
-
-    def __enter__(self) -> None:
-        deadline = time.monotonic() + self.wait
-        key = exp.Literal.number(self.key)
-        while not self.warehouse.run(exp.select(exp.func("pg_try_advisory_lock", key)))[0][0]:
-            if time.monotonic() >= deadline:
-                raise SegqlError(
-                    "another segql run holds this project's lock",
-                    help="wait for it to finish, or pass --wait SECONDS to wait for it",
-                )
-            time.sleep(0.2)
-
-    def __exit__(self, *exc: object) -> None:
-        key = exp.Literal.number(self.key)
-        self.warehouse.run(exp.select(exp.func("pg_advisory_unlock", key)))
 
 
 def _crash_point(name: str) -> None:

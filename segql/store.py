@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
+from segql.engines import EngineAdapter as Warehouse
 from segql.errors import SegqlWarehouseError
-from segql.warehouse import Warehouse
 
 SCHEMA_VERSION = 1
 
@@ -102,22 +102,9 @@ class Store:
 
     def ensure_tables(self, warehouse: Warehouse) -> None:
         """Create segql's schema and tables if missing; refuse a newer layout than ours."""
-        schema = exp.Create(
-            this=exp.Table(this=exp.to_identifier(self.schema, quoted=True)),
-            kind="SCHEMA",
-            exists=True,
-        )
-        if warehouse.dialect.create_schema_switches:
-            # Creating a schema also enters it there: come back to where the user's tables are.
-            current = warehouse.run(exp.select(exp.func("CURRENT_SCHEMA")))[0][0]
-            warehouse.run(schema)
-            if current:
-                back = exp.Use(kind=exp.var("SCHEMA"), this=exp.to_identifier(current, quoted=True))
-                warehouse.run(back)
-        else:
-            warehouse.run(schema)
+        warehouse.create_schema(self.schema)
         for name, columns in TABLES.items():
-            warehouse.run(self.create_table(name, columns, warehouse.dialect.primary_keys))
+            warehouse.run(self.create_table(name, columns, warehouse.DECLARE_KEYS))
         warehouse.run(self.intervals_view())
         version = self.layout_version(warehouse)
         if version is None:

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from segql.cli import main
-from segql.dialect import get_dialect
+from segql.engines import adapter_for_dialect
 from segql.errors import SegqlError
 from tests.support.engines import in_ci
 from tests.support.scenario import make_project, run_reference, run_sql
@@ -178,9 +178,9 @@ def test_compiled_bind_parameter_runs_on_spark(spark) -> None:
 
 
 def test_spark_dialect_does_not_run() -> None:
-    """Spark has no BEGIN/COMMIT, so the dialect says segql run may not use it."""
-    assert get_dialect("spark").runs is False
-    assert all(get_dialect(d).runs for d in ("duckdb", "postgres", "snowflake"))
+    """Spark has no BEGIN/COMMIT, so its engine says segql run may not use it."""
+    assert adapter_for_dialect("spark").RUNS is False
+    assert all(adapter_for_dialect(d).RUNS for d in ("duckdb", "postgres", "snowflake"))
 
 
 def test_segql_run_refuses_spark() -> None:
@@ -189,17 +189,18 @@ def test_segql_run_refuses_spark() -> None:
     from segql.runner import Runner
 
     class NoStatements:
-        dialect = get_dialect("spark")
-
-        def query(self, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
+        def execute(self, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
             raise AssertionError("segql run sent a statement to Spark")
 
-        def run(self, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
-            raise AssertionError("segql run sent a statement to Spark")
+        def reflect_columns(self, table: str) -> None:
+            raise AssertionError("segql run read Spark's catalog")
+
+        def close(self) -> None:
+            pass
 
     project = make_project(COMPILE_RULES)
     with pytest.raises(SegqlError, match="compile"):
-        Runner(project, NoStatements()).run(as_of=T)  # type: ignore[arg-type]
+        Runner(project, adapter_for_dialect("spark")(NoStatements())).run(as_of=T)
 
 
 def test_spark_reads_nan_as_null(spark) -> None:

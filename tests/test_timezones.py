@@ -379,7 +379,7 @@ def test_postgres_catalog_through_sqlalchemy_keeps_the_zone() -> None:
     from sqlalchemy.dialects import postgresql
 
     from segql.catalog import holds_instants
-    from segql.warehouse import _type_name
+    from segql.engines.sessions import _type_name
 
     name = _type_name(sqlalchemy.TIMESTAMP(timezone=True), postgresql.dialect())
     assert holds_instants(name, "postgres")

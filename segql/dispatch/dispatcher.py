@@ -23,7 +23,6 @@ import hashlib
 import os
 import signal
 import time
-import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -743,28 +742,19 @@ class Dispatcher:
 
     @contextlib.contextmanager
     def _lock(self) -> Any:
-        """One dispatcher per project schema. DuckDB's file lock gives that already;
-        PostgreSQL takes an advisory lock, waited for up to ``wait`` seconds."""
-        if self.warehouse.dialect.name != "postgres":
+        """One dispatcher per project schema (the engine's lock), waited for up to ``wait``
+        seconds; then a clear error."""
+        name = f"segql-dispatch:{self.store.schema}"
+        if self.wait:
+            self.progress(f"waiting up to {self.wait:g} s for the dispatch lock")
+        with self.warehouse.lock(
+            name,
+            self.wait,
+            busy="another segql dispatch is running for this project",
+            help="wait for it to finish, or pass --wait SECONDS to wait for it",
+            schema=self.store.schema,
+        ):
             yield
-            return
-        key = exp.Literal.number(zlib.crc32(f"segql-dispatch:{self.store.schema}".encode()))
-        deadline = time.monotonic() + self.wait
-        told = False
-        while not self.warehouse.run(exp.select(exp.func("pg_try_advisory_lock", key)))[0][0]:
-            if not told and self.wait:
-                self.progress(f"waiting up to {self.wait:g} s for another segql dispatch")
-                told = True
-            if time.monotonic() >= deadline:
-                raise SegqlError(
-                    "another segql dispatch is running for this project",
-                    help="wait for it to finish, or pass --wait SECONDS to wait for it",
-                )
-            time.sleep(0.2)
-        try:
-            yield
-        finally:
-            self.warehouse.run(exp.select(exp.func("pg_advisory_unlock", key.copy())))
 
 
 def member_event_id(action: Action, person: str, commit_seq: int) -> str:
