@@ -8,13 +8,15 @@ traceback only under ``--debug``.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -421,30 +423,83 @@ def overlap(obj: Context, segments: tuple[str, ...], fmt: Format) -> None:
 def changes(
     obj: Context, since: int | None, consumer: str | None, limit: int | None, fmt: Format
 ) -> None:
-    """Enter and exit changes after a commit_seq, in commit order (the changes feed)."""
-    from segql.consumers import commit_consumer, read_for_consumer
-    from segql.reports import CHANGE_COLUMNS, Reports
+    """Enter and exit changes after a commit_seq, in commit order (the changes feed).
+
+    Rows are written as they are read (memory stays flat). With --consumer, the cursor
+    moves past the changes shown only once all of them were written and, into a pipe,
+    read: a broken pipe, an error or Ctrl-C moves nothing (at least once, resumable).
+    --limit N shows exactly N; the next call resumes at the change after them."""
+    from segql.consumers import (
+        Consumer,
+        change_row,
+        feed_order,
+        iter_changes,
+        latest_commit_seq,
+        require_tables,
+    )
+    from segql.reports import CHANGE_COLUMNS, Change
+    from segql.store import Store
+    from segql.stream import wait_until_read, write_rows
     from segql.warehouse import connect
 
     if consumer is not None and since is not None:
         raise SegqlError("give --since or --consumer, not both")
+    if limit is not None and limit < 0:
+        raise SegqlError("--limit must be 0 or more")
     project = obj.project()
     schema = project.config.warehouse.schema
     warehouse = connect(project.config, read_only=consumer is None)
+    out = click.get_text_stream("stdout")
+
+    def write(text: str) -> None:
+        out.write(text)
+        out.flush()
+
     try:
-        reports = Reports(warehouse, schema)
         if consumer is None:
-            rows = [
-                tuple(getattr(change, c) for c in CHANGE_COLUMNS)
-                for change in reports.changes(since or 0, limit)
-            ]
-            click.echo(render(CHANGE_COLUMNS, rows, fmt))
+            require_tables(warehouse, schema)
+            stream = iter_changes(warehouse, Store(schema), since or 0)
+            shown = (change_row(c) for c in islice(stream, limit))
+            _write_feed(lambda: write_rows(CHANGE_COLUMNS, shown, fmt, write))
             return
-        batch = read_for_consumer(warehouse, schema, consumer, limit)
-        click.echo(render(batch.columns, batch.rows, fmt))
-        commit_consumer(warehouse, schema, consumer, batch.next_cursor)
+        reader = Consumer(warehouse, schema, consumer)
+        start = reader.cursor
+        upto = latest_commit_seq(warehouse, reader.store)
+        handed: list[Change] = []
+
+        def rows() -> Iterator[tuple[Any, ...]]:
+            for change in reader.changes_upto(start, upto, limit):
+                handed[:] = [change]
+                yield change_row(change)
+
+        count = _write_feed(lambda: write_rows(CHANGE_COLUMNS, rows(), fmt, write))
+        if not wait_until_read(out):
+            _broken_pipe()
+        if limit is None or count < limit:
+            # to the end of the feed, past the runs without changes too
+            reader.commit(max((upto, ""), start, key=feed_order))
+        elif handed:
+            reader.commit((handed[-1].commit_seq, handed[-1].event_id))
     finally:
         warehouse.close()
+
+
+def _write_feed(write: Callable[[], int]) -> int:
+    """Run a writer of rows to stdout; a reader that went away ends the command."""
+    try:
+        return write()
+    except BrokenPipeError:
+        _broken_pipe()
+
+
+def _broken_pipe() -> NoReturn:
+    # Nothing more can reach the reader; keep Python from failing again at exit.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise SegqlError(
+        "the reader closed the pipe before reading every change shown; nothing was committed",
+        help="the same changes come again on the next read; use --limit N to take N",
+    )
 
 
 @main.command()
