@@ -10,6 +10,10 @@ import pytest
 from segql.config import load_config
 from segql.config_schema import ACTION_KEYS, register_action_keys
 from segql.errors import SegqlConfigError
+from tests.support.runtime import RuntimeProject
+from tests.support.scenario import make_tables, person
+
+RULES = "segment paid where status = 'paid'\n"
 
 GOOD = """\
 [warehouse]
@@ -124,3 +128,33 @@ def test_action_keys_come_from_one_extendable_set(tmp_path: Path) -> None:
         load_config(write(tmp_path, text))
     finally:
         ACTION_KEYS.discard("retries")
+
+
+def test_check_and_run_refuse_a_mapped_column_that_is_not_there(tmp_path: Path) -> None:
+    """A wrong [events] time, person or [entity] id is an error at its line before any
+    SQL runs, naming what the table has; not an engine's Binder Error."""
+    runtime = RuntimeProject(tmp_path / "p", "duckdb")
+    runtime.write_rules(RULES)
+    runtime.load(make_tables(people=[person(1, status="paid")]))
+    toml = runtime.root / "segql.toml"
+    good = toml.read_text()
+    for key, wrong in (("time", "occured_at"), ("person", "persn_id"), ("id", "idd")):
+        text = _replace_key(good, key, wrong)
+        toml.write_text(text)
+        for command in (("check",), ("run", "--as-of", "2026-01-01")):
+            result = runtime.cli(*command)
+            assert result.returncode == 1, result.stderr
+            assert f"= '{wrong}': table" in result.stderr and "has no column" in result.stderr
+            assert "Binder" not in result.stderr and "Traceback" not in result.stderr
+            line = text.splitlines().index(f'{key} = "{wrong}"') + 1
+            assert f"segql.toml:{line}:" in result.stderr
+    toml.write_text(good)
+    assert runtime.cli("check").returncode == 0
+    runtime.close()
+
+
+def _replace_key(text: str, key: str, value: str) -> str:
+    lines = text.splitlines()
+    index = next(i for i, line in enumerate(lines) if line.split("=")[0].strip() == key)
+    lines[index] = f'{key} = "{value}"'
+    return "\n".join(lines) + "\n"
