@@ -128,11 +128,22 @@ def init(obj: Context, folder: str, people: int, seed: int, anchor: str | None) 
     click.echo(f"next: segql --project {folder} run")
 
 
+STRICT = click.option(
+    "--strict", is_flag=True, help="Treat warnings (such as unknown event names) as errors."
+)
+
+
+def warn(text: str) -> None:
+    click.echo(text, err=True)
+
+
 @main.command()
+@STRICT
 @click.pass_obj
 @handle_errors
-def check(obj: Context) -> None:
+def check(obj: Context, strict: bool) -> None:
     """Validate segments against the warehouse schema, before anything runs."""
+    from segql.event_names import report_unseen, unseen_events
     from segql.warehouse import connect
 
     project = obj.project()
@@ -140,32 +151,12 @@ def check(obj: Context) -> None:
     try:
         project.read_catalog(warehouse)
         project.check()
-        unseen = unseen_event_names(project, warehouse)
+        unseen = unseen_events(project, warehouse)
     finally:
         warehouse.close()
-    for name in sorted(unseen):
-        click.echo(f"warning: event '{name}' does not occur in the data (yet)", err=True)
+    report_unseen(unseen, strict, warn)
     segments, traits = len(project.definitions.segments), len(project.definitions.traits)
     click.echo(f"ok: {segments} segments and {traits} traits check against the warehouse")
-
-
-def unseen_event_names(project: Project, warehouse: Any) -> set[str]:
-    """Event names the rules use that the events table has no row of."""
-    from sqlglot import exp
-
-    events = project.config.events
-    names = project.event_names()
-    if events is None or not names:
-        return set()
-    column = exp.column(events.event_name, quoted=True)
-    query = (
-        exp.select(column)
-        .distinct()
-        .from_(exp.to_table(events.table, quoted=True))
-        .where(column.isin(*(exp.Literal.string(n) for n in sorted(names))))
-    )
-    seen = {row[0] for row in warehouse.query(query.sql(warehouse.dialect.sqlglot))}
-    return names - seen
 
 
 @main.command()
@@ -283,6 +274,7 @@ def progress_printer(quiet: bool) -> Callable[[str], None]:
     "--wait", type=float, default=0.0, metavar="SECONDS", help="Wait for another run's lock."
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+@STRICT
 @format_option
 @click.pass_obj
 @handle_errors
@@ -293,12 +285,14 @@ def run(
     prune: bool,
     wait: float,
     quiet: bool,
+    strict: bool,
     fmt: Format,
 ) -> None:
     """Evaluate segments, diff against current members, record the changes.
 
     Prints each segment's size, how many entered and exited, and the run's time.
     """
+    from segql.event_names import report_unseen, unseen_events
     from segql.runner import Runner
     from segql.warehouse import connect
 
@@ -307,14 +301,18 @@ def run(
     show("opening the warehouse")
     warehouse = connect(project.config, wait=wait)
     try:
+        project.read_catalog(warehouse)
+        project.check()
+        report_unseen(unseen_events(project, warehouse), strict, warn)
         result = Runner(project, warehouse, show).run(
             segments, parse_as_of_option(as_of), prune=prune, wait=wait
         )
     finally:
         warehouse.close()
     seconds = round(result.seconds, 2)
-    rows = [(s.segment, s.members, s.entered, s.exited, seconds) for s in result.segments]
-    click.echo(render(["segment", "members", "entered", "exited", "time"], rows, fmt))
+    # The time is the whole run's (one query for every segment): said once, below.
+    rows = [(s.segment, s.members, s.entered, s.exited) for s in result.segments]
+    click.echo(render(["segment", "members", "entered", "exited"], rows, fmt))
     if fmt == "table":
         notes = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in result.data.items() if v)
         click.echo(
@@ -449,7 +447,7 @@ def changes(
     project = obj.project()
     schema = project.config.warehouse.schema
     warehouse = connect(project.config, read_only=consumer is None)
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
 
     def write(text: str) -> None:
         out.write(text)
