@@ -8,6 +8,7 @@ traceback only under ``--debug``.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 import time
@@ -554,6 +555,11 @@ def dispatch(
     show = progress_printer(quiet)
     if status:
         summary, failed = run_status(folder, show)
+        if fmt == "json":  # one document: {"actions": [...], "parked": [...]}
+            documents = [json.loads(render(r.columns, r.rows, fmt)) for r in (summary, failed)]
+            click.echo(json.dumps(dict(zip(("actions", "parked"), documents, strict=True)),
+                                  indent=2, ensure_ascii=False))  # fmt: skip
+            return
         click.echo(render(summary.columns, summary.rows, fmt))
         if fmt == "table":
             click.echo("\nparked changes:")
