@@ -64,6 +64,39 @@ def after_position(position: Position, table: str | None = None) -> exp.Expressi
     )
 
 
+def _changes_from(
+    store: Store,
+    after: Position,
+    upto: int | None,
+    segment: str | None = None,
+    change: str | None = None,
+    undelivered_to: str | None = None,
+) -> tuple[exp.Select, exp.Expression]:
+    """The history (joined to the deliveries when asked) and the condition of the rows
+    after ``after`` up to ``upto`` with the filters; selects nothing yet."""
+    h = "h"
+    where: list[exp.Expression] = [after_position(after, h)]
+    if upto is not None:
+        where.append(_col("commit_seq", h) <= exp.Literal.number(upto))
+    if segment is not None:
+        where.append(_col("segment", h).eq(exp.Literal.string(segment)))
+    if change is not None:
+        where.append(_col("change", h).eq(exp.Literal.string(change)))
+    select = exp.select().from_(store.table(HISTORY, h))
+    if undelivered_to is not None:
+        d = "d"
+        select = select.join(
+            store.table(DELIVERIES, d),
+            on=exp.and_(
+                _col("event_id", d).eq(_col("event_id", h)),
+                _col("destination", d).eq(exp.Literal.string(undelivered_to)),
+            ),
+            join_type="left",
+        )
+        where.append(_col("event_id", d).is_(exp.null()))
+    return select, exp.and_(*where)
+
+
 def select_changes(
     store: Store,
     after: Position,
@@ -76,31 +109,38 @@ def select_changes(
     """History rows after ``(commit_seq, event_id)`` up to ``commit_seq <= upto``, in
     commit order; optionally of one segment and kind of change, and without the changes
     ``segql_deliveries`` already records (delivered or parked) for a destination."""
-    h = "h"
-    where: list[exp.Expression] = [after_position(after, h)]
-    if upto is not None:
-        where.append(_col("commit_seq", h) <= exp.Literal.number(upto))
-    if segment is not None:
-        where.append(_col("segment", h).eq(exp.Literal.string(segment)))
-    if change is not None:
-        where.append(_col("change", h).eq(exp.Literal.string(change)))
-    select = exp.select(*(_col(c, h) for c in CHANGE_COLUMNS)).from_(store.table(HISTORY, h))
-    if undelivered_to is not None:
-        d = "d"
-        select = select.join(
-            store.table(DELIVERIES, d),
-            on=exp.and_(
-                _col("event_id", d).eq(_col("event_id", h)),
-                _col("destination", d).eq(exp.Literal.string(undelivered_to)),
-            ),
-            join_type="left",
-        )
-        where.append(_col("event_id", d).is_(exp.null()))
+    select, where = _changes_from(store, after, upto, segment, change, undelivered_to)
     return (
-        select.where(exp.and_(*where))
-        .order_by(_col("commit_seq", h), _col("event_id", h))
+        select.select(*(_col(c, "h") for c in CHANGE_COLUMNS))
+        .where(where)
+        .order_by(_col("commit_seq", "h"), _col("event_id", "h"))
         .limit(limit)
     )
+
+
+def select_commit_sizes(
+    store: Store, after: Position, upto: int | None, **filters: Any
+) -> exp.Select:
+    """``(commit_seq, changes)`` of each commit after ``after`` with changes, in order."""
+    select, where = _changes_from(store, after, upto, **filters)
+    seq = _col("commit_seq", "h")
+    return select.select(seq, exp.Count(this=exp.Star())).where(where).group_by(seq).order_by(seq)
+
+
+def commit_windows(
+    sizes: Sequence[tuple[int, int]], after: Position, page: int
+) -> Iterator[tuple[Position, int]]:
+    """Consecutive commits grouped into windows of about ``page`` changes: ``(start,
+    last commit_seq)``. A window is one commit, or commits that together fit a page."""
+    start, count, last = after, 0, None
+    for seq, size in sizes:
+        if last is not None and count + size > page:
+            yield start, last
+            start, count = (last, ""), 0
+        count += size
+        last = seq
+    if last is not None:
+        yield start, last
 
 
 def change_from_row(row: Sequence[Any]) -> Change:
@@ -120,16 +160,26 @@ def iter_changes(
     **filters: Any,
 ) -> Iterator[Change]:
     """Every change after ``since`` (a ``commit_seq`` or a position) up to ``upto`` (and
-    the filters), read page by page by position: memory is one page, each page reads
-    only from where the last one ended, so the whole feed is read once."""
+    the filters), in feed order, a page at a time: memory is one page.
+
+    One query counts the changes of each commit; the feed is then read in windows of
+    consecutive commits of about a page (``commit_seq`` bounded on both sides, so an
+    engine reads only that stretch of the history), a commit larger than a page by
+    position within it. The history is read a bounded number of times: linear time."""
     after = since if isinstance(since, tuple) else (since, "")
-    while True:
-        rows = warehouse.run(select_changes(store, after, upto, page, **filters))
-        for row in rows:
-            yield change_from_row(row)
-        if len(rows) < page:
-            return
-        after = (int(rows[-1][0]), rows[-1][1])
+    sizes = [
+        (int(seq), int(count))
+        for seq, count in warehouse.run(select_commit_sizes(store, after, upto, **filters))
+    ]
+    for start, last in commit_windows(sizes, after, page):
+        position = start
+        while True:
+            rows = warehouse.run(select_changes(store, position, last, page, **filters))
+            for row in rows:
+                yield change_from_row(row)
+            if len(rows) < page:
+                break
+            position = (int(rows[-1][0]), rows[-1][1])
 
 
 def read_position(warehouse: Warehouse, store: Store, name: str) -> Position | None:
