@@ -16,10 +16,11 @@ from segql.config_schema import locate
 from segql.errors import SegqlConfigError, did_you_mean
 
 IDS: frozenset[ValueType] = frozenset({"number", "string", "any"})
-TIMES: frozenset[ValueType] = frozenset({"time", "any"})
+# Text that reads as a timestamp works too (the engines cast it in the comparison).
+TIMES: frozenset[ValueType] = frozenset({"time", "string", "any"})
 TEXTS: frozenset[ValueType] = frozenset({"string", "any"})
 PROPERTIES: frozenset[ValueType] = frozenset({"json", "string", "any"})
-_KINDS = {IDS: "a number or text id", TIMES: "a date or timestamp", TEXTS: "text",
+_KINDS = {IDS: "a number or text id", TIMES: "a date, a timestamp or timestamp text", TEXTS: "text",
           PROPERTIES: "JSON or JSON text"}  # fmt: skip
 
 
@@ -93,7 +94,11 @@ def mapping_errors(config: ProjectConfig, catalog: Catalog) -> list[SegqlConfigE
             )
         else:
             continue
-        span = None if text is None else locate(text, (*mapping.section, mapping.key), str(path))
+        span = None
+        if text is not None:  # the key's line; its section's header when it is a default
+            span = locate(text, (*mapping.section, mapping.key), str(path)) or locate(
+                text, mapping.section, str(path)
+            )
         errors.append(
             SegqlConfigError(message if span else f"{path}: {message}", span=span, help=help)
         )

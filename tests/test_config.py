@@ -158,3 +158,25 @@ def _replace_key(text: str, key: str, value: str) -> str:
     index = next(i for i, line in enumerate(lines) if line.split("=")[0].strip() == key)
     lines[index] = f'{key} = "{value}"'
     return "\n".join(lines) + "\n"
+
+
+def test_a_mapped_column_of_an_unusable_kind_is_an_error(tmp_path: Path) -> None:
+    from segql.catalog import Catalog
+    from segql.mapping_check import mapping_errors
+
+    config = load_config(write(tmp_path, GOOD))
+    catalog = Catalog.from_columns(
+        {
+            "people": [("person_id", "BIGINT")],
+            "events": [("person_id", "BIGINT"), ("event_type", "VARCHAR"),
+                       ("occurred_at", "BIGINT"), ("properties", "JSON")],
+            "orders": [("person_id", "BOOLEAN"), ("ordered_at", "TIMESTAMP")],
+        }
+    )  # fmt: skip
+    messages = [error.message for error in mapping_errors(config, catalog)]
+    assert messages == [
+        "[events] time = 'occurred_at': column 'occurred_at' of table 'events' holds number "
+        "values; it must hold a date, a timestamp or timestamp text",
+        "[sources.orders] person = 'person_id': column 'person_id' of table 'orders' holds "
+        "boolean values; it must hold a number or text id",
+    ]
