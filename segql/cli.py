@@ -8,13 +8,16 @@ traceback only under ``--debug``.
 from __future__ import annotations
 
 import functools
+import json
+import os
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -24,7 +27,6 @@ from segql.output import FORMATS, Format, render
 from segql.parser import parse
 from segql.printer import format_source
 from segql.project import Project, load_project
-from segql.sqltext import generate_sql
 from segql.timeutil import parse_as_of
 
 
@@ -134,11 +136,22 @@ def init(obj: Context, folder: str, people: int, seed: int, anchor: str | None) 
     click.echo(f"next: segql --project {folder} run")
 
 
+STRICT = click.option(
+    "--strict", is_flag=True, help="Treat warnings (such as unknown event names) as errors."
+)
+
+
+def warn(text: str) -> None:
+    click.echo(text, err=True)
+
+
 @main.command()
+@STRICT
 @click.pass_obj
 @handle_errors
-def check(obj: Context) -> None:
+def check(obj: Context, strict: bool) -> None:
     """Validate segments against the warehouse schema, before anything runs."""
+    from segql.event_names import report_unseen, unseen_events
     from segql.warehouse import connect
 
     project = obj.project()
@@ -146,32 +159,12 @@ def check(obj: Context) -> None:
     try:
         project.read_catalog(warehouse)
         project.check()
-        unseen = unseen_event_names(project, warehouse)
+        unseen = unseen_events(project, warehouse)
     finally:
         warehouse.close()
-    for name in sorted(unseen):
-        click.echo(f"warning: event '{name}' does not occur in the data (yet)", err=True)
+    report_unseen(unseen, strict, warn)
     segments, traits = len(project.definitions.segments), len(project.definitions.traits)
     click.echo(f"ok: {segments} segments and {traits} traits check against the warehouse")
-
-
-def unseen_event_names(project: Project, warehouse: Any) -> set[str]:
-    """Event names the rules use that the events table has no row of."""
-    from sqlglot import exp
-
-    events = project.config.events
-    names = project.event_names()
-    if events is None or not names:
-        return set()
-    column = exp.column(events.event_name, quoted=True)
-    query = (
-        exp.select(column)
-        .distinct()
-        .from_(exp.to_table(events.table, quoted=True))
-        .where(column.isin(*(exp.Literal.string(n) for n in sorted(names))))
-    )
-    seen = {row[0] for row in warehouse.query(generate_sql(query, warehouse.dialect.sqlglot))}
-    return names - seen
 
 
 @main.command()
@@ -322,6 +315,7 @@ def progress_printer(quiet: bool) -> Callable[[str], None]:
     "--wait", type=float, default=0.0, metavar="SECONDS", help="Wait for another run's lock."
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+@STRICT
 @format_option
 @click.pass_obj
 @handle_errors
@@ -332,12 +326,14 @@ def run(
     prune: bool,
     wait: float,
     quiet: bool,
+    strict: bool,
     fmt: Format,
 ) -> None:
     """Evaluate segments, diff against current members, record the changes.
 
     Prints each segment's size, how many entered and exited, and the run's time.
     """
+    from segql.event_names import report_unseen, unseen_events
     from segql.runner import Runner
     from segql.warehouse import connect
 
@@ -346,14 +342,18 @@ def run(
     show("opening the warehouse")
     warehouse = connect(project.config, wait=wait)
     try:
+        project.read_catalog(warehouse)
+        project.check()
+        report_unseen(unseen_events(project, warehouse), strict, warn)
         result = Runner(project, warehouse, show).run(
             segments, parse_as_of_option(as_of), prune=prune, wait=wait
         )
     finally:
         warehouse.close()
     seconds = round(result.seconds, 2)
-    rows = [(s.segment, s.members, s.entered, s.exited, seconds) for s in result.segments]
-    click.echo(render(["segment", "members", "entered", "exited", "time"], rows, fmt))
+    # The time is the whole run's (one query for every segment): said once, below.
+    rows = [(s.segment, s.members, s.entered, s.exited) for s in result.segments]
+    click.echo(render(["segment", "members", "entered", "exited"], rows, fmt))
     if fmt == "table":
         notes = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in result.data.items() if v)
         click.echo(
@@ -462,30 +462,83 @@ def overlap(obj: Context, segments: tuple[str, ...], fmt: Format) -> None:
 def changes(
     obj: Context, since: int | None, consumer: str | None, limit: int | None, fmt: Format
 ) -> None:
-    """Enter and exit changes after a commit_seq, in commit order (the changes feed)."""
-    from segql.consumers import commit_consumer, read_for_consumer
-    from segql.reports import CHANGE_COLUMNS, Reports
+    """Enter and exit changes after a commit_seq, in commit order (the changes feed).
+
+    Rows are written as they are read (memory stays flat). With --consumer, the cursor
+    moves past the changes shown only once all of them were written and, into a pipe,
+    read: a broken pipe, an error or Ctrl-C moves nothing (at least once, resumable).
+    --limit N shows exactly N; the next call resumes at the change after them."""
+    from segql.consumers import (
+        Consumer,
+        change_row,
+        feed_order,
+        iter_changes,
+        latest_commit_seq,
+        require_tables,
+    )
+    from segql.reports import CHANGE_COLUMNS, Change
+    from segql.store import Store
+    from segql.stream import wait_until_read, write_rows
     from segql.warehouse import connect
 
     if consumer is not None and since is not None:
         raise SegqlError("give --since or --consumer, not both")
+    if limit is not None and limit < 0:
+        raise SegqlError("--limit must be 0 or more")
     project = obj.project()
     schema = project.config.warehouse.schema
     warehouse = connect(project.config, read_only=consumer is None)
+    out = sys.stdout
+
+    def write(text: str) -> None:
+        out.write(text)
+        out.flush()
+
     try:
-        reports = Reports(warehouse, schema)
         if consumer is None:
-            rows = [
-                tuple(getattr(change, c) for c in CHANGE_COLUMNS)
-                for change in reports.changes(since or 0, limit)
-            ]
-            click.echo(render(CHANGE_COLUMNS, rows, fmt))
+            require_tables(warehouse, schema)
+            stream = iter_changes(warehouse, Store(schema), since or 0)
+            shown = (change_row(c) for c in islice(stream, limit))
+            _write_feed(lambda: write_rows(CHANGE_COLUMNS, shown, fmt, write))
             return
-        batch = read_for_consumer(warehouse, schema, consumer, limit)
-        click.echo(render(batch.columns, batch.rows, fmt))
-        commit_consumer(warehouse, schema, consumer, batch.next_cursor)
+        reader = Consumer(warehouse, schema, consumer)
+        start = reader.cursor
+        upto = latest_commit_seq(warehouse, reader.store)
+        handed: list[Change] = []
+
+        def rows() -> Iterator[tuple[Any, ...]]:
+            for change in reader.changes_upto(start, upto, limit):
+                handed[:] = [change]
+                yield change_row(change)
+
+        count = _write_feed(lambda: write_rows(CHANGE_COLUMNS, rows(), fmt, write))
+        if not wait_until_read(out):
+            _broken_pipe()
+        if limit is None or count < limit:
+            # to the end of the feed, past the runs without changes too
+            reader.commit(max((upto, ""), start, key=feed_order))
+        elif handed:
+            reader.commit((handed[-1].commit_seq, handed[-1].event_id))
     finally:
         warehouse.close()
+
+
+def _write_feed(write: Callable[[], int]) -> int:
+    """Run a writer of rows to stdout; a reader that went away ends the command."""
+    try:
+        return write()
+    except BrokenPipeError:
+        _broken_pipe()
+
+
+def _broken_pipe() -> NoReturn:
+    # Nothing more can reach the reader; keep Python from failing again at exit.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise SegqlError(
+        "the reader closed the pipe before reading every change shown; nothing was committed",
+        help="the same changes come again on the next read; use --limit N to take N",
+    )
 
 
 @main.command()
@@ -544,6 +597,11 @@ def dispatch(
     show = progress_printer(quiet)
     if status:
         summary, failed = run_status(folder, show)
+        if fmt == "json":  # one document: {"actions": [...], "parked": [...]}
+            documents = [json.loads(render(r.columns, r.rows, fmt)) for r in (summary, failed)]
+            click.echo(json.dumps(dict(zip(("actions", "parked"), documents, strict=True)),
+                                  indent=2, ensure_ascii=False))  # fmt: skip
+            return
         click.echo(render(summary.columns, summary.rows, fmt))
         if fmt == "table":
             click.echo("\nparked changes:")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from segql.config_schema import validate_file
 from segql.errors import SegqlConfigError
 
 if sys.version_info >= (3, 11):
@@ -93,16 +94,20 @@ def load_config(root: Path) -> ProjectConfig:
     """Read ``root/segql.toml``."""
     path = root / CONFIG_FILE
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
     except FileNotFoundError:
         raise SegqlConfigError(f"{path} does not exist") from None
     except tomllib.TOMLDecodeError as error:
         raise SegqlConfigError(f"{path} is not valid TOML: {error}") from None
-    return config_from_dict(raw, root.resolve())
+    return config_from_dict(raw, root.resolve(), text=text)
 
 
-def config_from_dict(raw: dict[str, Any], root: Path) -> ProjectConfig:
-    """Build a config from parsed TOML, checking every field it reads."""
+def config_from_dict(raw: dict[str, Any], root: Path, text: str | None = None) -> ProjectConfig:
+    """Build a config from parsed TOML, checking every field it reads. The whole file is
+    checked first (``segql.config_schema``): an unknown key or a wrong type is an error at
+    its line of ``text``, the file's text, when given."""
+    validate_file(raw, str(root / CONFIG_FILE), text)
     warehouse_raw = _table(raw, "warehouse")
     warehouse = WarehouseConfig(
         url=_str(warehouse_raw, "url", "warehouse", WarehouseConfig.url),

@@ -116,15 +116,16 @@ class SegqlErrors(SegqlError):
         return "\n\n".join(parts)
 
 
-def render_at(span: Span, message: str, help: str | None = None) -> str:
-    """Render a message with its location, the source line and a caret under the span."""
+def render_at(span: Span, message: str, help: str | None = None, level: str = "error") -> str:
+    """Render a message with its location, the source line and a caret under the span;
+    ``level`` is ``error`` or ``warning``."""
     line, column = span.line, span.column
     source_line = span.source.line_text(line)
     line_end = len(source_line) - (column - 1)
     width = max(1, min(span.end - span.start, line_end))
     gutter = " " * len(str(line))
     lines = [
-        f"{span}: error: {message}",
+        f"{span}: {level}: {message}",
         f"{gutter} |",
         f"{line} | {source_line}",
         f"{gutter} | {' ' * (column - 1)}{'^' * width}",

@@ -17,6 +17,7 @@ from segql.compiler import MembershipQuery, collector_paused, compile_membership
 from segql.config import ProjectConfig, find_project_root, load_config
 from segql.dialect import get_dialect
 from segql.errors import SegqlError, SegqlErrors, SegqlNameError, unknown_name_message
+from segql.mapping_check import mapping_errors
 from segql.parser import parse
 from segql.plan import Plan
 from segql.planner import plan_membership
@@ -83,6 +84,7 @@ class Project:
                             f"table '{table}' named in segql.toml does not exist in the warehouse"
                         )
                     )
+            errors += mapping_errors(self.config, self.catalog)
         if errors:
             raise SegqlErrors(errors)
         check_definitions(self.analyzer)

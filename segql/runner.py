@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from sqlglot import exp
 
@@ -596,7 +597,8 @@ class Runner:
 
 def _crash_point(name: str) -> None:
     """Fault injection for the crash and lock tests: ``SEGQL_FAULT=name:kill`` kills the
-    process at this step, ``SEGQL_FAULT=name:sleep=SECONDS`` holds it there."""
+    process at this step, ``SEGQL_FAULT=name:sleep=SECONDS`` holds it there, and
+    ``SEGQL_FAULT=name:until=PATH`` holds it until the file PATH exists (at most 10 min)."""
     step, _, action = os.environ.get("SEGQL_FAULT", "").partition(":")
     if step != name:
         return
@@ -604,6 +606,10 @@ def _crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     elif action.startswith("sleep="):
         time.sleep(float(action.removeprefix("sleep=")))
+    elif action.startswith("until="):
+        release, deadline = Path(action.removeprefix("until=")), time.monotonic() + 600
+        while not release.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def _as_text_ids(query: exp.Query) -> exp.Select:

@@ -64,7 +64,13 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("version", "INTEGER"),
         ("reason", "VARCHAR"),
     ),
-    CURSORS: (("consumer", "VARCHAR"), ("commit_seq", "BIGINT"), ("updated_at", "TIMESTAMP")),
+    # event_id: the last change handed over within commit_seq ('' or NULL: all of it).
+    CURSORS: (
+        ("consumer", "VARCHAR"),
+        ("commit_seq", "BIGINT"),
+        ("updated_at", "TIMESTAMP"),
+        ("event_id", "VARCHAR"),
+    ),
     DELIVERIES: (
         ("destination", "VARCHAR"),
         ("event_id", "VARCHAR"),
@@ -105,6 +111,7 @@ class Store:
         warehouse.create_schema(self.schema)
         for name, columns in TABLES.items():
             warehouse.run(self.create_table(name, columns, warehouse.DECLARE_KEYS))
+        self.add_missing_columns(warehouse)
         warehouse.run(self.intervals_view())
         version = self.layout_version(warehouse)
         if version is None:
@@ -128,6 +135,31 @@ class Store:
                 f"this segql understands ({SCHEMA_VERSION})",
                 help="upgrade segql",
             )
+
+    def add_missing_columns(
+        self, warehouse: Warehouse, tables: tuple[str, ...] = tuple(TABLES)
+    ) -> None:
+        """Add the columns a table made by an older segql lacks (nullable, at the end)."""
+        for name in tables:
+            columns = TABLES[name]
+            existing = warehouse.table_columns(f"{self.schema}.{name}")
+            if existing is None:
+                continue
+            have = {column.lower() for column, _ in existing}
+            for column, kind in columns:
+                if column.lower() in have:
+                    continue
+                alter = exp.Alter(
+                    this=self.table(name),
+                    kind="TABLE",
+                    actions=[
+                        exp.ColumnDef(
+                            this=exp.to_identifier(column, quoted=True),
+                            kind=exp.DataType.build(kind),
+                        )
+                    ],
+                )
+                warehouse.run(alter)
 
     def layout_version(self, warehouse: Warehouse) -> int | None:
         select = (

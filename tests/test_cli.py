@@ -30,7 +30,9 @@ def test_demo_runs_and_records_changes(demo: Path) -> None:
     code, out, _ = segql("--project", str(demo), "run", "--as-of", "2026-10-01", "-q")
     assert code == 0
     header = out.splitlines()[0].split()
-    assert header == ["segment", "members", "entered", "exited", "time"]
+    assert header == ["segment", "members", "entered", "exited"]
+    # The run's time is said once, in the line under the table, not on every row.
+    assert out.count(" s (all segments in one query)") == 1
     code, out, _ = segql(
         "--project", str(demo), "run", "--as-of", "2026-11-01", "-q", "--format", "json"
     )
@@ -73,7 +75,32 @@ def test_check_passes_on_the_demo_and_warns_of_unseen_events(demo: Path) -> None
     try:
         code, _, err = segql("--project", str(demo), "check")
         assert code == 0
-        assert "warning: event 'ghost_event' does not occur" in err
+        assert "zz_extra.segql:1:26: warning: event 'ghost_event' does not occur" in err
+    finally:
+        extra.unlink()
+
+
+def test_misspelled_event_names_point_at_the_name_and_suggest(demo: Path) -> None:
+    extra = demo / "segments" / "zz_typo.segql"
+    extra.write_text("# buyers\nsegment buyers where did purchse within 7 days\n")
+    try:
+        code, out, err = segql("--project", str(demo), "check")
+        assert code == 0 and out.startswith("ok:")
+        assert "zz_typo.segql:2:26: warning: event 'purchse' does not occur" in err
+        assert "did you mean 'purchase'?" in err
+        assert "segment buyers where did purchse within 7 days" in err
+        assert " " * 25 + "^^^^^^^" in err
+        code, _, err = segql("--project", str(demo), "check", "--strict")
+        assert code == 1 and "error: event 'purchse'" in err
+        code, _, err = segql("--project", str(demo), "run", "--as-of", "2026-11-02", "-q")
+        assert code == 0 and "warning: event 'purchse'" in err
+        runs = segql("--project", str(demo), "changes", "--format", "json")[1]
+        code, _, err = segql(
+            "--project", str(demo), "run", "--as-of", "2026-11-03", "-q", "--strict"
+        )
+        assert code == 1 and "error: event 'purchse'" in err
+        # Nothing ran: the feed is as it was.
+        assert segql("--project", str(demo), "changes", "--format", "json")[1] == runs
     finally:
         extra.unlink()
 

@@ -3,6 +3,9 @@ consumers whose cursor in ``segql_cursors`` moves only past commits they finishe
 
 from __future__ import annotations
 
+import shlex
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -111,25 +114,80 @@ def test_consumer_commit_and_rewind(warehouse: Warehouse, project: RuntimeProjec
     assert by_commit(seqs(list(consumer.changes()))) == ALL[3:]
 
 
-def test_read_takes_whole_commits(warehouse: Warehouse, project: RuntimeProject) -> None:
+def test_read_takes_exactly_limit_and_resumes_inside_a_commit(
+    warehouse: Warehouse, project: RuntimeProject
+) -> None:
     schema = load_project(project.root).config.warehouse.schema
-    # A limit that cuts commit 2 leaves all of it for the next read.
-    batch = read_for_consumer(warehouse, schema, "cli", limit=4)
-    assert (by_commit(seqs(batch.changes)), batch.next_cursor) == (ALL[:3], 1)
-    commit_consumer(warehouse, schema, "cli", batch.next_cursor)
-    # The first commit is taken whole even when it is larger than the limit.
-    first = read_for_consumer(warehouse, schema, "big", limit=1)
-    assert (len(first.changes), first.next_cursor) == (3, 1)
-    # Commit 3 has no changes; reading to the end moves the cursor past it.
-    batch = read_for_consumer(warehouse, schema, "cli", limit=2)
-    assert (by_commit(seqs(batch.changes)), batch.next_cursor) == (ALL[3:5], 2)
-    commit_consumer(warehouse, schema, "cli", batch.next_cursor)
+    feed = seqs(list(read_for_consumer(warehouse, schema, "peek").changes))
+    taken: list[tuple[int, str, str]] = []
+    # A limit of 2 cuts commit 1 (3 changes): the cursor stands inside it.
+    for expected in (2, 2, 2, 1, 0):
+        batch = read_for_consumer(warehouse, schema, "cli", limit=2)
+        assert len(batch.changes) == expected
+        taken += seqs(batch.changes)
+        commit_consumer(warehouse, schema, "cli", batch.next_cursor)
+    assert taken == feed and by_commit(taken) == ALL
+    assert Consumer(warehouse, schema, "cli").cursor == (4, "")
     batch = read_for_consumer(warehouse, schema, "cli")
-    assert (by_commit(seqs(batch.changes)), batch.next_cursor) == (ALL[5:], 4)
-    assert batch.columns[:2] == ("commit_seq", "event_id")
-    assert [row[0] for row in batch.rows] == [4, 4]
-    commit_consumer(warehouse, schema, "cli", batch.next_cursor)
-    assert read_for_consumer(warehouse, schema, "cli").changes == []
+    assert batch.changes == [] and batch.columns[:2] == ("commit_seq", "event_id")
+
+
+def test_exception_inside_the_loop_moves_nothing_past_it(project: RuntimeProject) -> None:
+    handled = []
+    with pytest.raises(RuntimeError):
+        for change in consumers.changes(project.root, consumer="crm"):
+            if len(handled) == 4:
+                raise RuntimeError("the handler failed on the fifth change")
+            handled.append(change)
+    again = list(consumers.changes(project.root, consumer="crm"))
+    # Nothing lost: every change not handled comes again (at least once).
+    assert set(seqs(handled)) | set(seqs(again)) == set(ALL)
+    assert not set(seqs(handled)) >= set(seqs(again))
+    # The python limit: exactly N, the next call resumes after them.
+    first = list(consumers.changes(project.root, consumer="lim", limit=2))
+    rest = list(consumers.changes(project.root, consumer="lim"))
+    assert len(first) == 2 and seqs(first) + seqs(rest) == seqs(
+        list(consumers.changes(project.root))
+    )
+
+
+def test_cursor_table_of_an_older_segql_is_upgraded(
+    warehouse: Warehouse, project: RuntimeProject
+) -> None:
+    schema = load_project(project.root).config.warehouse.schema
+    warehouse.query(f'DROP TABLE "{schema}"."segql_cursors"')
+    warehouse.query(
+        f'CREATE TABLE "{schema}"."segql_cursors" '
+        '("consumer" VARCHAR PRIMARY KEY, "commit_seq" BIGINT, "updated_at" TIMESTAMP)'
+    )
+    warehouse.query(f'INSERT INTO "{schema}"."segql_cursors" VALUES (\'old\', 2, NULL)')
+    consumer = Consumer(warehouse, schema, "old")
+    assert consumer.cursor == (2, "")
+    assert by_commit(seqs(list(consumer.changes()))) == ALL[5:]
+
+
+def test_cli_head_moves_no_cursor_and_limit_is_exact(tmp_path: Path) -> None:
+    runtime = RuntimeProject(tmp_path / "many", "duckdb")
+    runtime.write_rules(RULES)
+    runtime.load(make_tables(people=[person(i + 1, status="paid") for i in range(3000)]))
+    runtime.run(D(2026, 1, 1))
+    command = [sys.executable, "-m", "segql.cli", "--project", str(runtime.root)]
+    # `| head -1`: the reader takes one line and goes away.
+    piped = subprocess.run(
+        " ".join(shlex.quote(part) for part in command)
+        + " changes --consumer c --format csv | head -1",
+        shell=True, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert piped.stdout.startswith("commit_seq,event_id")
+    assert runtime.query('SELECT count(*) FROM {s}."segql_cursors"') == [(0,)]
+    lines = runtime.cli("changes", "--consumer", "c", "--limit", "2", "--format", "csv")
+    assert lines.returncode == 0, lines.stderr
+    first = lines.stdout.strip().split("\n")[1:]
+    assert len(first) == 2
+    rest = runtime.cli("changes", "--consumer", "c", "--format", "csv").stdout.strip()
+    every = runtime.cli("changes", "--format", "csv").stdout.strip().split("\n")[1:]
+    assert first + rest.split("\n")[1:] == every and len(every) == 3000
+    runtime.close()
 
 
 def test_consumer_before_any_run(tmp_path: Path) -> None:

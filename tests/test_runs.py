@@ -8,7 +8,6 @@ the same history as a run that was never interrupted.
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -249,21 +248,27 @@ def test_two_runs_at_once_never_interleave(runtime: RuntimeProject) -> None:
     runtime.write_rules(RULES_V1)
     runtime.load(TABLES)
     runtime.run(D(2026, 1, 10))
+    # The first run holds the lock until the test releases it: no timing to guess.
+    release = runtime.root / "release"
     holder = runtime.cli(
-        "run", "--as-of", "2026-01-20", env={"SEGQL_FAULT": "before_diff:sleep=4"}, background=True
-    )
+        "run", "--as-of", "2026-01-20", env={"SEGQL_FAULT": f"before_diff:until={release}"},
+        background=True,
+    )  # fmt: skip
     try:
         while "computing" not in (line := holder.stderr.readline()):
             assert line, "the first run ended before it took the lock"
-        time.sleep(0.5)
         refused = runtime.cli("run", "--as-of", "2026-01-20", "-q")
         assert refused.returncode == 1
         assert "another" in refused.stderr and "--wait" in refused.stderr
         assert "Traceback" not in refused.stderr
-        waited = runtime.cli("run", "--as-of", "2026-01-20", "-q", "--wait", "60")
-        assert waited.returncode == 0, waited.stderr
+        waiter = runtime.cli("run", "--as-of", "2026-01-20", "-q", "--wait", "600",
+                             background=True)  # fmt: skip
+        release.touch()
+        _out, err = waiter.communicate(timeout=600)
+        assert waiter.returncode == 0, err
     finally:
-        holder.wait(timeout=60)
+        release.touch()
+        holder.wait(timeout=600)
     assert holder.returncode == 0
     history = runtime.history()
     assert len(history) == len(set(history)) == 6  # 4 at the first run, 2 at the second

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from segql.config import ProjectConfig
+from segql.config_schema import ACTION_KEYS
 from segql.errors import SegqlConfigError, did_you_mean
 
 CURSOR_PREFIX = "dispatch:"
@@ -113,11 +114,7 @@ class Action:
         return f"[[actions]] #{self.index}"
 
 
-_ACTION_KEYS = {
-    "name", "segment", "on", "webhook", "file", "properties", "batch_size", "concurrency",
-    "max_attempts", "backoff", "max_backoff", "start", "mode", "destination", "audience_id",
-    "token", "base_url", "table", "timeout", "batch", "body", "rate", "delay", "enabled",
-}  # fmt: skip
+_ACTION_KEYS = ACTION_KEYS  # one set: segql.toml's check and this parser agree
 _WEBHOOK_KEYS = {"url", "method", "headers", "timeout"}
 _FILE_KEYS = {"path", "format", "outside_project", "escape_formulas"}
 _SERVICE_KEYS = {
