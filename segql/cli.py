@@ -447,6 +447,17 @@ def changes(
         warehouse.close()
 
 
+def last_committed_as_of(project: Project, warehouse: Any) -> datetime:
+    """The as-of of the last committed run, or now (UTC) when nothing has run yet."""
+    from segql.reports import Reports
+    from segql.timeutil import utc_now
+
+    schema = project.config.warehouse.schema
+    if warehouse.table_columns(f"{schema}.segql_meta") is None:
+        return utc_now()
+    return Reports(warehouse, schema).last_as_of() or utc_now()
+
+
 @main.command()
 @click.argument("condition")
 @as_of_option
@@ -455,20 +466,21 @@ def changes(
 @click.pass_obj
 @handle_errors
 def preview(obj: Context, condition: str, as_of: str | None, sample: int, fmt: Format) -> None:
-    """Count the people a condition selects now, with a sample; nothing is written."""
+    """Count the people a condition selects, with a sample; nothing is written.
+
+    Without --as-of the time is the last committed run's as-of (now before any run)."""
     from segql.preview import preview_condition
     from segql.warehouse import connect
 
     project = obj.project()
     warehouse = connect(project.config, read_only=True)
     try:
-        count, ids = preview_condition(
-            project, warehouse, condition, parse_as_of_option(as_of), sample
-        )
+        when = parse_as_of_option(as_of) or last_committed_as_of(project, warehouse)
+        count, ids = preview_condition(project, warehouse, condition, when, sample)
     finally:
         warehouse.close()
     if fmt == "table":
-        click.echo(f"{count} people match")
+        click.echo(f"{count} people match as of {when:%Y-%m-%d %H:%M:%S}")
         click.echo(render(["person_id"], [(i,) for i in ids], fmt))
     else:
         click.echo(render(["matching", "sample"], [(count, [str(i) for i in ids])], fmt))
