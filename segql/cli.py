@@ -363,13 +363,22 @@ def members(obj: Context, segment: str, limit: int | None, fmt: Format) -> None:
 @main.command()
 @click.argument("segment")
 @click.option("--person", metavar="ID", help="Only this person's changes.")
+@click.option("--since", metavar="TIME", help="Only changes of runs at or after this as-of.")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="At most this many.")
 @format_option
 @click.pass_obj
 @handle_errors
-def history(obj: Context, segment: str, person: str | None, fmt: Format) -> None:
+def history(
+    obj: Context,
+    segment: str,
+    person: str | None,
+    since: str | None,
+    limit: int | None,
+    fmt: Format,
+) -> None:
     """Every enter and exit of a segment, in commit order."""
     with _ReadSession(obj) as session:
-        rows = session.reports.history(segment, person)
+        rows = session.reports.history(segment, person, parse_as_of_option(since), limit)
         if not rows.rows and segment not in session.project.segment_names:
             session.project.select([segment])  # neither defined nor in the history
     click.echo(render(rows.columns, rows.rows, fmt))
@@ -386,7 +395,10 @@ def stats(obj: Context, segments: tuple[str, ...], days: int, fmt: Format) -> No
     with _ReadSession(obj) as session:
         names = list(segments) or session.project.segment_names
         rows = session.reports.stats(names, days)
+        period = session.reports.stats_period(days)
     click.echo(render(rows.columns, rows.rows, fmt))
+    if fmt == "table":
+        click.echo(period)
 
 
 @main.command()

@@ -53,8 +53,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Project:
 def _with_block(demo: Project, module: ast.Module) -> Project:
     replaced = {definition.name for definition in module.definitions}
     kept = [
-        ast.Module(tuple(d for d in m.definitions if d.name not in replaced))
-        for m in demo.modules
+        ast.Module(tuple(d for d in m.definitions if d.name not in replaced)) for m in demo.modules
     ]
     return Project(demo.config, [*kept, module])
 
