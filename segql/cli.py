@@ -346,18 +346,81 @@ class _ReadSession:
         self.warehouse.close()
 
 
-@main.command()
-@click.argument("segment")
-@click.option("--limit", type=int, default=None, help="At most this many members.")
+@main.command("list")
 @format_option
 @click.pass_obj
 @handle_errors
-def members(obj: Context, segment: str, limit: int | None, fmt: Format) -> None:
-    """The current members of a segment (as of the last run)."""
+def list_definitions(obj: Context, fmt: Format) -> None:
+    """Segments and traits: title, description, tags, version and size at the last run."""
+    from segql.reports import Reports
+    from segql.warehouse import connect
+
+    project = obj.project()
+    versions: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    warehouse = connect(project.config, read_only=True)
+    try:
+        schema = project.config.warehouse.schema
+        if warehouse.table_columns(f"{schema}.segql_meta") is not None:
+            reports = Reports(warehouse, schema)
+            versions, sizes = reports.versions(), reports.sizes()
+    finally:
+        warehouse.close()
+    definitions = [
+        *(("segment", d) for d in project.definitions.segments.values()),
+        *(("trait", d) for d in project.definitions.traits.values()),
+    ]
+    tagged = any(getattr(d, "tags", None) for _, d in definitions)
+    columns = ["kind", "name", "title", "description", *(["tags"] if tagged else [])]
+    rows = []
+    for kind, definition in definitions:
+        tags = [", ".join(getattr(definition, "tags", None) or ())] if tagged else []
+        recorded = kind == "segment" and definition.name in versions
+        rows.append(
+            (
+                kind,
+                definition.name,
+                definition.title,
+                definition.description,
+                *tags,
+                versions.get(definition.name),
+                sizes.get(definition.name, 0) if recorded else None,
+            )
+        )
+    click.echo(render([*columns, "version", "members"], rows, fmt))
+
+
+@main.command()
+@click.argument("segment")
+@click.option("--limit", type=int, default=None, help="At most this many members.")
+@click.option(
+    "--columns",
+    metavar="A,B,...",
+    default="",
+    help="Columns of the people table and traits to show beside each member.",
+)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write to this file instead.")
+@format_option
+@click.pass_obj
+@handle_errors
+def members(
+    obj: Context, segment: str, limit: int | None, columns: str, out: str | None, fmt: Format
+) -> None:
+    """The current members of a segment (as of the last run), sorted by id."""
+    from segql.members import member_rows
+
+    wanted = [c.strip() for c in columns.split(",") if c.strip()]
     with _ReadSession(obj) as session:
         session.project.select([segment])  # an unknown name is an error, with a suggestion
-        rows = session.reports.members(segment, limit)
-    click.echo(render(rows.columns, rows.rows, fmt))
+        rows = member_rows(
+            session.project, session.warehouse, session.reports, segment, wanted, limit
+        )
+    text = render(rows.columns, rows.rows, fmt)
+    if out is None:
+        click.echo(text)
+        return
+    _write_atomically(Path(out), text + "\n")
+    click.echo(f"wrote {len(rows.rows)} members of {segment} to {out}", err=True)
 
 
 @main.command()

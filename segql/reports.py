@@ -13,7 +13,7 @@ from typing import Any
 from sqlglot import exp
 
 from segql.errors import SegqlError
-from segql.store import HISTORY, MEMBERS, META, RUNS, Store
+from segql.store import HISTORY, MEMBERS, META, RUNS, VERSIONS, Store
 from segql.warehouse import Warehouse
 
 CHANGE_COLUMNS = (
@@ -151,6 +151,23 @@ class Reports:
             .where(exp.column("status", quoted=True).eq(exp.Literal.string("committed")))
         )
         return self.warehouse.run(select)[0][0]
+
+    def sizes(self) -> dict[str, int]:
+        """Members of each segment as of the last run."""
+        segment = exp.column("segment", quoted=True)
+        select = exp.select(segment, exp.Count(this=exp.Star())).from_(self.store.table(MEMBERS))
+        return {name: int(n) for name, n in self.warehouse.run(select.group_by(segment.copy()))}
+
+    def versions(self) -> dict[str, int]:
+        """The current (not retired) definition version of each recorded segment."""
+        segment = exp.column("segment", quoted=True)
+        select = (
+            exp.select(segment, exp.Max(this=exp.column("version", quoted=True)))
+            .from_(self.store.table(VERSIONS))
+            .where(exp.column("retired_at", quoted=True).is_(exp.null()))
+            .group_by(segment.copy())
+        )
+        return {name: int(v) for name, v in self.warehouse.run(select) if v is not None}
 
     def first_as_of(self) -> datetime | None:
         """The as-of of the first committed run (its changes are the initial load)."""

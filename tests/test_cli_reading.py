@@ -66,3 +66,48 @@ def test_stats_says_its_period_and_whether_the_initial_load_is_in_it(demo: Path)
         "period: after 2026-10-25 00:00:00 up to 2026-11-01 00:00:00; "
         "the first run (2026-10-15) is before it and not counted"
     )
+
+
+def test_list_shows_segments_and_traits_with_version_and_size(demo: Path) -> None:
+    _, out, _ = segql("--project", str(demo), "list", "--format", "json")
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert rows["power_users"]["title"] == "Power Users"
+    assert rows["power_users"]["description"].startswith("10+ renders")
+    assert rows["power_users"]["version"] == 1
+    _, out, _ = segql("--project", str(demo), "members", "high_ltv", "--format", "json")
+    assert rows["high_ltv"]["members"] == len(json.loads(out)) > 0
+    assert rows["lifetime_value"]["kind"] == "trait"
+    assert rows["lifetime_value"]["members"] is None
+
+
+def test_members_ids_are_numbers_sorted_as_numbers(demo: Path) -> None:
+    _, out, _ = segql("--project", str(demo), "members", "high_ltv", "--format", "json")
+    ids = [row["person_id"] for row in json.loads(out)]
+    assert all(isinstance(i, int) for i in ids)
+    assert ids == sorted(ids) and len(ids) > 10
+    assert ids != sorted(ids, key=str)  # text order would put 1000 before 2
+
+
+def test_members_columns_of_people_and_traits(demo: Path) -> None:
+    project = ("--project", str(demo))
+    args = ("members", "high_ltv", "--columns", "email,plan,lifetime_value", "--format", "json")
+    code, out, err = segql(*project, *args)
+    assert code == 0, err
+    rows = json.loads(out)
+    assert list(rows[0]) == ["person_id", "entered_at", "run_id", "email", "plan", "lifetime_value"]
+    assert all(row["lifetime_value"] >= 500 for row in rows)  # the segment's own rule
+    some = rows[0]
+    assert some["email"] in (None, f"user{some['person_id']}@example.com")
+    code, _, err = segql(*project, "members", "high_ltv", "--columns", "emial")
+    assert code != 0 and "did you mean 'email'" in err
+
+
+def test_members_out_writes_the_file(demo: Path, tmp_path: Path) -> None:
+    target = tmp_path / "high_ltv.csv"
+    args = ("members", "high_ltv", "--format", "csv", "--out", str(target))
+    code, out, _ = segql("--project", str(demo), *args)
+    assert code == 0 and out == ""
+    lines = target.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "person_id,entered_at,run_id"
+    _, shown, _ = segql("--project", str(demo), "members", "high_ltv", "--format", "csv")
+    assert lines == shown.splitlines()
