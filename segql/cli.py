@@ -708,12 +708,35 @@ def templates_use(obj: Context, name: str, params: tuple[str, ...], stdout: bool
 @main.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file.")
+@click.option(
+    "--actions",
+    "actions_file",
+    type=click.Path(dir_okay=False),
+    help="Write the [[actions]] of automationConfig here (default: shown on stderr).",
+)
 @handle_errors
-def import_(file: str, output: str | None) -> None:
-    """Turn rules in the JSON shapes of other segment engines into .segql text."""
+def import_(file: str, output: str | None, actions_file: str | None) -> None:
+    """Turn rules in the JSON shapes of other segment engines into .segql text.
+
+    FILE holds one case, a list of cases or {"cases": [...]}; each case has a "name" and
+    one of these shapes:
+
+    \b
+    - rules: condition list of {condition: event|property|cohort, eventType,
+      eventCount {gte, lte}, eventWindow '30d', property, operator, value, cohortId}
+    - criteria object: subscription, features, events, person sections (+ mapping)
+    - rule: tree of {type: condition|and|or|not, attribute, operator, value}
+    - criteria list: {field, operator, value} items and combineWith AND|OR
+    - events/properties (Go strategy): events [{event_name, operator:
+      occurred|not_occurred|count_gt|count_lt, value, time_window}], properties
+      [{property_name, operator, value}], operator AND|OR
+
+    A case's automationConfig becomes [[actions]] for segql.toml; a warning names
+    whatever has no equivalent.
+    """
     import json
 
-    from segql.importer import import_rules
+    from segql.importer import import_actions, import_rules
 
     try:
         raw = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
@@ -721,6 +744,15 @@ def import_(file: str, output: str | None) -> None:
     except json.JSONDecodeError as error:
         raise SegqlError(f"{file} is not valid JSON: {error}") from None
     text = import_rules(data)
+    actions, warnings = import_actions(data)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if actions and actions_file:
+        _write_atomically(Path(actions_file), actions)
+        click.echo(f"wrote {actions_file} (add it to segql.toml)", err=True)
+    elif actions:
+        click.echo("# [[actions]] for segql.toml, from automationConfig:", err=True)
+        click.echo(actions, err=True, nl=False)
     if output:
         _write_atomically(Path(output), text)
         click.echo(f"wrote {output}", err=True)
