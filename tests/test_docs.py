@@ -72,3 +72,15 @@ def test_doc_block_checks_compiles_and_runs(demo: Project, where: str, text: str
     finally:
         connection.close()
     assert {segment for segment, _ in rows} <= set(names or project.segment_names)
+
+
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+PATH_IN_BACKTICKS = re.compile(r"`(\.\./[^`]+)`")
+
+
+@pytest.mark.parametrize("page", [*sorted(DOCS.glob("*.md")), DOCS.parent / "README.md"], ids=str)
+def test_docs_point_only_at_files_in_the_repository(page: Path) -> None:
+    text = page.read_text(encoding="utf-8")
+    targets = [t for t in LINK.findall(text) if "://" not in t] + PATH_IN_BACKTICKS.findall(text)
+    missing = [t for t in targets if not (page.parent / t).exists()]
+    assert not missing, f"{page.name} points at files that are not in the repository: {missing}"
