@@ -301,7 +301,14 @@ class Checker:
 
     def compare(self, compare: ast.Compare, scope: Scope) -> None:
         left = self.expr(compare.left, scope)
-        right = self.expr(compare.right, scope)
+        try:
+            right = self.expr(compare.right, scope)
+        except SegqlNameError as error:
+            # `country = DE`: a bare word meant as text, not a misspelt property
+            if left == "string" and isinstance(compare.right, ast.Name) and "?" not in str(error):
+                word = compare.right.name.replace("'", "''")
+                error.help = f"to compare with the text {compare.right.name}, quote it: '{word}'"
+            raise
         if right == "time" and isinstance(compare.left, ast.String):
             self.time_literal(compare.left)
         else:

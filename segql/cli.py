@@ -387,30 +387,102 @@ class _ReadSession:
         self.warehouse.close()
 
 
-@main.command()
-@click.argument("segment")
-@click.option("--limit", type=int, default=None, help="At most this many members.")
+@main.command("list")
 @format_option
 @click.pass_obj
 @handle_errors
-def members(obj: Context, segment: str, limit: int | None, fmt: Format) -> None:
-    """The current members of a segment (as of the last run)."""
+def list_definitions(obj: Context, fmt: Format) -> None:
+    """Segments and traits: title, description, tags, version and size at the last run."""
+    from segql.reports import Reports
+    from segql.warehouse import connect
+
+    project = obj.project()
+    versions: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    warehouse = connect(project.config, read_only=True)
+    try:
+        schema = project.config.warehouse.schema
+        if warehouse.table_columns(f"{schema}.segql_meta") is not None:
+            reports = Reports(warehouse, schema)
+            versions, sizes = reports.versions(), reports.sizes()
+    finally:
+        warehouse.close()
+    definitions = [
+        *(("segment", d) for d in project.definitions.segments.values()),
+        *(("trait", d) for d in project.definitions.traits.values()),
+    ]
+    tagged = any(getattr(d, "tags", None) for _, d in definitions)
+    columns = ["kind", "name", "title", "description", *(["tags"] if tagged else [])]
+    rows = []
+    for kind, definition in definitions:
+        tags = [", ".join(getattr(definition, "tags", None) or ())] if tagged else []
+        recorded = kind == "segment" and definition.name in versions
+        rows.append(
+            (
+                kind,
+                definition.name,
+                definition.title,
+                definition.description,
+                *tags,
+                versions.get(definition.name),
+                sizes.get(definition.name, 0) if recorded else None,
+            )
+        )
+    click.echo(render([*columns, "version", "members"], rows, fmt))
+
+
+@main.command()
+@click.argument("segment")
+@click.option("--limit", type=int, default=None, help="At most this many members.")
+@click.option(
+    "--columns",
+    metavar="A,B,...",
+    default="",
+    help="Columns of the people table and traits to show beside each member.",
+)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write to this file instead.")
+@format_option
+@click.pass_obj
+@handle_errors
+def members(
+    obj: Context, segment: str, limit: int | None, columns: str, out: str | None, fmt: Format
+) -> None:
+    """The current members of a segment (as of the last run), sorted by id."""
+    from segql.members import member_rows
+
+    wanted = [c.strip() for c in columns.split(",") if c.strip()]
     with _ReadSession(obj) as session:
         session.project.select([segment])  # an unknown name is an error, with a suggestion
-        rows = session.reports.members(segment, limit)
-    click.echo(render(rows.columns, rows.rows, fmt))
+        rows = member_rows(
+            session.project, session.warehouse, session.reports, segment, wanted, limit
+        )
+    text = render(rows.columns, rows.rows, fmt)
+    if out is None:
+        click.echo(text)
+        return
+    _write_atomically(Path(out), text + "\n")
+    click.echo(f"wrote {len(rows.rows)} members of {segment} to {out}", err=True)
 
 
 @main.command()
 @click.argument("segment")
 @click.option("--person", metavar="ID", help="Only this person's changes.")
+@click.option("--since", metavar="TIME", help="Only changes of runs at or after this as-of.")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="At most this many.")
 @format_option
 @click.pass_obj
 @handle_errors
-def history(obj: Context, segment: str, person: str | None, fmt: Format) -> None:
+def history(
+    obj: Context,
+    segment: str,
+    person: str | None,
+    since: str | None,
+    limit: int | None,
+    fmt: Format,
+) -> None:
     """Every enter and exit of a segment, in commit order."""
     with _ReadSession(obj) as session:
-        rows = session.reports.history(segment, person)
+        rows = session.reports.history(segment, person, parse_as_of_option(since), limit)
         if not rows.rows and segment not in session.project.segment_names:
             session.project.select([segment])  # neither defined nor in the history
     click.echo(render(rows.columns, rows.rows, fmt))
@@ -427,7 +499,10 @@ def stats(obj: Context, segments: tuple[str, ...], days: int, fmt: Format) -> No
     with _ReadSession(obj) as session:
         names = list(segments) or session.project.segment_names
         rows = session.reports.stats(names, days)
+        period = session.reports.stats_period(days)
     click.echo(render(rows.columns, rows.rows, fmt))
+    if fmt == "table":
+        click.echo(period)
 
 
 @main.command()
@@ -541,6 +616,17 @@ def _broken_pipe() -> NoReturn:
     )
 
 
+def last_committed_as_of(project: Project, warehouse: Any) -> datetime:
+    """The as-of of the last committed run, or now (UTC) when nothing has run yet."""
+    from segql.reports import Reports
+    from segql.timeutil import utc_now
+
+    schema = project.config.warehouse.schema
+    if warehouse.table_columns(f"{schema}.segql_meta") is None:
+        return utc_now()
+    return Reports(warehouse, schema).last_as_of() or utc_now()
+
+
 @main.command()
 @click.argument("condition")
 @as_of_option
@@ -549,20 +635,21 @@ def _broken_pipe() -> NoReturn:
 @click.pass_obj
 @handle_errors
 def preview(obj: Context, condition: str, as_of: str | None, sample: int, fmt: Format) -> None:
-    """Count the people a condition selects now, with a sample; nothing is written."""
+    """Count the people a condition selects, with a sample; nothing is written.
+
+    Without --as-of the time is the last committed run's as-of (now before any run)."""
     from segql.preview import preview_condition
     from segql.warehouse import connect
 
     project = obj.project()
     warehouse = connect(project.config, read_only=True)
     try:
-        count, ids = preview_condition(
-            project, warehouse, condition, parse_as_of_option(as_of), sample
-        )
+        when = parse_as_of_option(as_of) or last_committed_as_of(project, warehouse)
+        count, ids = preview_condition(project, warehouse, condition, when, sample)
     finally:
         warehouse.close()
     if fmt == "table":
-        click.echo(f"{count} people match")
+        click.echo(f"{count} people match as of {when:%Y-%m-%d %H:%M:%S}")
         click.echo(render(["person_id"], [(i,) for i in ids], fmt))
     else:
         click.echo(render(["matching", "sample"], [(count, [str(i) for i in ids])], fmt))
@@ -726,12 +813,35 @@ def templates_use(obj: Context, name: str, params: tuple[str, ...], stdout: bool
 @main.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file.")
+@click.option(
+    "--actions",
+    "actions_file",
+    type=click.Path(dir_okay=False),
+    help="Write the [[actions]] of automationConfig here (default: shown on stderr).",
+)
 @handle_errors
-def import_(file: str, output: str | None) -> None:
-    """Turn rules in the JSON shapes of other segment engines into .segql text."""
+def import_(file: str, output: str | None, actions_file: str | None) -> None:
+    """Turn rules in the JSON shapes of other segment engines into .segql text.
+
+    FILE holds one case, a list of cases or {"cases": [...]}; each case has a "name" and
+    one of these shapes:
+
+    \b
+    - rules: condition list of {condition: event|property|cohort, eventType,
+      eventCount {gte, lte}, eventWindow '30d', property, operator, value, cohortId}
+    - criteria object: subscription, features, events, person sections (+ mapping)
+    - rule: tree of {type: condition|and|or|not, attribute, operator, value}
+    - criteria list: {field, operator, value} items and combineWith AND|OR
+    - events/properties (Go strategy): events [{event_name, operator:
+      occurred|not_occurred|count_gt|count_lt, value, time_window}], properties
+      [{property_name, operator, value}], operator AND|OR
+
+    A case's automationConfig becomes [[actions]] for segql.toml; a warning names
+    whatever has no equivalent.
+    """
     import json
 
-    from segql.importer import import_rules
+    from segql.importer import import_actions, import_rules
 
     try:
         raw = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
@@ -739,6 +849,15 @@ def import_(file: str, output: str | None) -> None:
     except json.JSONDecodeError as error:
         raise SegqlError(f"{file} is not valid JSON: {error}") from None
     text = import_rules(data)
+    actions, warnings = import_actions(data)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if actions and actions_file:
+        _write_atomically(Path(actions_file), actions)
+        click.echo(f"wrote {actions_file} (add it to segql.toml)", err=True)
+    elif actions:
+        click.echo("# [[actions]] for segql.toml, from automationConfig:", err=True)
+        click.echo(actions, err=True, nl=False)
     if output:
         _write_atomically(Path(output), text)
         click.echo(f"wrote {output}", err=True)

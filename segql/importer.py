@@ -11,7 +11,15 @@ snake_case) and one of these shapes:
   ``person``, with an optional ``mapping`` from section fields to columns and sources;
 * ``rule``: a tree of ``type`` ``condition`` (``attribute``, ``operator``, ``value``),
   ``and``, ``or`` and ``not`` nodes;
-* ``criteria`` as a list: ``field``, ``operator``, ``value`` items joined by ``combineWith``.
+* ``criteria`` as a list: ``field``, ``operator``, ``value`` items joined by ``combineWith``;
+* ``events`` and ``properties`` lists (the Go strategy shape): ``events`` items with
+  ``event_name``, ``operator`` ``occurred``, ``not_occurred``, ``count_gt``, ``count_lt``
+  (also ``count_gte``, ``count_lte``, ``count_eq``), ``value`` and ``time_window``;
+  ``properties`` items with ``property_name``, ``operator`` and ``value``; all joined by
+  the case's ``operator`` ``AND`` (the default) or ``OR``.
+
+A case's ``automationConfig`` becomes ``[[actions]]`` text for segql.toml
+(``import_actions``); what has no ``[[actions]]`` equivalent is named in a warning.
 
 Rules become AST nodes and the text comes from segql's printer, so every value is quoted
 as segql quotes it. Anything that cannot be imported faithfully (an unknown shape, field or
@@ -22,6 +30,7 @@ make a segment with the wrong members.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -85,7 +94,7 @@ _BOUND_OPERATORS: dict[str, ast.CompareOp] = {
 _ORDER_AS_TIME: dict[str, ast.TimeOp] = {">": "after", ">=": "after", "<": "before", "<=": "before"}
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?Z?\Z")
 _DURATION = re.compile(r"\s*(\d+)\s*([A-Za-z]+)\s*\Z")
-_CASE_SHAPE_KEYS = ("rules", "rule", "criteria")
+_CASE_SHAPE_KEYS = ("rules", "rule", "criteria", "events", "properties")
 
 
 def import_rules(data: Any) -> str:
@@ -191,10 +200,141 @@ def _case_condition(case: _Case) -> ast.Condition:
         if isinstance(criteria, Mapping):
             return _criteria_object(case, criteria, f"{path}criteria")
         return _criteria_list(case, _list_at(criteria, f"{path}criteria"), f"{path}criteria")
+    if "events" in data or "properties" in data:
+        return _strategy(case)
     raise SegqlError(
-        f"unsupported rule shape in {path or 'the case'}: expected 'rules', 'rule' or 'criteria'",
-        help="see language.md section 8 for the shapes segql imports",
+        f"unsupported rule shape in {path or 'the case'}: expected 'rules', 'rule', "
+        "'criteria', or 'events' and 'properties'",
+        help="`segql import --help` lists the shapes segql imports",
     )
+
+
+# --- the Go strategy shape: events, properties, operator ------------------------------------
+
+_EVENT_OPERATORS: dict[str, ast.CompareOp] = {
+    "occurred": ">=",
+    "not_occurred": "=",
+    "count_gt": ">",
+    "count_gte": ">=",
+    "count_lt": "<",
+    "count_lte": "<=",
+    "count_eq": "=",
+}
+
+
+def _strategy(case: _Case) -> ast.Condition:
+    data, path = case.data, case.path
+    groups: list[list[ast.Condition]] = []
+    for index, item in enumerate(_list_at(data.get("events", []), f"{path}events")):
+        groups.append([_strategy_event(item, f"{path}events[{index}]")])
+    for index, item in enumerate(_list_at(data.get("properties", []), f"{path}properties")):
+        where = f"{path}properties[{index}]"
+        item = _object_at(item, where)
+        _only(item, where, {"property_name", "operator", "value"})
+        name = _string_at(_required(item, "property_name", where), f"{where}.property_name")
+        groups.append([_predicate(ast.Name(case.column("properties", name)), item, where)])
+    if not groups:
+        raise SegqlError(f"no events or properties in {path or 'the case'}")
+    word = str(data.get("operator", "AND")).strip().lower()
+    if word not in ("and", "or"):
+        raise SegqlError(
+            f"unsupported operator {data['operator']!r} in {path}operator", help="use AND or OR"
+        )
+    return _join(groups, word)
+
+
+def _strategy_event(item: Any, path: str) -> ast.Condition:
+    item = _object_at(item, path)
+    _only(item, path, {"event_name", "operator", "value", "time_window"})
+    event = _string_at(_required(item, "event_name", path), f"{path}.event_name")
+    raw = item.get("operator", "occurred")
+    operator = _normalize(raw)
+    if operator not in _EVENT_OPERATORS:
+        raise _unsupported_operator(
+            raw, f"{path}.operator", "operators: " + ", ".join(_EVENT_OPERATORS)
+        )
+    window = _window(item.get("time_window") or None, f"{path}.time_window")
+    count = ast.Aggregate("count", ast.EventSpec(event, window=window))
+    if operator in ("occurred", "not_occurred"):
+        bound: ast.Expr = ast.Number(1 if operator == "occurred" else 0)
+    else:
+        bound = _number_at(_required(item, "value", path), f"{path}.value")
+    return ast.Compare(_EVENT_OPERATORS[operator], count, bound)
+
+
+# --- automationConfig: [[actions]] text -----------------------------------------------------
+
+_TRIGGERS = {
+    **dict.fromkeys(("enter", "on_enter", "entered", "segment_entered", "join"), "enter"),
+    **dict.fromkeys(("exit", "on_exit", "exited", "segment_exited", "leave"), "exit"),
+}
+
+
+def import_actions(data: Any) -> tuple[str, list[str]]:
+    """``[[actions]]`` TOML for every case's ``automationConfig``, and warnings naming what
+    could not be carried over (an action is only written when it keeps its meaning)."""
+    actions: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    for path, case in _cases(data):
+        config = case.get("automationConfig")
+        if config is None:
+            continue
+        where = f"{path}automationConfig"
+        segment = segment_name(str(case.get("name", "")), f"{path}name")
+        items = config if isinstance(config, list) else [config]
+        for index, item in enumerate(items):
+            at = f"{where}[{index}]" if isinstance(config, list) else where
+            action, dropped = _action(segment, item, at)
+            warnings.extend(dropped)
+            if action is not None:
+                actions.append(action)
+    if not actions:
+        return "", warnings
+    return "\n".join(_action_toml(action) for action in actions), warnings
+
+
+def _action_toml(action: Mapping[str, Any]) -> str:
+    """One ``[[actions]]`` table. Its values are plain strings, and a JSON string is a valid
+    TOML basic string, so no TOML writer (none is a dependency) is needed."""
+    return (
+        "[[actions]]\n"
+        f"segment = {json.dumps(action['segment'])}\n"
+        f"on = {json.dumps(action['on'])}\n"
+        f"webhook = {{ url = {json.dumps(action['webhook']['url'])} }}\n"
+    )
+
+
+def _action(segment: str, item: Any, path: str) -> tuple[dict[str, Any] | None, list[str]]:
+    if not isinstance(item, Mapping):
+        return None, [f"{path}: expected an object; nothing imported"]
+    fields = dict(item)
+    dropped: list[str] = []
+    if fields.pop("enabled", True) is False:
+        return None, [f"{path}: disabled; not imported"]
+    trigger = _TRIGGERS.get(_normalize(fields.pop("trigger", fields.pop("on", "enter"))))
+    url = (
+        fields.pop("webhook_url", None) or fields.pop("webhookUrl", None) or fields.pop("url", None)
+    )
+    webhook = fields.pop("webhook", None)
+    if isinstance(webhook, Mapping):
+        url = url or webhook.get("url")
+    elif isinstance(webhook, str):
+        url = url or webhook
+    if str(fields.get("type", "webhook")).lower() == "webhook":
+        fields.pop("type", None)
+    if trigger is None:
+        return None, [
+            f"{path}.trigger: {item.get('trigger', item.get('on'))!r} is not enter or exit; "
+            "not imported"
+        ]
+    if not isinstance(url, str) or not url:
+        kind = item.get("type") or item.get("channel") or "this action"
+        return None, [
+            f"{path}: {kind} has no webhook URL; not imported (segql sends webhooks and files)"
+        ]
+    for key in fields:
+        dropped.append(f"{path}.{key}: no [[actions]] equivalent; dropped")
+    return {"segment": segment, "on": trigger, "webhook": {"url": url}}, dropped
 
 
 # --- combining ------------------------------------------------------------------------------

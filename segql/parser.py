@@ -119,7 +119,32 @@ class Parser:
 
     def error(self, expected: str, token: Token | None = None, help: str | None = None):
         token = token or self.peek()
+        help = help or self.common_mistake(token)
         return SegqlSyntaxError(f"expected {expected}, found {token.describe()}", token.span, help)
+
+    def common_mistake(self, token: Token) -> str | None:
+        """A help line for the slips people make most: quotes, ==, names with spaces."""
+        previous = self.tokens[self.tokens.index(token) - 1] if token in self.tokens[1:] else None
+        if token.kind == "DQSTRING":
+            return (
+                f"strings take single quotes: '{token.value}' "
+                "(double quotes are only for title and description)"
+            )
+        doubled = (
+            previous is not None
+            and previous.span.text == "="
+            and previous.span.end == token.span.start
+        )
+        if token.kind == "OP" and token.value == "=" and doubled:
+            return "equality is a single '=': status = 'paid'"
+        if token.kind == "IDENT" and not token.quoted:
+            keyword = did_you_mean(token.value.lower(), ["segment", "trait"])
+            if previous is None and keyword:
+                return f"did you mean '{keyword}'?"
+            if previous is not None and previous.kind == "IDENT" and not previous.quoted:
+                both = f"{previous.value} {token.value}"
+                return f"a name with spaces is quoted: the event '{both}', or the column `{both}`"
+        return None
 
     def expect_word(self, word: str) -> Token:
         if not self.at_word(word):
@@ -538,6 +563,16 @@ class Parser:
             self.advance()
             unit = WORD_UNITS[unit_token.value.lower()]
             return ast.Duration(int(token.value), unit, span=token.span.to(unit_token.span))  # type: ignore[arg-type]
+        if token.kind == "NUMBER" and unit_token.kind == "IDENT" and not unit_token.quoted:
+            unit = did_you_mean(unit_token.value.lower(), WORD_UNITS)
+            if unit and token.value != "1" and f"{unit}s" in WORD_UNITS:
+                unit = f"{unit}s"
+            if unit:
+                raise self.error(
+                    "a duration such as 30 days",
+                    unit_token,
+                    help=f"did you mean '{token.value} {unit}'?",
+                )
         raise self.error("a duration such as 30 days")
 
     def parse_primary(self) -> ast.Expr:

@@ -103,12 +103,26 @@ class Project:
     def select(self, segments: Sequence[str] | None) -> list[str]:
         """Segment names to work on, checked (all of them when none are given)."""
         if not segments:
+            if not self.segment_names:
+                raise self.no_segments_error()
             return self.segment_names
         known = self.definitions.segments
         for name in segments:
             if name not in known:
                 raise SegqlNameError(unknown_name_message("segment", name, known))
         return list(dict.fromkeys(segments))
+
+    def no_segments_error(self) -> SegqlError:
+        folder = f"{self.config.segments_dir}/"
+        if self.modules:
+            where = f"the .segql files in {folder} define no segment"
+        else:
+            where = f"no .segql files in {folder}"
+        return SegqlError(
+            f"nothing to run: {where}",
+            help=f"add a file such as {folder}first.segql holding "
+            "`segment paid where status = 'paid'`, or see `segql templates list`",
+        )
 
     def membership_query(
         self,

@@ -13,7 +13,7 @@ from typing import Any
 from sqlglot import exp
 
 from segql.errors import SegqlError
-from segql.store import HISTORY, MEMBERS, META, RUNS, Store
+from segql.store import HISTORY, MEMBERS, META, RUNS, VERSIONS, Store
 from segql.warehouse import Warehouse
 
 CHANGE_COLUMNS = (
@@ -73,12 +73,23 @@ class Reports:
             select = select.limit(limit)
         return Rows(("person_id", "entered_at", "run_id"), self.warehouse.run(select))
 
-    def history(self, segment: str, person: str | None) -> Rows:
+    def history(
+        self,
+        segment: str,
+        person: str | None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> Rows:
+        """The segment's changes in commit order: from runs at or after ``since``, at most
+        ``limit`` of them."""
         where = self._segment(segment)
         if person is not None:
             where = exp.and_(
                 where, exp.column("person_id", quoted=True).eq(exp.Literal.string(person))
             )
+        if since is not None:
+            start = exp.cast(exp.Literal.string(since.isoformat(sep=" ")), "TIMESTAMP")
+            where = exp.and_(where, exp.column("as_of", quoted=True) >= start)
         columns = ("commit_seq", "as_of", "person_id", "change", "reason", "version", "event_id")
         select = (
             exp.select(*(exp.column(c, quoted=True) for c in columns))
@@ -90,6 +101,8 @@ class Reports:
                 exp.column("change", quoted=True),
             )
         )
+        if limit is not None:
+            select = select.limit(limit)
         return Rows(columns, self.warehouse.run(select))
 
     def changes(self, since: int, limit: int | None = None) -> Iterator[Change]:
@@ -138,6 +151,43 @@ class Reports:
             .where(exp.column("status", quoted=True).eq(exp.Literal.string("committed")))
         )
         return self.warehouse.run(select)[0][0]
+
+    def sizes(self) -> dict[str, int]:
+        """Members of each segment as of the last run."""
+        segment = exp.column("segment", quoted=True)
+        select = exp.select(segment, exp.Count(this=exp.Star())).from_(self.store.table(MEMBERS))
+        return {name: int(n) for name, n in self.warehouse.run(select.group_by(segment.copy()))}
+
+    def versions(self) -> dict[str, int]:
+        """The current (not retired) definition version of each recorded segment."""
+        segment = exp.column("segment", quoted=True)
+        select = (
+            exp.select(segment, exp.Max(this=exp.column("version", quoted=True)))
+            .from_(self.store.table(VERSIONS))
+            .where(exp.column("retired_at", quoted=True).is_(exp.null()))
+            .group_by(segment.copy())
+        )
+        return {name: int(v) for name, v in self.warehouse.run(select) if v is not None}
+
+    def first_as_of(self) -> datetime | None:
+        """The as-of of the first committed run (its changes are the initial load)."""
+        select = (
+            exp.select(exp.Min(this=exp.column("as_of", quoted=True)))
+            .from_(self.store.table(RUNS))
+            .where(exp.column("status", quoted=True).eq(exp.Literal.string("committed")))
+        )
+        return self.warehouse.run(select)[0][0]
+
+    def stats_period(self, days: int) -> str:
+        """What ``stats`` covers, in words: the period and whether the initial load is in it."""
+        last, first = self.last_as_of(), self.first_as_of()
+        if last is None or first is None:
+            return "no committed run yet"
+        since = last - timedelta(days=days)
+        text = f"period: after {since:%Y-%m-%d %H:%M:%S} up to {last:%Y-%m-%d %H:%M:%S}"
+        if first > since:
+            return f"{text}; 'entered' includes the first run's initial load ({first:%Y-%m-%d})"
+        return f"{text}; the first run ({first:%Y-%m-%d}) is before it and not counted"
 
     def stats(self, segments: Sequence[str], days: int) -> Rows:
         """Size now, entered and exited in the last ``days`` days before the last run,

@@ -134,6 +134,54 @@ SNAPSHOTS: dict[str, tuple[str, str]] = {
         "1 | segment a where did purchase where count(login) > 1\n"
         "  |                                    ^^^^^^^^^^^^",
     ),
+    "double_quoted_string": (
+        'segment a where status = "paid"',
+        'segments/growth.segql:1:26: error: expected an expression, found string "paid"\n'
+        "  |\n"
+        '1 | segment a where status = "paid"\n'
+        "  |                          ^^^^^^\n"
+        "  = help: strings take single quotes: 'paid' (double quotes are only for title and description)",
+    ),
+    "double_equals": (
+        "segment a where status == 'paid'",
+        "segments/growth.segql:1:25: error: expected an expression, found '='\n"
+        "  |\n"
+        "1 | segment a where status == 'paid'\n"
+        "  |                         ^\n"
+        "  = help: equality is a single '=': status = 'paid'",
+    ),
+    "misspelt_unit": (
+        "segment a where did login within 30 dayz",
+        "segments/growth.segql:1:37: error: expected a duration such as 30 days, found 'dayz'\n"
+        "  |\n"
+        "1 | segment a where did login within 30 dayz\n"
+        "  |                                     ^^^^\n"
+        "  = help: did you mean '30 days'?",
+    ),
+    "event_name_with_spaces": (
+        "segment a where did Order Completed within 30 days",
+        "segments/growth.segql:1:27: error: expected 'and', 'or', or a new 'segment' or 'trait', found 'Completed'\n"
+        "  |\n"
+        "1 | segment a where did Order Completed within 30 days\n"
+        "  |                           ^^^^^^^^^\n"
+        "  = help: a name with spaces is quoted: the event 'Order Completed', or the column `Order Completed`",
+    ),
+    "misspelt_keyword": (
+        "segmnt a where status = 'paid'",
+        "segments/growth.segql:1:1: error: expected 'segment' or 'trait', found 'segmnt'\n"
+        "  |\n"
+        "1 | segmnt a where status = 'paid'\n"
+        "  | ^^^^^^\n"
+        "  = help: did you mean 'segment'?",
+    ),
+    "unquoted_text": (
+        "segment a where country = DE",
+        "segments/growth.segql:1:27: error: unknown property 'DE'\n"
+        "  |\n"
+        "1 | segment a where country = DE\n"
+        "  |                           ^^\n"
+        "  = help: to compare with the text DE, quote it: 'DE'",
+    ),
 }
 
 
@@ -154,3 +202,14 @@ def test_every_error_in_a_project_is_reported_at_once() -> None:
     rendered = caught.value.render()
     assert "s.segql:1:17" in rendered and "s.segql:2:17" in rendered and "s.segql:3:17" in rendered
     assert rendered.endswith("3 errors")
+
+
+def test_a_project_without_segments_says_where_to_add_one() -> None:
+    project = Project(make_config(), [], make_catalog())
+    with pytest.raises(SegqlError) as caught:
+        project.compile("duckdb")
+    assert caught.value.render() == (
+        "error: nothing to run: no .segql files in segments/\n"
+        "  = help: add a file such as segments/first.segql holding "
+        "`segment paid where status = 'paid'`, or see `segql templates list`"
+    )

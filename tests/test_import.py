@@ -285,3 +285,100 @@ def test_errors_name_the_field(data: Any, message: str) -> None:
     with pytest.raises(SegqlError) as caught:
         import_rules(data)
     assert caught.value.message.startswith(message)
+
+
+# --- the Go strategy shape and automationConfig -------------------------------------------
+
+GO_STRATEGY: dict[str, Any] = {
+    "name": "Power Users",
+    "operator": "AND",
+    "events": [
+        {"event_name": "video_rendered", "operator": "count_gt", "value": 9, "time_window": "30d"},
+        {"event_name": "Order Completed", "operator": "occurred", "time_window": 7},
+        {"event_name": "churned", "operator": "not_occurred"},
+        {"event_name": "login", "operator": "count_lt", "value": 3, "time_window": "2w"},
+    ],
+    "properties": [{"property_name": "status", "operator": "equals", "value": "paid"}],
+    "automationConfig": {
+        "trigger": "on_enter",
+        "webhook_url": 'https://hooks.example.com/pu?a="b"',
+        "delay_minutes": 5,
+    },
+}
+
+
+def test_the_go_strategy_shape_imports() -> None:
+    expected = parse(
+        'segment power_users title "Power Users" where count(video_rendered within 30 days) > 9'
+        " and count('Order Completed' within 7 days) >= 1 and count(churned) = 0"
+        " and count(login within 2 weeks) < 3 and status = 'paid'"
+    ).definitions[0]
+    assert isinstance(expected, ast.Segment)
+    assert where_of(GO_STRATEGY) == expected.where
+
+
+def test_the_go_strategy_operator_or_joins_every_item() -> None:
+    case = {**GO_STRATEGY, "operator": "OR", "events": GO_STRATEGY["events"][:1]}
+    expected = parse(
+        "segment a where count(video_rendered within 30 days) > 9 or status = 'paid'"
+    ).definitions[0]
+    assert isinstance(expected, ast.Segment)
+    assert where_of(case) == expected.where
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"operator": "XOR"}, "unsupported operator 'XOR' in operator"),
+        (
+            {"events": [{"event_name": "a", "operator": "count_between"}]},
+            "unsupported operator 'count_between' in events[0].operator",
+        ),
+        ({"events": [{"event_name": "a", "operator": "count_gt"}]}, "missing field 'value'"),
+        ({"events": [{"event_name": "a", "window": "3d"}]}, "unsupported field 'window'"),
+        ({"events": [], "properties": []}, "no events or properties"),
+    ],
+)
+def test_go_strategy_errors_name_the_field(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(SegqlError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        import_rules({**GO_STRATEGY, **change})
+
+
+def test_automation_config_becomes_actions_and_warns_of_what_is_dropped() -> None:
+    import tomllib
+
+    from segql.importer import import_actions
+
+    text, warnings = import_actions(GO_STRATEGY)
+    assert tomllib.loads(text) == {
+        "actions": [
+            {
+                "segment": "power_users",
+                "on": "enter",
+                "webhook": {"url": 'https://hooks.example.com/pu?a="b"'},
+            }
+        ]
+    }
+    assert warnings == ["automationConfig.delay_minutes: no [[actions]] equivalent; dropped"]
+
+
+def test_automation_config_without_a_webhook_is_not_imported_and_says_so() -> None:
+    from segql.importer import import_actions
+
+    case = {**GO_STRATEGY, "automationConfig": {"trigger": "exit", "type": "email"}}
+    text, warnings = import_actions(case)
+    assert text == ""
+    assert warnings == [
+        "automationConfig: email has no webhook URL; not imported (segql sends webhooks and files)"
+    ]
+
+
+def test_import_help_lists_the_shapes() -> None:
+    from click.testing import CliRunner
+
+    from segql.cli import main
+
+    out = CliRunner().invoke(main, ["import", "--help"]).stdout
+    for shape in ("rules:", "criteria object", "rule: tree", "criteria list", "events/properties"):
+        assert shape in out
+    assert "occurred|not_occurred|count_gt|count_lt" in out
