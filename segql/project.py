@@ -38,6 +38,11 @@ class Project:
     def segment_names(self) -> list[str]:
         return list(self.definitions.segments)
 
+    @property
+    def paused_segments(self) -> list[str]:
+        """Segments marked ``paused``: not evaluated, their members kept as they are."""
+        return [name for name, segment in self.definitions.segments.items() if segment.paused]
+
     @cached_property
     def catalog(self) -> Catalog:
         """The warehouse's columns; unknown when the warehouse cannot be read.

@@ -26,6 +26,7 @@ from segql import ast
 from segql.checker import walk
 from segql.compiler import table_ref
 from segql.errors import SegqlError, SegqlWarehouseError
+from segql.overrides import add_included, mark_manual, remove_excluded
 from segql.printer import format_definition
 from segql.project import Project
 from segql.store import HISTORY, MEMBERS, RUNS, VERSIONS, Store
@@ -115,7 +116,9 @@ class Runner:
         self.store.ensure_tables(self.warehouse)
         self.project.read_catalog(self.warehouse)
         self.project.check()
-        names = self.project.select(segments)
+        # A paused segment is not evaluated: its members stay as they are.
+        paused = set(self.project.paused_segments)
+        names = [name for name in self.project.select(segments) if name not in paused]
         with self.run_lock(wait):
             return self.locked_run(names, as_of, prune or not segments, started)
 
@@ -148,6 +151,8 @@ class Runner:
             warehouse.dialect.name, as_of, names, members_table=store.table(MEMBERS)
         ).expression
         self.create_temp(NEW_MEMBERS, _as_text_ids(query))
+        warehouse.run(remove_excluded(store, NEW_MEMBERS))
+        warehouse.run(add_included(store, NEW_MEMBERS, names))
         data = self.data_summary(as_of)
         _crash_point("before_diff")
 
@@ -162,6 +167,7 @@ class Runner:
         deleted = sorted(set(versions) - set(self.project.segment_names)) if prune else []
         redefined = [n for n in changed if n in versions]
         self.create_temp(CHANGES, self.diff_select(names, deleted, redefined))
+        warehouse.run(mark_manual(store, CHANGES))
         version_of = {n: changed[n][0] if n in changed else versions[n][0] for n in names}
         version_of.update({n: versions[n][0] for n in deleted})
 

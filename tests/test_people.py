@@ -1,0 +1,145 @@
+"""Overrides, paused segments, forget and prune, on a DuckDB file and on PostgreSQL,
+through the command line (runtime.md 8.3, 8.4)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.support.runtime import RuntimeProject
+from tests.support.scenario import event, make_tables, person
+
+D = datetime
+RULES = """
+segment active where did login within 30 days
+segment paid where status = 'paid'
+"""
+TABLES = make_tables(
+    people=[person(1, status="paid"), person(2, status="free"), person(3, status="paid")],
+    events=[
+        event(1, "login", D(2026, 1, 8)),
+        event(2, "login", D(2026, 1, 9)),
+        event(3, "login", D(2026, 1, 9)),
+    ],
+)
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RuntimeProject]:
+    uri = request.getfixturevalue("postgres_server").uri if request.param == "postgres" else None
+    project = RuntimeProject(tmp_path / "project", request.param, uri)
+    project.write_rules(RULES)
+    project.load(TABLES)
+    yield project
+    project.close()
+
+
+def ok(runtime: RuntimeProject, *args: str) -> str:
+    result = runtime.cli(*args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_overrides_apply_at_the_next_run_with_reason_manual(runtime: RuntimeProject) -> None:
+    runtime.run(D(2026, 1, 10))
+    ok(runtime, "exclude", "active", "1", "--reason", "asked to stop")
+    ok(runtime, "include", "paid", "2", "--reason", "comped")
+    ok(runtime, "exclude", "*", "3", "--reason", "suppression list")
+    assert runtime.members() == {("active", "1"), ("active", "2"), ("active", "3"),
+                                 ("paid", "1"), ("paid", "3")}  # fmt: skip
+    runtime.run(D(2026, 1, 11))
+    assert runtime.members() == {("active", "2"), ("paid", "1"), ("paid", "2")}
+    later = [row for row in runtime.history() if row[0] == D(2026, 1, 11)]
+    assert later == [
+        (D(2026, 1, 11), "active", "1", "exit", "manual", 1),
+        (D(2026, 1, 11), "active", "3", "exit", "manual", 1),
+        (D(2026, 1, 11), "paid", "2", "enter", "manual", 1),
+        (D(2026, 1, 11), "paid", "3", "exit", "manual", 1),
+    ]
+    listed = ok(runtime, "overrides", "paid", "--format", "csv")
+    assert "paid,2,include,comped" in listed and "*,3,exclude,suppression list" in listed
+    assert "active,1" not in listed
+    ok(runtime, "clear-override", "active", "1")
+    runtime.run(D(2026, 1, 12))
+    assert ("active", "1") in runtime.members()
+    assert runtime.history()[-1] == (D(2026, 1, 12), "active", "1", "enter", "rules", 1)
+
+
+def test_override_errors_are_clear(runtime: RuntimeProject) -> None:
+    result = runtime.cli("exclude", "activ", "1", "--reason", "x")
+    assert result.returncode == 1 and "active" in result.stderr and "Traceback" not in result.stderr
+    result = runtime.cli("include", "*", "1", "--reason", "x")
+    assert result.returncode == 1 and "exclusions" in result.stderr
+
+
+def test_a_paused_segment_keeps_its_members(runtime: RuntimeProject) -> None:
+    runtime.run(D(2026, 1, 10))
+    runtime.write_rules(RULES.replace("segment paid", "segment paid\n  paused"))
+    runtime.load(make_tables(people=[person(1, status="free")], events=[]))
+    result = runtime.run(D(2026, 3, 1))
+    assert [s.segment for s in result.segments] == ["active"]
+    assert {m for m in runtime.members() if m[0] == "paid"} == {("paid", "1"), ("paid", "3")}
+    assert not [row for row in runtime.history() if row[1] == "paid" and row[3] == "exit"]
+
+
+def scan_for(runtime: RuntimeProject, person_id: str) -> list[str]:
+    """Every segql table with a text value that is the id (or an event key naming it)."""
+    tables = runtime.query(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = '"
+        + runtime.segql_schema
+        + "'"
+    )
+    found = []
+    for (table,) in tables:
+        for row in runtime.query(f'SELECT * FROM {{s}}."{table}"'):
+            texts = [value for value in row if isinstance(value, str)]
+            if any(value == person_id or f"|{person_id}|" in value for value in texts):
+                found.append(table)
+    return found
+
+
+def test_forget_removes_the_person_from_every_segql_table(runtime: RuntimeProject) -> None:
+    runtime.run(D(2026, 1, 10))
+    ok(runtime, "exclude", "paid", "3", "--reason", "x")
+    runtime.run(D(2026, 1, 11))
+    assert sorted(set(scan_for(runtime, "3"))) == [
+        "segql_history",
+        "segql_intervals",
+        "segql_members",
+        "segql_overrides",
+    ]
+    output = ok(runtime, "forget", "3")
+    assert "rows removed" in output
+    assert scan_for(runtime, "3") == []
+    assert ("active", "2") in runtime.members()  # the others stay
+    tombstones = runtime.query('SELECT "person_hash", "rows_removed" FROM {s}."segql_tombstones"')
+    assert len(tombstones) == 1 and tombstones[0][1] == 5  # 1 member, 3 history, 1 override
+    assert tombstones[0][0] != "3" and len(tombstones[0][0]) == 64
+
+
+def test_prune_keeps_the_intervals_that_reach_the_cut(runtime: RuntimeProject) -> None:
+    runtime.run(D(2026, 1, 10))  # everyone active
+    runtime.load(make_tables(
+        people=[person(1, status="paid"), person(2, status="free"), person(3, status="paid")],
+        events=[event(1, "login", D(2026, 1, 8)), event(2, "login", D(2026, 2, 1)),
+                event(3, "login", D(2026, 1, 9))],
+    ))  # fmt: skip
+    runtime.run(D(2026, 2, 15))  # 1 and 3 exit active; 2 stays
+    runtime.run(D(2026, 3, 20))  # 2 exits active
+    intervals_query = (
+        'SELECT "segment", "person_id", "valid_from", "valid_to" FROM {s}."segql_intervals" '
+        'WHERE "valid_to" IS NULL OR "valid_to" >= CAST(\'2026-03-01\' AS TIMESTAMP) '
+        "ORDER BY 1, 2, 3"
+    )
+    before = runtime.query(intervals_query)
+    ok(runtime, "prune", "--history-before", "2026-03-01")
+    assert runtime.query(intervals_query) == before
+    assert ("paid", "1", D(2026, 1, 10), None) in before
+    old = runtime.query(
+        'SELECT "segment", "person_id", "change" FROM {s}."segql_history" '
+        "WHERE \"as_of\" < CAST('2026-03-01' AS TIMESTAMP) ORDER BY 1, 2"
+    )
+    assert old == [("active", "2", "enter"), ("paid", "1", "enter"), ("paid", "3", "enter")]
