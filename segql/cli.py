@@ -732,6 +732,35 @@ def clear_override(obj: Context, segment: str, people: tuple[str, ...]) -> None:
 
 
 @main.command()
+@click.argument("person_id", metavar="ID")
+@format_option
+@click.pass_obj
+@handle_errors
+def person(obj: Context, person_id: str, fmt: Format) -> None:
+    """The segments a person is in (entered at, version) and their history."""
+    from segql.person import person_history, person_segments
+
+    with _ReadSession(obj) as session:
+        store = session.reports.store
+        segments = person_segments(session.warehouse, store, person_id)
+        changes = person_history(session.warehouse, store, person_id)
+    if fmt == "json":
+        import json
+
+        def records(rows: Any) -> list[dict[str, Any]]:
+            return [dict(zip(rows.columns, row, strict=True)) for row in rows.rows]
+
+        document = {"person_id": person_id, "segments": records(segments),
+                    "history": records(changes)}  # fmt: skip
+        click.echo(json.dumps(document, default=str, indent=2))
+        return
+    click.echo(render(segments.columns, segments.rows, fmt))
+    if fmt == "table":
+        click.echo("\nhistory")
+    click.echo(render(changes.columns, changes.rows, fmt))
+
+
+@main.command()
 @click.argument("people", nargs=-1, required=True)
 @click.pass_obj
 @handle_errors

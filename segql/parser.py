@@ -248,9 +248,7 @@ class Parser:
             self.advance()
             self.advance()
             exit_ = self.parse_condition()
-            return ast.Segment(
-                name, enter=enter, exit=exit_, **labels, span=self.span_from(start)
-            )
+            return ast.Segment(name, enter=enter, exit=exit_, **labels, span=self.span_from(start))
         raise self.error(
             "'where' or 'enter when' after the segment name",
             help='a segment is `segment NAME [title "..."] where CONDITION`',

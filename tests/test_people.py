@@ -3,12 +3,19 @@ through the command line (runtime.md 8.3, 8.4)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from segql import ast
+from segql.errors import SegqlSyntaxError
+from segql.parser import parse
+from segql.printer import format_module
+from segql.project import load_project
+from segql.warehouse import connect
 from tests.support.runtime import RuntimeProject
 from tests.support.scenario import event, make_tables, person
 
@@ -143,3 +150,49 @@ def test_prune_keeps_the_intervals_that_reach_the_cut(runtime: RuntimeProject) -
         "WHERE \"as_of\" < CAST('2026-03-01' AS TIMESTAMP) ORDER BY 1, 2"
     )
     assert old == [("active", "2", "enter"), ("paid", "1", "enter"), ("paid", "3", "enter")]
+
+
+def test_forget_removes_the_deliveries_of_the_persons_changes(runtime: RuntimeProject) -> None:
+    runtime.run(D(2026, 1, 10))
+    events = runtime.query('SELECT "event_id", "person_id" FROM {s}."segql_history"')
+    project = load_project(runtime.root)
+    warehouse = connect(project.config)
+    try:
+        for event_id, _ in events:
+            warehouse.query(
+                f'INSERT INTO "{runtime.segql_schema}"."segql_deliveries" '
+                f'("destination", "event_id", "status", "attempts") '
+                f"VALUES ('hook', '{event_id}', 'delivered', 1)"
+            )
+    finally:
+        warehouse.close()
+    ok(runtime, "forget", "2")
+    left = {row[0] for row in runtime.query('SELECT "event_id" FROM {s}."segql_deliveries"')}
+    assert left == {event_id for event_id, person_id in events if person_id != "2"}
+
+
+def test_metadata_parses_prints_back_and_rejects_repeats() -> None:
+    text = (
+        "segment gold\n  title \"Gold\"\n  tags 'vip', 'tier'\n  owner 'growth'\n  paused\n"
+        "  where status = 'paid'\n"
+    )
+    module = parse(text)
+    segment = module.definitions[0]
+    assert isinstance(segment, ast.Segment)
+    assert (segment.tags, segment.owner, segment.paused) == (("vip", "tier"), "growth", True)
+    assert format_module(module) == text
+    assert parse("segment owner where owner = 'x'").definitions[0].owner is None
+    with pytest.raises(SegqlSyntaxError, match="'owner' is given twice"):
+        parse("segment s owner 'a' owner 'b' where did login")
+
+
+def test_person_shows_segments_with_version_and_history(runtime: RuntimeProject) -> None:
+    runtime.run(D(2026, 1, 10))
+    runtime.run(D(2026, 3, 1))  # 1 leaves active
+    document = json.loads(ok(runtime, "person", "1", "--format", "json"))
+    assert [(s["segment"], s["version"]) for s in document["segments"]] == [("paid", 1)]
+    assert document["segments"][0]["entered_at"].startswith("2026-01-10")
+    assert [(h["segment"], h["change"]) for h in document["history"]] == [
+        ("active", "enter"), ("paid", "enter"), ("active", "exit"),
+    ]  # fmt: skip
+    assert json.loads(ok(runtime, "person", "99", "--format", "json"))["segments"] == []
