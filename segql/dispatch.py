@@ -635,8 +635,12 @@ class Dispatcher:
         """Deliver every change after each action's cursor; one summary row per action."""
         actions = self.select(names)
         rows = []
+        paused = set(self.project.paused_segments)
         with self._lock():
             for action in actions:
+                if action.segment in paused:  # sends nothing; its cursor waits
+                    self.progress(f"{action.name}: segment {action.segment} is paused")
+                    continue
                 started = time.monotonic()
                 tally, cursor = self._dispatch_action(action)
                 seconds = round(time.monotonic() - started, 2)
@@ -830,8 +834,12 @@ class Dispatcher:
         """Send the parked changes of each action again; one summary row per action."""
         actions = self.select(names)
         rows = []
+        paused = set(self.project.paused_segments)
         with self._lock():
             for action in actions:
+                if action.segment in paused:  # sends nothing; its cursor waits
+                    self.progress(f"{action.name}: segment {action.segment} is paused")
+                    continue
                 started = time.monotonic()
                 failed = self._failed_changes(action)
                 tally = _Tally()

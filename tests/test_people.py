@@ -196,3 +196,24 @@ def test_person_shows_segments_with_version_and_history(runtime: RuntimeProject)
         ("active", "enter"), ("paid", "enter"), ("active", "exit"),
     ]  # fmt: skip
     assert json.loads(ok(runtime, "person", "99", "--format", "json"))["segments"] == []
+
+
+def test_dispatch_sends_nothing_for_a_paused_segment(tmp_path: Path) -> None:
+    """Dispatch itself is tested on DuckDB (tests/test_dispatch.py); so is this."""
+    runtime = RuntimeProject(tmp_path / "project", "duckdb")
+    runtime.write_rules(RULES)
+    runtime.load(TABLES)
+    runtime.run(D(2026, 1, 10))
+    with (runtime.root / "segql.toml").open("a") as config:
+        config.write(
+            '\n[[actions]]\nname = "paid_out"\nsegment = "paid"\non = "enter"\n'
+            'file = { path = "exports/paid.jsonl" }\n'
+        )
+    runtime.write_rules(RULES.replace("segment paid", "segment paid\n  paused"))
+    ok(runtime, "dispatch", "--quiet")
+    exported = runtime.root / "exports" / "paid.jsonl"
+    assert not exported.exists() or exported.read_text() == ""
+    runtime.write_rules(RULES)  # unpaused: what waited is sent
+    ok(runtime, "dispatch", "--quiet")
+    sent = [json.loads(line)["person_id"] for line in exported.read_text().splitlines()]
+    assert sorted(sent) == ["1", "3"]
