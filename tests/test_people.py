@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from segql import ast
-from segql.errors import SegqlSyntaxError
+from segql.errors import SegqlError, SegqlNameError, SegqlSyntaxError
 from segql.parser import parse
 from segql.printer import format_module
 from segql.project import load_project
@@ -217,3 +217,18 @@ def test_dispatch_sends_nothing_for_a_paused_segment(tmp_path: Path) -> None:
     ok(runtime, "dispatch", "--quiet")
     sent = [json.loads(line)["person_id"] for line in exported.read_text().splitlines()]
     assert sorted(sent) == ["1", "3"]
+
+
+def test_the_python_api_runs_and_answers_like_the_command_line(runtime: RuntimeProject) -> None:
+    project = load_project(runtime.root)
+    result = project.run(as_of=D(2026, 1, 10))
+    assert {s.segment: s.members for s in result.segments} == {"active": 3, "paid": 2}
+    assert [row[0] for row in project.members("paid")] == ["1", "3"]
+    count, ids = project.preview("status = 'paid'", as_of=D(2026, 1, 10))
+    assert (count, sorted(str(i) for i in ids)) == (2, ["1", "3"])
+    found = project.person("3")
+    assert [s["segment"] for s in found["segments"]] == ["active", "paid"]
+    with pytest.raises(SegqlNameError, match="did you mean 'paid'"):
+        project.members("pad")
+    with pytest.raises(SegqlError, match="earlier than the last committed run"):
+        project.run(as_of=D(2026, 1, 1))
