@@ -761,6 +761,41 @@ def person(obj: Context, person_id: str, fmt: Format) -> None:
 
 
 @main.command()
+@click.argument("segment")
+@click.option(
+    "--person", "person_id", metavar="ID", help="Show whether this person passes each clause."
+)
+@as_of_option
+@format_option
+@click.pass_obj
+@handle_errors
+def explain(
+    obj: Context, segment: str, person_id: str | None, as_of: str | None, fmt: Format
+) -> None:
+    """Each clause's count alone and as a funnel in the written order; nothing is written."""
+    from segql.explain import explain_segment
+    from segql.timeutil import utc_now
+    from segql.warehouse import connect
+
+    project = obj.project()
+    warehouse = connect(project.config, read_only=True)
+    try:
+        at = parse_as_of_option(as_of) or utc_now()
+        found = explain_segment(project, warehouse, segment, at, person_id)
+    finally:
+        warehouse.close()
+    columns = ["clause", "alone", "cumulative"] + (["person"] if person_id is not None else [])
+    rows = [
+        (c.text, c.alone, c.cumulative)
+        + ((("passes" if c.person_passes else "fails"),) if person_id is not None else ())
+        for c in found.clauses
+    ]
+    click.echo(render(columns, rows, fmt))
+    for warning in found.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+@main.command()
 @click.argument("people", nargs=-1, required=True)
 @click.pass_obj
 @handle_errors

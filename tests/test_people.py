@@ -232,3 +232,30 @@ def test_the_python_api_runs_and_answers_like_the_command_line(runtime: RuntimeP
         project.members("pad")
     with pytest.raises(SegqlError, match="earlier than the last committed run"):
         project.run(as_of=D(2026, 1, 1))
+
+
+def test_explain_counts_each_clause_alone_and_as_a_funnel(runtime: RuntimeProject) -> None:
+    runtime.write_rules(
+        RULES + "segment odd where status = 'paid' and did login within 30 days "
+        "and count(login within 7 days) > count(login within 30 days)\n"
+    )
+    result = runtime.cli("explain", "odd", "--as-of", "2026-01-10", "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1:] == [
+        "status = 'paid',2,2",
+        "did login within 30 days,3,2",
+        "count(login within 7 days) > count(login within 30 days),0,0",
+    ]
+    assert "clause 3" in result.stderr and "holds for no one" in result.stderr
+    one = runtime.cli("explain", "odd", "--person", "2", "--as-of", "2026-01-10", "--format", "csv")
+    assert one.returncode == 0, one.stderr
+    assert [line.rsplit(",", 1)[1] for line in one.stdout.splitlines()[1:]] == [
+        "fails", "passes", "fails",
+    ]  # fmt: skip
+    written = runtime.query(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = '"
+        + runtime.segql_schema
+        + "'"
+    )
+    assert written == []  # explain writes nothing, not even segql's tables
