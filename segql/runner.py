@@ -147,9 +147,15 @@ class Runner:
     ) -> RunResult:
         store, warehouse = self.store, self.warehouse
         self.progress(f"computing {len(names)} segments in one query")
-        query = self.project.membership_query(
-            warehouse.dialect.name, as_of, names, members_table=store.table(MEMBERS)
-        ).expression
+        if names:
+            query = self.project.membership_query(
+                warehouse.dialect.name, as_of, names, members_table=store.table(MEMBERS)
+            ).expression
+        else:  # every segment paused (an empty selection would mean every segment)
+            query = exp.select(
+                exp.alias_(exp.cast(exp.null(), "VARCHAR"), "segment", quoted=True),
+                exp.alias_(exp.cast(exp.null(), "VARCHAR"), "person_id", quoted=True),
+            ).where(exp.false())
         self.create_temp(NEW_MEMBERS, _as_text_ids(query))
         warehouse.run(remove_excluded(store, NEW_MEMBERS))
         warehouse.run(add_included(store, NEW_MEMBERS, names))
@@ -312,6 +318,8 @@ class Runner:
         column = exp.column
 
         def segment_in(table: str, segments: list[str]) -> exp.Expression:
+            if not segments:  # every segment paused: IN () is not SQL everywhere
+                return exp.false()
             return column("segment", table=table, quoted=True).isin(
                 *(exp.Literal.string(n) for n in segments)
             )
@@ -389,13 +397,15 @@ class Runner:
             column("change", quoted=True),
         ):
             key = exp.DPipe(this=key, expression=part, safe=True)
-        version = exp.Case(
+        version: exp.Expression = exp.Case(
             this=column("segment", quoted=True),
             ifs=[
                 exp.If(this=exp.Literal.string(name), true=exp.Literal.number(number))
                 for name, number in version_of.items()
             ],
         )
+        if not version_of:  # every segment paused: no rows, and CASE needs a branch
+            version = exp.cast(exp.null(), "INTEGER")
         select = exp.select(
             exp.alias_(exp.MD5(this=key), "event_id", quoted=True),
             column("segment", quoted=True),

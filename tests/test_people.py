@@ -259,3 +259,11 @@ def test_explain_counts_each_clause_alone_and_as_a_funnel(runtime: RuntimeProjec
         + "'"
     )
     assert written == []  # explain writes nothing, not even segql's tables
+
+
+def test_a_run_with_every_segment_paused_changes_nothing(runtime: RuntimeProject) -> None:
+    runtime.run(D(2026, 1, 10))
+    before = runtime.members()
+    runtime.write_rules(RULES.replace("where", "paused where"))
+    result = runtime.run(D(2026, 3, 1))
+    assert result.segments == [] and runtime.members() == before
