@@ -350,6 +350,9 @@ class Segment:
     exit: Condition | None = None
     title: str | None = None
     description: str | None = None
+    tags: tuple[str, ...] = ()
+    owner: str | None = None
+    paused: bool = False
     span: Span | None = _span()
 
     @property

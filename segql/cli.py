@@ -865,5 +865,193 @@ def import_(file: str, output: str | None, actions_file: str | None) -> None:
         click.echo(text, nl=False)
 
 
+# --- people: overrides, erasure, retention ---------------------------------------------
+
+
+class _WriteSession:
+    """A read-write session with segql's tables in place, for the commands that change them."""
+
+    def __init__(self, obj: Context):
+        from segql.store import Store
+        from segql.warehouse import connect
+
+        self.project = obj.project()
+        self.store = Store(self.project.config.warehouse.schema)
+        self.warehouse = connect(self.project.config)
+        try:
+            self.store.ensure_tables(self.warehouse)
+        except BaseException:
+            self.warehouse.close()
+            raise
+
+    def __enter__(self) -> _WriteSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.warehouse.close()
+
+    def overrides(self) -> Any:
+        from segql.overrides import Overrides
+
+        return Overrides(self.warehouse, self.store)
+
+    def segment(self, name: str) -> str:
+        """A defined segment's name, or ``*`` for every segment."""
+        if name != "*":
+            self.project.select([name])
+        return name
+
+
+def _override_command(kind: str) -> Callable[..., Any]:
+    @click.argument("segment")
+    @click.argument("people", nargs=-1, required=True)
+    @click.option("--reason", required=True, help="Why (kept with the override).")
+    @click.pass_obj
+    @handle_errors
+    def command(obj: Context, segment: str, people: tuple[str, ...], reason: str) -> None:
+        with _WriteSession(obj) as session:
+            count = session.overrides().add(session.segment(segment), people, kind, reason)
+        where = "every segment" if segment == "*" else segment
+        click.echo(
+            f"{count} {kind}d from {where}" if kind == "exclude" else f"{count} included in {where}"
+        )
+        click.echo("the next run applies it", err=True)
+
+    return command
+
+
+main.command(
+    "exclude",
+    help="Keep people out of a segment (SEGMENT '*': out of every segment) from the next run.",
+)(_override_command("exclude"))
+main.command("include", help="Keep people in a segment from the next run, whatever the rules.")(
+    _override_command("include")
+)
+
+
+@main.command("overrides")
+@click.argument("segment", required=False)
+@format_option
+@click.pass_obj
+@handle_errors
+def overrides_(obj: Context, segment: str | None, fmt: Format) -> None:
+    """Overrides in force (of one segment, with the '*' ones, or of all)."""
+    from segql.overrides import COLUMNS
+
+    with _WriteSession(obj) as session:
+        rows = session.overrides().list(session.segment(segment) if segment else None)
+    click.echo(render(list(COLUMNS), rows, fmt))
+
+
+@main.command("clear-override")
+@click.argument("segment")
+@click.argument("people", nargs=-1, required=True)
+@click.pass_obj
+@handle_errors
+def clear_override(obj: Context, segment: str, people: tuple[str, ...]) -> None:
+    """Remove overrides; the rules decide again from the next run."""
+    with _WriteSession(obj) as session:
+        count = session.overrides().clear(segment, people)
+    click.echo(f"{count} overrides cleared")
+
+
+@main.command()
+@click.argument("person_id", metavar="ID")
+@format_option
+@click.pass_obj
+@handle_errors
+def person(obj: Context, person_id: str, fmt: Format) -> None:
+    """The segments a person is in (entered at, version) and their history."""
+    from segql.person import person_history, person_segments
+
+    with _ReadSession(obj) as session:
+        store = session.reports.store
+        segments = person_segments(session.warehouse, store, person_id)
+        changes = person_history(session.warehouse, store, person_id)
+    if fmt == "json":
+        import json
+
+        def records(rows: Any) -> list[dict[str, Any]]:
+            return [dict(zip(rows.columns, row, strict=True)) for row in rows.rows]
+
+        document = {"person_id": person_id, "segments": records(segments),
+                    "history": records(changes)}  # fmt: skip
+        click.echo(json.dumps(document, default=str, indent=2))
+        return
+    click.echo(render(segments.columns, segments.rows, fmt))
+    if fmt == "table":
+        click.echo("\nhistory")
+    click.echo(render(changes.columns, changes.rows, fmt))
+
+
+@main.command()
+@click.argument("segment")
+@click.option(
+    "--person", "person_id", metavar="ID", help="Show whether this person passes each clause."
+)
+@as_of_option
+@format_option
+@click.pass_obj
+@handle_errors
+def explain(
+    obj: Context, segment: str, person_id: str | None, as_of: str | None, fmt: Format
+) -> None:
+    """Each clause's count alone and as a funnel in the written order; nothing is written."""
+    from segql.explain import explain_segment
+    from segql.timeutil import utc_now
+    from segql.warehouse import connect
+
+    project = obj.project()
+    warehouse = connect(project.config, read_only=True)
+    try:
+        at = parse_as_of_option(as_of) or utc_now()
+        found = explain_segment(project, warehouse, segment, at, person_id)
+    finally:
+        warehouse.close()
+    columns = ["clause", "alone", "cumulative"] + (["person"] if person_id is not None else [])
+    rows = [
+        (c.text, c.alone, c.cumulative)
+        + ((("passes" if c.person_passes else "fails"),) if person_id is not None else ())
+        for c in found.clauses
+    ]
+    click.echo(render(columns, rows, fmt))
+    for warning in found.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+@main.command()
+@click.argument("people", nargs=-1, required=True)
+@click.pass_obj
+@handle_errors
+def forget(obj: Context, people: tuple[str, ...]) -> None:
+    """Remove people from every segql table, leaving a tombstone without their id."""
+    from segql.erasure import Erasure
+
+    with _WriteSession(obj) as session:
+        removed = Erasure(session.warehouse, session.store).forget(people)
+    click.echo(f"forgot {len(removed)} people: {sum(removed.values())} rows removed")
+
+
+@main.command()
+@click.option(
+    "--history-before",
+    "before",
+    required=True,
+    metavar="DATE",
+    help="Drop history rows older than this (open memberships keep their enter).",
+)
+@click.pass_obj
+@handle_errors
+def prune(obj: Context, before: str) -> None:
+    """Drop old membership history, keeping the intervals that reach DATE whole."""
+    from segql.erasure import Erasure
+
+    cut = parse_as_of_option(before)
+    assert cut is not None
+    with _WriteSession(obj) as session:
+        count = Erasure(session.warehouse, session.store).prune(cut)
+    click.echo(f"{count} history rows removed")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

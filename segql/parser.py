@@ -225,17 +225,45 @@ class Parser:
                 description = text
         return title, description
 
+    def parse_metadata(self) -> tuple[tuple[str, ...], str | None, bool]:
+        """``tags 'a', 'b'``, ``owner 'growth'`` and ``paused``, in any order, each once."""
+        tags: tuple[str, ...] = ()
+        owner: str | None = None
+        paused = False
+        seen: set[str] = set()
+        while self.at_word("tags", "owner", "paused") and (
+            self.at_word("paused") or self.peek(1).kind == "STRING"
+        ):
+            token = self.advance()
+            word = token.value.lower()
+            if word in seen:
+                raise SegqlSyntaxError(f"'{word}' is given twice", token.span)
+            seen.add(word)
+            if word == "paused":
+                paused = True
+            elif word == "owner":
+                owner = self.advance().value
+            else:
+                names = [self.advance().value]
+                while self.at_op(",") and self.peek(1).kind == "STRING":
+                    self.advance()
+                    names.append(self.advance().value)
+                tags = tuple(names)
+        return tags, owner, paused
+
     def parse_segment(self) -> ast.Segment:
         start = self.advance()
         name, _ = self.parse_name("a segment name")
         title, description = self.parse_labels()
+        tags, owner, paused = self.parse_metadata()
+        labels = {
+            "title": title, "description": description, "tags": tags, "owner": owner,
+            "paused": paused,
+        }  # fmt: skip
         if self.at_word("where"):
             self.advance()
             where = self.parse_condition()
-            return ast.Segment(
-                name, where=where, title=title, description=description,
-                span=self.span_from(start),
-            )  # fmt: skip
+            return ast.Segment(name, where=where, **labels, span=self.span_from(start))
         if self.at_word("enter") and self.at_word("when", ahead=1):
             self.advance()
             self.advance()
@@ -245,10 +273,7 @@ class Parser:
             self.advance()
             self.advance()
             exit_ = self.parse_condition()
-            return ast.Segment(
-                name, enter=enter, exit=exit_, title=title, description=description,
-                span=self.span_from(start),
-            )  # fmt: skip
+            return ast.Segment(name, enter=enter, exit=exit_, **labels, span=self.span_from(start))
         raise self.error(
             "'where' or 'enter when' after the segment name",
             help='a segment is `segment NAME [title "..."] where CONDITION`',

@@ -38,6 +38,12 @@ def format_definition(definition: ast.Definition) -> str:
         lines.append(f"  title {_double_quoted(definition.title)}")
     if definition.description is not None:
         lines.append(f"  description {_double_quoted(definition.description)}")
+    if definition.tags:
+        lines.append("  tags " + ", ".join(string(tag) for tag in definition.tags))
+    if definition.owner is not None:
+        lines.append(f"  owner {string(definition.owner)}")
+    if definition.paused:
+        lines.append("  paused")
     if definition.where is not None:
         lines.append(_clause("where", definition.where))
     else:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
@@ -22,6 +23,9 @@ from segql.parser import parse
 from segql.plan import Plan
 from segql.planner import plan_membership
 from segql.warehouse import Warehouse, connect, tables_of
+
+if TYPE_CHECKING:
+    from segql.runner import RunResult
 
 
 @dataclass
@@ -40,6 +44,11 @@ class Project:
     @property
     def segment_names(self) -> list[str]:
         return list(self.definitions.segments)
+
+    @property
+    def paused_segments(self) -> list[str]:
+        """Segments marked ``paused``: not evaluated, their members kept as they are."""
+        return [name for name, segment in self.definitions.segments.items() if segment.paused]
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -152,6 +161,66 @@ class Project:
         """SQL returning ``(segment, person_id)`` for every member; ``as_of`` None makes
         the time a bind parameter named ``as_of``."""
         return self.membership_query(dialect, as_of, segments).sql
+
+    # --- the Python API of what the command line does (docs/api.md) ---------------------
+
+    def run(
+        self,
+        segments: Sequence[str] | None = None,
+        as_of: datetime | None = None,
+        prune: bool = False,
+        wait: float = 0.0,
+    ) -> RunResult:
+        """``segql run``: evaluate, diff, record; the same errors as the command."""
+        from segql.runner import Runner
+
+        warehouse = connect(self.config, wait=wait)
+        try:
+            return Runner(self, warehouse).run(segments, as_of, prune=prune, wait=wait)
+        finally:
+            warehouse.close()
+
+    def members(self, segment: str, limit: int | None = None) -> list[tuple[Any, ...]]:
+        """``segql members``: (person_id, entered_at, run_id) of a segment's members."""
+        from segql.reports import Reports
+
+        self.select([segment])
+        warehouse = connect(self.config, read_only=True)
+        try:
+            return Reports(warehouse, self.config.warehouse.schema).members(segment, limit).rows
+        finally:
+            warehouse.close()
+
+    def preview(
+        self, condition: str, as_of: datetime | None = None, sample: int = 10
+    ) -> tuple[int, list[Any]]:
+        """``segql preview``: how many people a condition selects, and the first ids."""
+        from segql.preview import preview_condition
+
+        warehouse = connect(self.config, read_only=True)
+        try:
+            return preview_condition(self, warehouse, condition, as_of, sample)
+        finally:
+            warehouse.close()
+
+    def person(self, person_id: str) -> dict[str, list[dict[str, Any]]]:
+        """``segql person``: the person's segments (entered_at, version) and history."""
+        from segql.person import person_history, person_segments
+        from segql.reports import Reports
+
+        warehouse = connect(self.config, read_only=True)
+        try:
+            store = Reports(warehouse, self.config.warehouse.schema).store
+            found = {
+                "segments": person_segments(warehouse, store, str(person_id)),
+                "history": person_history(warehouse, store, str(person_id)),
+            }
+        finally:
+            warehouse.close()
+        return {
+            key: [dict(zip(rows.columns, row, strict=True)) for row in rows.rows]
+            for key, rows in found.items()
+        }
 
 
 def load_project(path: str | Path = ".") -> Project:

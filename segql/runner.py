@@ -27,6 +27,7 @@ from segql.checker import walk
 from segql.compiler import table_ref
 from segql.engines import EngineAdapter as Warehouse
 from segql.errors import SegqlError, SegqlWarehouseError
+from segql.overrides import add_included, mark_manual, remove_excluded
 from segql.printer import format_definition
 from segql.project import Project
 from segql.store import HISTORY, MEMBERS, RUNS, VERSIONS, Store
@@ -114,7 +115,9 @@ class Runner:
         self.progress("checking segments against the warehouse")
         self.project.read_catalog(self.warehouse)
         self.project.check()
-        names = self.project.select(segments)
+        # A paused segment is not evaluated: its members stay as they are.
+        paused = set(self.project.paused_segments)
+        names = [name for name in self.project.select(segments) if name not in paused]
         with self.run_lock(wait):
             # Inside the lock: two first runs creating the tables at once collide on
             # PostgreSQL's catalog, and would both record the layout version.
@@ -146,10 +149,18 @@ class Runner:
     ) -> RunResult:
         store, warehouse = self.store, self.warehouse
         self.progress(f"computing {len(names)} segments in one query")
-        query = self.project.membership_query(
-            warehouse.dialect.name, as_of, names, members_table=store.table(MEMBERS)
-        ).expression
+        if names:
+            query = self.project.membership_query(
+                warehouse.dialect.name, as_of, names, members_table=store.table(MEMBERS)
+            ).expression
+        else:  # every segment paused (an empty selection would mean every segment)
+            query = exp.select(
+                exp.alias_(exp.cast(exp.null(), "VARCHAR"), "segment", quoted=True),
+                exp.alias_(exp.cast(exp.null(), "VARCHAR"), "person_id", quoted=True),
+            ).where(exp.false())
         self.create_temp(NEW_MEMBERS, _as_text_ids(query))
+        warehouse.run(remove_excluded(store, NEW_MEMBERS))
+        warehouse.run(add_included(store, NEW_MEMBERS, names))
         data = self.data_summary(as_of)
         warehouse.keep_locks()
         _crash_point("before_diff")
@@ -168,6 +179,7 @@ class Runner:
         deleted = sorted(set(versions) - set(self.project.segment_names)) if prune else []
         redefined = [n for n in changed if n in versions]
         self.create_temp(CHANGES, self.diff_select(names, deleted, redefined))
+        warehouse.run(mark_manual(store, CHANGES))
         version_of = {n: changed[n][0] if n in changed else versions[n][0] for n in names}
         version_of.update({n: versions[n][0] for n in deleted})
 
@@ -324,6 +336,8 @@ class Runner:
         column = exp.column
 
         def segment_in(table: str, segments: list[str]) -> exp.Expression:
+            if not segments:  # every segment paused: IN () is not SQL everywhere
+                return exp.false()
             return column("segment", table=table, quoted=True).isin(
                 *(exp.Literal.string(n) for n in segments)
             )
@@ -401,13 +415,15 @@ class Runner:
             column("change", quoted=True),
         ):
             key = exp.DPipe(this=key, expression=part, safe=True)
-        version = exp.Case(
+        version: exp.Expression = exp.Case(
             this=column("segment", quoted=True),
             ifs=[
                 exp.If(this=exp.Literal.string(name), true=exp.Literal.number(number))
                 for name, number in version_of.items()
             ],
         )
+        if not version_of:  # every segment paused: no rows, and CASE needs a branch
+            version = exp.cast(exp.null(), "INTEGER")
         select = exp.select(
             exp.alias_(exp.MD5(this=key), "event_id", quoted=True),
             column("segment", quoted=True),

@@ -24,6 +24,9 @@ INTERVALS = "segql_intervals"
 CURSORS = "segql_cursors"
 DELIVERIES = "segql_deliveries"
 META = "segql_meta"
+OVERRIDES = "segql_overrides"
+TOMBSTONES = "segql_tombstones"
+EVERY_SEGMENT = "*"  # an override's segment that stands for every segment
 
 # Person ids are kept as text: one type for every entity id, compared the same everywhere.
 TABLES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -79,6 +82,18 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("last_error", "VARCHAR"),
         ("delivered_at", "TIMESTAMP"),
     ),
+    OVERRIDES: (
+        ("segment", "VARCHAR"),
+        ("person_id", "VARCHAR"),
+        ("kind", "VARCHAR"),
+        ("reason", "VARCHAR"),
+        ("created_at", "TIMESTAMP"),
+    ),
+    TOMBSTONES: (
+        ("person_hash", "VARCHAR"),
+        ("forgotten_at", "TIMESTAMP"),
+        ("rows_removed", "BIGINT"),
+    ),
 }
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     META: ("key",),
@@ -88,6 +103,8 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     HISTORY: ("event_id",),
     CURSORS: ("consumer",),
     DELIVERIES: ("destination", "event_id"),
+    OVERRIDES: ("segment", "person_id"),
+    TOMBSTONES: ("person_hash", "forgotten_at"),
 }
 
 

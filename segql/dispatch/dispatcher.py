@@ -173,8 +173,12 @@ class Dispatcher:
         """Deliver every due change after each action's cursor; a summary row per action."""
         actions = self.select(names)
         rows = []
+        paused = set(self.project.paused_segments)
         with self._lock():
             for action in actions:
+                if action.segment in paused:  # sends nothing; its cursor waits
+                    self.progress(f"{action.name}: segment {action.segment} is paused")
+                    continue
                 started = time.monotonic()
                 if not action.enabled:
                     self.progress(f"{action.name}: disabled (enabled = false)")
@@ -576,8 +580,12 @@ class Dispatcher:
         """Send the parked changes of each action again; one summary row per action."""
         actions = self.select(names)
         rows = []
+        paused = set(self.project.paused_segments)
         with self._lock():
             for action in actions:
+                if action.segment in paused:  # sends nothing; its cursor waits
+                    self.progress(f"{action.name}: segment {action.segment} is paused")
+                    continue
                 started = time.monotonic()
                 failed = self._failed_changes(action)
                 tally = _Tally()

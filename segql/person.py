@@ -1,0 +1,47 @@
+"""``segql person ID``: the segments one person is in and their membership history, as
+recorded by the last runs (nothing is evaluated or written)."""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from segql.reports import Rows
+from segql.store import HISTORY, MEMBERS, Store
+from segql.warehouse import Warehouse
+
+
+def person_segments(warehouse: Warehouse, store: Store, person_id: str) -> Rows:
+    """(segment, entered_at, version) of each segment the person is in now."""
+    column = exp.column
+    enter = exp.and_(
+        column("segment", table="h", quoted=True).eq(column("segment", table="m", quoted=True)),
+        column("person_id", table="h", quoted=True).eq(column("person_id", table="m", quoted=True)),
+        column("run_id", table="h", quoted=True).eq(
+            column("entered_run_id", table="m", quoted=True)
+        ),
+        column("change", table="h", quoted=True).eq(exp.Literal.string("enter")),
+    )
+    select = (
+        exp.select(
+            column("segment", table="m", quoted=True),
+            column("entered_at", table="m", quoted=True),
+            column("version", table="h", quoted=True),
+        )
+        .from_(store.table(MEMBERS, alias="m"))
+        .join(store.table(HISTORY, alias="h"), on=enter, join_type="left")
+        .where(column("person_id", table="m", quoted=True).eq(exp.Literal.string(person_id)))
+        .order_by(column("segment", table="m", quoted=True))
+    )
+    return Rows(("segment", "entered_at", "version"), warehouse.run(select))
+
+
+def person_history(warehouse: Warehouse, store: Store, person_id: str) -> Rows:
+    """Every enter and exit of the person, in commit order."""
+    columns = ("commit_seq", "as_of", "segment", "change", "reason", "version")
+    select = (
+        exp.select(*(exp.column(c, quoted=True) for c in columns))
+        .from_(store.table(HISTORY))
+        .where(exp.column("person_id", quoted=True).eq(exp.Literal.string(person_id)))
+        .order_by(exp.column("commit_seq", quoted=True), exp.column("segment", quoted=True))
+    )
+    return Rows(columns, warehouse.run(select))
