@@ -358,6 +358,7 @@ def test_zoned_literals_carry_their_offset() -> None:
                 ("person_id", "BIGINT"),
                 ("event_type", "VARCHAR"),
                 ("occurred_at", "TIMESTAMP WITH TIME ZONE"),
+                ("properties", "JSON"),
             ],
             "subscriptions": [("person_id", "BIGINT"), ("created_at", "TIMESTAMP")],
             "accounts": [("person_id", "BIGINT"), ("tier", "VARCHAR")],
