@@ -760,6 +760,46 @@ def person(obj: Context, person_id: str, fmt: Format) -> None:
     click.echo(render(changes.columns, changes.rows, fmt))
 
 
+@main.command(name="eval")
+@click.option(
+    "--person",
+    "people",
+    metavar="ID",
+    multiple=True,
+    required=True,
+    help="A person to evaluate (repeat the option, or give several ids after it).",
+)
+@click.argument("more", nargs=-1, metavar="[ID]...")
+@click.option("--segment", "segments", multiple=True, help="Only this segment (repeatable).")
+@as_of_option
+@format_option
+@click.pass_obj
+@handle_errors
+def eval_people(
+    obj: Context,
+    people: tuple[str, ...],
+    more: tuple[str, ...],
+    segments: tuple[str, ...],
+    as_of: str | None,
+    fmt: Format,
+) -> None:
+    """Every segment's membership for these people at an as-of; nothing is written."""
+    from segql.evaluate import evaluate_people
+    from segql.warehouse import connect
+
+    project = obj.project()
+    warehouse = connect(project.config, read_only=True)
+    try:
+        found = evaluate_people(
+            project, warehouse, [*people, *more], parse_as_of_option(as_of), segments or None
+        )
+    finally:
+        warehouse.close()
+    names = project.select(segments or None)
+    rows = [(person, name, name in found[person]) for person in found for name in names]
+    click.echo(render(["person_id", "segment", "member"], rows, fmt))
+
+
 @main.command()
 @click.argument("segment")
 @click.option(

@@ -67,6 +67,7 @@ class MembershipQuery:
     expression: exp.Query
     dialect: Dialect
     segments: tuple[str, ...]
+    pushed: bool = False  # the person filter is in every read (QueryOptions.person_ids)
 
     @cached_property
     def sql(self) -> str:
@@ -115,12 +116,17 @@ class QueryOptions:
     ``members_table``: segql's table of current members, read by hysteresis segments (a
     query without one treats everybody as a non-member). ``tables``: how to name a table
     of segql.toml in the SQL (dbt passes ``{{ source(...) }}``). ``as_of_sql``: the as-of
-    time as an expression, instead of a literal or the bind parameter.
+    time as an expression, instead of a literal or the bind parameter. ``person_ids``:
+    only those people's membership; ``person_id IN (...)`` is pushed into every read of
+    the people table and the sources, unless a population function (``ntile``, ``qcut``,
+    ``row_number``, ``percent_rank``) is compiled, which ranks everybody: then only the
+    result is filtered (``MembershipQuery.pushed`` says which).
     """
 
     members_table: exp.Table | None = None
     tables: Callable[[str, str | None], exp.Expression] | None = None
     as_of_sql: exp.Expression | None = None
+    person_ids: tuple[str, ...] | None = None
 
 
 def compile_membership_query(
@@ -135,7 +141,8 @@ def compile_membership_query(
     options = options or QueryOptions(members_table=members_table)
     builder = _QueryBuilder(analyzer, dialect, as_of, options)
     with collector_paused():
-        return MembershipQuery(builder.build(segments), dialect, tuple(segments))
+        query = builder.build(segments)
+        return MembershipQuery(query, dialect, tuple(segments), builder.pushed)
 
 
 class _QueryBuilder:
@@ -171,6 +178,8 @@ class _QueryBuilder:
         self.flags: dict[str, str] = {}
         self.population: dict[ast.Call, str] = {}
         self.population_count = 0
+        self.person_ids = options.person_ids
+        self.pushed = False  # decided once the conditions are compiled
 
     # --- the query ---------------------------------------------------------------------
 
@@ -181,6 +190,8 @@ class _QueryBuilder:
         for name in segments:  # a segment also referenced by another is computed once
             if self.flags.get(name):
                 conditions[name] = self.column_ref(self.flags[name])
+        # A population function ranks everybody: its inputs must not be filtered.
+        self.pushed = self.person_ids is not None and not self.population
         ctes = self.base_ctes()
         last = self.stage_ctes(ctes)
         selects = [
@@ -189,7 +200,7 @@ class _QueryBuilder:
                 exp.column(PERSON_ID, quoted=True),
             )
             .from_(exp.to_identifier(last, quoted=True), copy=False)
-            .where(condition, copy=False)
+            .where(self.only_selected(condition), copy=False)
             for name, condition in conditions.items()
         ]
         query = _union_all(selects)
@@ -197,6 +208,26 @@ class _QueryBuilder:
             ctes[-1].set("materialized", True)
         query.set("with_", exp.With(expressions=ctes))
         return query
+
+    def only_selected(self, condition: exp.Expression) -> exp.Expression:
+        """A result's condition, limited to ``person_ids`` where the reads are not."""
+        if self.person_ids is None or self.pushed:
+            return condition
+        person = exp.column(PERSON_ID, quoted=True)
+        return _and(_grouped(condition), self.person_filter(person, self.config.entity.table))
+
+    def person_filter(self, person: exp.Column, table: str) -> exp.Expression:
+        """``person IN (ids)``: numbers where the column is a number (an id that is not
+        one matches no one), text otherwise."""
+        assert self.person_ids is not None
+        ids: list[exp.Expression] = []
+        numeric = self.analyzer.catalog.column_type(table, person.name) == "number"
+        for person_id in dict.fromkeys(self.person_ids):
+            if not numeric:
+                ids.append(exp.Literal.string(person_id))
+            elif _is_number(person_id):
+                ids.append(exp.Literal.number(person_id))
+        return person.isin(*ids) if ids else exp.false()
 
     def segment_condition(self, name: str) -> exp.Expression:
         """The condition that selects a segment's members from the last stage."""
@@ -327,6 +358,8 @@ class _QueryBuilder:
                 value = exp.LogicalOr(this=value) if boolean else exp.Max(this=value)
             select = select.select(_alias(value, _entity_alias(column)), copy=False)
         select = select.where(person.is_(exp.null()).not_(), copy=False)
+        if self.pushed:
+            select = select.where(self.person_filter(person.copy(), entity.table), copy=False)
         return select if unique else select.group_by(person.copy(), copy=False)
 
     def rows_select(self, needs: _SourceNeeds) -> exp.Select:
@@ -338,6 +371,8 @@ class _QueryBuilder:
         person = exp.column(source.person, table=table, quoted=True)
         select = exp.select(_alias(person, PERSON_ID)).from_(self.user_table(source.table, table))
         filters: list[exp.Expression] = []
+        if self.pushed:
+            filters.append(self.person_filter(person.copy(), source.table))
         if source.time is not None:
             time = exp.column(source.time, table=table, quoted=True)
             select = select.select(_alias(time, EVENT_TIME), copy=False)
@@ -1091,6 +1126,14 @@ def collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.strip().lower() not in ("nan", "inf", "-inf", "infinity", "-infinity")
 
 
 def _and(*parts: exp.Expression) -> exp.Expression:

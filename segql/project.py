@@ -199,6 +199,22 @@ class Project:
             for key, rows in found.items()
         }
 
+    def evaluate(
+        self,
+        person_ids: Sequence[str],
+        as_of: datetime | None = None,
+        segments: Sequence[str] | None = None,
+    ) -> dict[str, list[str]]:
+        """``segql eval --person``: each person's segments at ``as_of`` (now), computed
+        with the person filter in every read; nothing is written."""
+        from segql.evaluate import evaluate_people
+
+        warehouse = connect(self.config, read_only=True)
+        try:
+            return evaluate_people(self, warehouse, person_ids, as_of, segments)
+        finally:
+            warehouse.close()
+
 
 def load_project(path: str | Path = ".") -> Project:
     """Load the project whose segql.toml is at or above ``path``."""
