@@ -13,8 +13,8 @@ from datetime import datetime
 
 from sqlglot import exp
 
-from segql.compiler import QueryOptions, collector_paused, compile_membership_query
-from segql.dialect import get_dialect
+from segql.compiler import MembershipQuery, QueryOptions, collector_paused, compile_membership_query
+from segql.dialect import Dialect, get_dialect
 from segql.overrides import Overrides
 from segql.project import Project
 from segql.store import EVERY_SEGMENT, MEMBERS, OVERRIDES, Store
@@ -45,20 +45,37 @@ def evaluate_people(
         options = QueryOptions(
             members_table=store.table(MEMBERS) if recorded else None, person_ids=people
         )
-        with collector_paused():
-            query = compile_membership_query(
-                project.analyzer,
-                rules,
-                get_dialect(warehouse.dialect.name),
-                as_of or utc_now(),
-                options=options,
-            )
-        found = {(str(person), segment) for segment, person in warehouse.run(query.expression)}
+        dialect = get_dialect(warehouse.dialect.name)
+        for query in person_queries(project, dialect, rules, as_of or utc_now(), options):
+            found |= {(str(p), segment) for segment, p in warehouse.run(query.expression)}
     if recorded and paused and people:
         found |= _current_members(warehouse, store, [n for n in names if n in paused], people)
     if _has_table(warehouse, store, OVERRIDES):
         found = _apply_overrides(warehouse, store, found, set(rules), people)
     return {person: sorted(s for p, s in found if p == person) for person in people}
+
+
+def person_queries(
+    project: Project,
+    dialect: Dialect,
+    segments: list[str],
+    as_of: datetime,
+    options: QueryOptions,
+) -> list[MembershipQuery]:
+    """One query for the segments whose reads take the person filter, one for those that
+    rank everybody (a population function): one such segment must not cost the others
+    their filter."""
+
+    def compiled(names: list[str]) -> MembershipQuery:
+        return compile_membership_query(project.analyzer, names, dialect, as_of, options=options)
+
+    with collector_paused():
+        together = compiled(segments)
+        if together.pushed or len(segments) == 1:
+            return [together]
+        pushed = [name for name in segments if compiled([name]).pushed]
+        ranked = [name for name in segments if name not in pushed]
+        return [compiled(names) for names in (pushed, ranked) if names]
 
 
 def _current_members(
