@@ -733,17 +733,21 @@ def clear_override(obj: Context, segment: str, people: tuple[str, ...]) -> None:
 
 @main.command()
 @click.argument("person_id", metavar="ID")
+@as_of_option
 @format_option
 @click.pass_obj
 @handle_errors
-def person(obj: Context, person_id: str, fmt: Format) -> None:
-    """The segments a person is in (entered at, version) and their history."""
-    from segql.person import person_history, person_segments
+def person(obj: Context, person_id: str, as_of: str | None, fmt: Format) -> None:
+    """The segments a person is in (entered at, version), their history, their traits."""
+    from segql.person import person_history, person_segments, person_traits
 
     with _ReadSession(obj) as session:
         store = session.reports.store
         segments = person_segments(session.warehouse, store, person_id)
         changes = person_history(session.warehouse, store, person_id)
+        traits = person_traits(
+            session.project, session.warehouse, person_id, parse_as_of_option(as_of)
+        )
     if fmt == "json":
         import json
 
@@ -751,13 +755,16 @@ def person(obj: Context, person_id: str, fmt: Format) -> None:
             return [dict(zip(rows.columns, row, strict=True)) for row in rows.rows]
 
         document = {"person_id": person_id, "segments": records(segments),
-                    "history": records(changes)}  # fmt: skip
+                    "history": records(changes), "traits": dict(traits.rows)}  # fmt: skip
         click.echo(json.dumps(document, default=str, indent=2))
         return
     click.echo(render(segments.columns, segments.rows, fmt))
     if fmt == "table":
         click.echo("\nhistory")
     click.echo(render(changes.columns, changes.rows, fmt))
+    if fmt == "table":
+        click.echo("\ntraits")
+    click.echo(render(traits.columns, traits.rows, fmt))
 
 
 @main.command(name="eval")
@@ -824,10 +831,15 @@ def explain(
         found = explain_segment(project, warehouse, segment, at, person_id)
     finally:
         warehouse.close()
-    columns = ["clause", "alone", "cumulative"] + (["person"] if person_id is not None else [])
+    columns = ["clause", "alone", "cumulative"]
+    columns += ["person", "value"] if person_id is not None else []
     rows = [
         (c.text, c.alone, c.cumulative)
-        + ((("passes" if c.person_passes else "fails"),) if person_id is not None else ())
+        + (
+            ("passes" if c.person_passes else "fails", c.person_value)
+            if person_id is not None
+            else ()
+        )
         for c in found.clauses
     ]
     click.echo(render(columns, rows, fmt))

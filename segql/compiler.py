@@ -28,7 +28,7 @@ Logic is two-valued (language.md section 3). SQL's unknown only differs from fal
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -145,6 +145,20 @@ def compile_membership_query(
         return MembershipQuery(query, dialect, tuple(segments), builder.pushed)
 
 
+def compile_values_query(
+    analyzer: Analyzer,
+    values: Mapping[str, ast.Expr],
+    dialect: Dialect,
+    as_of: datetime,
+    options: QueryOptions,
+) -> exp.Query:
+    """``(person_id, <label>...)``: each person-scope expression's value for the people of
+    ``options.person_ids`` (a trait is its ``Name``), e.g. for ``segql person``."""
+    builder = _QueryBuilder(analyzer, dialect, as_of, options)
+    with collector_paused():
+        return builder.build_values(values)
+
+
 class _QueryBuilder:
     def __init__(
         self,
@@ -208,6 +222,20 @@ class _QueryBuilder:
             ctes[-1].set("materialized", True)
         query.set("with_", exp.With(expressions=ctes))
         return query
+
+    def build_values(self, values: Mapping[str, ast.Expr]) -> exp.Query:
+        columns = {label: self.value(e, PERSON, None, None) for label, e in values.items()}
+        self.pushed = self.person_ids is not None and not self.population
+        ctes = self.base_ctes()
+        last = self.stage_ctes(ctes)
+        select = exp.select(exp.column(PERSON_ID, quoted=True)).from_(
+            exp.to_identifier(last, quoted=True), copy=False
+        )
+        for label, value in columns.items():
+            select = select.select(_alias(value, label), copy=False)
+        select = select.where(self.only_selected(exp.true()), copy=False)
+        select.set("with_", exp.With(expressions=ctes))
+        return select
 
     def only_selected(self, condition: exp.Expression) -> exp.Expression:
         """A result's condition, limited to ``person_ids`` where the reads are not."""

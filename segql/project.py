@@ -181,8 +181,9 @@ class Project:
             warehouse.close()
 
     def person(self, person_id: str) -> dict[str, list[dict[str, Any]]]:
-        """``segql person``: the person's segments (entered_at, version) and history."""
-        from segql.person import person_history, person_segments
+        """``segql person``: the person's segments (entered_at, version), history and
+        trait values (``traits``: one row with ``trait`` and ``value`` each)."""
+        from segql.person import person_history, person_segments, person_traits
         from segql.reports import Reports
 
         warehouse = connect(self.config, read_only=True)
@@ -191,6 +192,7 @@ class Project:
             found = {
                 "segments": person_segments(warehouse, store, str(person_id)),
                 "history": person_history(warehouse, store, str(person_id)),
+                "traits": person_traits(self, warehouse, str(person_id)),
             }
         finally:
             warehouse.close()

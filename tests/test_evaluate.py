@@ -22,6 +22,7 @@ D = datetime
 AS_OF = D(2026, 1, 10)
 RULES = """
 trait spend = sum(purchase.amount)
+trait half = ntile(2, ltv)
 segment active where did login within 30 days
 segment paid where status = 'paid'
 segment big where spend > 50
@@ -112,3 +113,16 @@ def test_the_person_filter_is_in_every_read_unless_a_population_function_ranks()
 def test_evaluate_rejects_an_unknown_segment(runtime: RuntimeProject) -> None:
     with pytest.raises(SegqlNameError, match="did you mean 'paid'"):
         load_project(runtime.root).evaluate(["1"], segments=["pad"])
+
+
+def test_person_shows_trait_values_ranked_over_everyone(runtime: RuntimeProject) -> None:
+    runtime.run(AS_OF)
+    for person_id, spend, half in (("8", 120.0, 2), ("1", 15.0, 1)):
+        result = runtime.cli("person", person_id, "--as-of", "2026-01-10", "--format", "json")
+        assert result.returncode == 0, result.stderr
+        traits = json.loads(result.stdout)["traits"]
+        assert (float(traits["spend"]), int(traits["half"])) == (spend, half)
+    unknown = json.loads(runtime.cli("person", "99", "--format", "json").stdout)["traits"]
+    assert unknown == {"spend": None, "half": None}
+    found = load_project(runtime.root).person("8")["traits"]
+    assert [row["trait"] for row in found] == ["spend", "half"]
