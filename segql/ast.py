@@ -375,8 +375,18 @@ Definition = Segment | Trait
 
 
 @dataclass(frozen=True, slots=True)
+class Priority:
+    """``priority a, b, c``: each person is a member of only the first of these segments
+    whose rules they meet."""
+
+    segments: tuple[str, ...]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class Module:
-    """The definitions of one text, in order."""
+    """The definitions of one text, in order, and its priority lists."""
 
     definitions: tuple[Definition, ...]
     span: Span | None = _span()
+    priorities: tuple[Priority, ...] = ()

@@ -204,6 +204,13 @@ class _QueryBuilder:
         for name in segments:  # a segment also referenced by another is computed once
             if self.flags.get(name):
                 conditions[name] = self.column_ref(self.flags[name])
+        for name in segments:  # priority lists: only the first segment one qualifies for
+            earlier = self.definitions.priority_over(name)
+            if earlier:
+                taken = [_two_valued(self.segment_condition(e)) for e in earlier]
+                conditions[name] = _and(
+                    _grouped(_two_valued(conditions[name])), *(_not(t) for t in taken)
+                )
         # A population function ranks everybody: its inputs must not be filtered.
         self.pushed = self.person_ids is not None and not self.population
         ctes = self.base_ctes()

@@ -153,18 +153,23 @@ class Parser:
     def parse_module(self) -> ast.Module:
         start = self.peek()
         definitions: list[ast.Definition] = []
+        priorities: list[ast.Priority] = []
         while self.peek().kind != "EOF":
             if self.at_word("segment"):
                 definitions.append(self.parse_segment())
             elif self.at_word("trait"):
                 definitions.append(self.parse_trait())
+            elif self.at_word("priority") and self.peek(1).kind == "IDENT":
+                priorities.append(self.parse_priority())
             elif definitions:
                 raise self.error(
                     "'and', 'or', or a new 'segment' or 'trait'", help=self.stray_token_help()
                 )
             else:
                 raise self.error("'segment' or 'trait'")
-        return ast.Module(tuple(definitions), span=self.span_from(start))
+        return ast.Module(
+            tuple(definitions), span=self.span_from(start), priorities=tuple(priorities)
+        )
 
     def stray_token_help(self) -> str | None:
         """Why a token after a complete definition may be there: usually a filter's reach."""
@@ -253,6 +258,14 @@ class Parser:
             "'where' or 'enter when' after the segment name",
             help='a segment is `segment NAME [title "..."] where CONDITION`',
         )
+
+    def parse_priority(self) -> ast.Priority:
+        start = self.advance()
+        names = [self.parse_name("a segment name")[0]]
+        while self.at_op(","):
+            self.advance()
+            names.append(self.parse_name("a segment name")[0])
+        return ast.Priority(tuple(names), span=self.span_from(start))
 
     def parse_trait(self) -> ast.Trait:
         start = self.advance()

@@ -25,7 +25,9 @@ _ADD, _MUL, _UNARY, _PRIMARY = 1, 2, 3, 4
 
 def format_module(module: ast.Module) -> str:
     """All definitions of a module, separated by blank lines, ending with a newline."""
-    return "\n\n".join(format_definition(d) for d in module.definitions) + "\n"
+    parts = [format_definition(d) for d in module.definitions]
+    parts += ["priority " + ", ".join(name(s) for s in p.segments) for p in module.priorities]
+    return "\n\n".join(parts) + "\n"
 
 
 def format_definition(definition: ast.Definition) -> str:

@@ -52,7 +52,7 @@ _FIXED_UNITS = {
 
 
 def evaluate(
-    definitions: Sequence[ast.Definition],
+    definitions: Sequence[ast.Definition | ast.Priority],
     config: ProjectConfig,
     tables: Tables,
     as_of: datetime,
@@ -61,7 +61,9 @@ def evaluate(
 ) -> dict[str, set[Any]]:
     """Members of each segment at ``as_of``: segment name -> set of person ids.
 
-    ``definitions`` are all segments and traits of the project; ``segments`` picks which
+    ``definitions`` are all segments and traits of the project (and its priority lists: a
+    segment of one has only the people in none of the segments before it, while ``in
+    seg`` reads the segment's own rules); ``segments`` picks which
     segments to return (all by default). ``current_members`` holds the members recorded
     before this run, which only hysteresis (``enter when``/``exit when``) segments use.
     """
@@ -369,7 +371,7 @@ class _Evaluator:
 
     def __init__(
         self,
-        definitions: Sequence[ast.Definition],
+        definitions: Sequence[ast.Definition | ast.Priority],
         config: ProjectConfig,
         tables: Tables,
         as_of: datetime,
@@ -382,9 +384,13 @@ class _Evaluator:
         self.current_members = current_members
         self.segments: dict[str, ast.Segment] = {}
         self.traits: dict[str, ast.Trait] = {}
+        self.priority_over: dict[str, tuple[str, ...]] = {}
         for definition in definitions:
             if isinstance(definition, ast.Segment):
                 self.segments[definition.name] = definition
+            elif isinstance(definition, ast.Priority):
+                for k, name in enumerate(definition.segments):
+                    self.priority_over[name] = definition.segments[:k]
             else:
                 self.traits[definition.name] = definition
         self.entity_columns, self.people = self._load_people()
@@ -474,7 +480,12 @@ class _Evaluator:
 
     def segment_members(self, name: str) -> set[Any]:
         self._segment(name, None)
-        return {person for person in self.people if self.is_member(name, person)}
+        earlier = self.priority_over.get(name, ())
+        return {
+            person
+            for person in self.people
+            if self.is_member(name, person) and not any(self.is_member(e, person) for e in earlier)
+        }
 
     def _segment(self, name: str, node: Any) -> ast.Segment:
         if name not in self.segments:
