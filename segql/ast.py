@@ -321,8 +321,20 @@ class Truth:
     span: Span | None = _span()
 
 
+@dataclass(frozen=True, slots=True)
+class IdList:
+    """The condition of a list segment: the person's id is in a list file (``kind``
+    ``list``: a CSV path relative to the project) or a table's ``person_id`` column
+    (``kind`` ``table``: ``schema.table``)."""
+
+    kind: str
+    name: str
+    span: Span | None = _span()
+
+
 Condition = (
-    And
+    IdList
+    | And
     | Or
     | Not
     | Compare

@@ -24,6 +24,7 @@ from segql.errors import (
     Span,
     unknown_name_message,
 )
+from segql.lists import read_id_list
 from segql.timeutil import parse_time_literal
 
 
@@ -332,6 +333,10 @@ class Checker:
             self.time_test(condition, scope)
         elif isinstance(condition, ast.InSegment):
             self.in_segment(condition, scope)
+        elif isinstance(condition, ast.IdList):
+            if condition.kind == "list":  # a table of ids is the warehouse's to check
+                config = self.analyzer.config
+                read_id_list(config.root, condition.name, config.entity.id, condition.span)
         elif isinstance(condition, ast.Sequence):
             self.sequence(condition, scope)
         else:

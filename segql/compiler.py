@@ -42,6 +42,7 @@ from segql.checker import PERSON, Analyzer, PersonScope, RowScope, is_relative_p
 from segql.config import SourceConfig
 from segql.dialect import TYPE, Dialect
 from segql.errors import SegqlError
+from segql.lists import LIST_COLUMN, read_id_list
 from segql.reach import Guard, merge, reach, reaches_whole, seconds
 from segql.timeutil import format_timestamp
 
@@ -813,9 +814,34 @@ class _QueryBuilder:
             return _two_valued(predicate)
         return predicate
 
+    def id_list(self, condition: ast.IdList) -> exp.Expression:
+        """A list segment: the person's id among the file's ids, or in the table's
+        ``person_id`` column (both compared as text)."""
+        person = self.column_ref(PERSON_ID)
+        if condition.kind == "list":
+            entity = self.config.entity
+            ids = read_id_list(self.config.root, condition.name, entity.id, condition.span)
+            numeric = self.analyzer.catalog.column_type(entity.table, entity.id) == "number"
+            if numeric:
+                ids = [i for i in ids if _is_number(i)]
+                literals = [exp.Literal.number(i) for i in ids]
+            else:
+                literals = [exp.Literal.string(i) for i in ids]
+            return person.isin(*literals) if literals else exp.false()
+        *schema, table = condition.name.split(".")
+        source = exp.Table(
+            this=exp.to_identifier(table, quoted=True),
+            db=exp.to_identifier(schema[-1], quoted=True) if schema else None,
+        )
+        listed = exp.cast(exp.column(LIST_COLUMN, quoted=True), TYPE.VARCHAR, copy=False)
+        ids = exp.select(listed).from_(source, copy=False)
+        ids = ids.where(exp.column(LIST_COLUMN, quoted=True).is_(exp.null()).not_(), copy=False)
+        text = exp.cast(person, TYPE.VARCHAR, copy=False)
+        return exp.In(this=text, query=ids.subquery(copy=False))
+
     def nullable(self, condition: ast.Condition, scope: PersonScope | RowScope) -> bool:
         """Can SQL give unknown for this predicate? (A guess on the safe side.)"""
-        if isinstance(condition, (ast.IsSet, ast.InSegment, ast.Sequence)):
+        if isinstance(condition, (ast.IsSet, ast.InSegment, ast.Sequence, ast.IdList)):
             return False
         operands = [n for n in walk(condition) if isinstance(n, ast.Expr.__args__)]  # type: ignore[attr-defined]
         return not all(_never_null(n) for n in operands if not isinstance(n, ast.EventSpec))
@@ -867,6 +893,8 @@ class _QueryBuilder:
             return self.column_ref(self.segment_flag(condition.segment))
         if isinstance(condition, ast.Sequence):
             return self.sequence_column(condition)
+        if isinstance(condition, ast.IdList):
+            return self.id_list(condition)
         raise TypeError(f"not a condition: {condition!r}")
 
     def types(

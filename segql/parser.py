@@ -244,6 +244,9 @@ class Parser:
             self.advance()
             where = self.parse_condition()
             return ast.Segment(name, where=where, **labels, span=self.span_from(start))
+        if self.at_word("from") and self.at_word("list", "table", ahead=1):
+            where = self.parse_id_list()
+            return ast.Segment(name, where=where, **labels, span=self.span_from(start))
         if self.at_word("enter") and self.at_word("when", ahead=1):
             self.advance()
             self.advance()
@@ -258,6 +261,19 @@ class Parser:
             "'where' or 'enter when' after the segment name",
             help='a segment is `segment NAME [title "..."] where CONDITION`',
         )
+
+    def parse_id_list(self) -> ast.IdList:
+        start = self.advance()
+        kind = self.advance().value.lower()
+        if kind == "list":
+            if self.peek().kind != "STRING":
+                raise self.error("a quoted file name after 'from list'")
+            return ast.IdList(kind, self.advance().value, span=self.span_from(start))
+        parts = [self.parse_name("a table name")[0]]
+        while self.at_op("."):
+            self.advance()
+            parts.append(self.parse_name("a table name")[0])
+        return ast.IdList(kind, ".".join(parts), span=self.span_from(start))
 
     def parse_priority(self) -> ast.Priority:
         start = self.advance()

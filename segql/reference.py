@@ -32,6 +32,7 @@ from segql.errors import (
     SegqlTypeError,
     unknown_name_message,
 )
+from segql.lists import LIST_COLUMN, read_id_list
 
 Tables = Mapping[str, tuple[Sequence[str], Sequence[Sequence[Any]]]]
 Kind = Literal["number", "text", "bool", "time", "other"]
@@ -408,6 +409,16 @@ class _Evaluator:
             raise SegqlConfigError(f"no rows given for table '{name}' ({what})")
         return self.tables[name]
 
+    def _id_list(self, condition: ast.IdList) -> frozenset[str]:
+        """The ids of a list segment, as text: a list file's, or the ``person_id`` column
+        of the rows given for the table."""
+        if condition.kind == "list":
+            entity = self.config.entity.id
+            return frozenset(read_id_list(self.config.root, condition.name, entity))
+        columns, rows = self._table(condition.name, "a list segment's table")
+        at = list(columns).index(LIST_COLUMN)
+        return frozenset(str(row[at]) for row in rows if row[at] is not None)
+
     def _load_people(self) -> tuple[frozenset[str], dict[Any, Row]]:
         """The universe: distinct non-null ids, duplicates merged with MAX per column."""
         entity = self.config.entity
@@ -543,6 +554,8 @@ class _Evaluator:
         if isinstance(condition, ast.InSegment):
             self._segment(condition.segment, condition)
             return self.is_member(condition.segment, scope.person)
+        if isinstance(condition, ast.IdList):
+            return str(scope.person) in self._id_list(condition)
         if isinstance(condition, ast.Sequence):
             return self._person_cached(condition, scope.person, self._holds_sequence)
         if isinstance(condition, ast.Truth):
