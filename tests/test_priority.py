@@ -83,3 +83,18 @@ def test_a_run_records_the_first_qualifying_segment_with_reason_rules(
     members = runtime.members()
     assert members == {(s, str(p)) for s, people in EXPECTED.items() for p in people}
     assert {row[4] for row in runtime.history()} == {"rules"}
+
+
+def test_a_changed_priority_list_is_a_new_version_of_its_segments(
+    runtime: RuntimeProject,
+) -> None:
+    runtime.run(AS_OF)
+    runtime.write_rules(RULES.replace("tier_gold, tier_silver, tier_bronze",
+                                      "tier_silver, tier_gold, tier_bronze"))  # fmt: skip
+    runtime.run(D(2026, 1, 11))
+    versions = dict(runtime.query('SELECT "segment", max("version") FROM {s}."segql_segment_versions" '
+                                  'GROUP BY "segment"'))  # fmt: skip
+    assert {k: int(v) for k, v in versions.items()} == {
+        "tier_gold": 2, "tier_silver": 2, "tier_bronze": 2, "any_silver": 1,
+    }  # fmt: skip
+    assert ("tier_silver", "1") in runtime.members() and ("tier_gold", "1") not in runtime.members()
