@@ -92,8 +92,11 @@ def test_a_changed_priority_list_is_a_new_version_of_its_segments(
     runtime.write_rules(RULES.replace("tier_gold, tier_silver, tier_bronze",
                                       "tier_silver, tier_gold, tier_bronze"))  # fmt: skip
     runtime.run(D(2026, 1, 11))
-    versions = dict(runtime.query('SELECT "segment", max("version") FROM {s}."segql_segment_versions" '
-                                  'GROUP BY "segment"'))  # fmt: skip
+    versions = dict(
+        runtime.query(
+            'SELECT "segment", max("version") FROM {s}."segql_segment_versions" GROUP BY 1'
+        )
+    )
     assert {k: int(v) for k, v in versions.items()} == {
         "tier_gold": 2, "tier_silver": 2, "tier_bronze": 2, "any_silver": 1,
     }  # fmt: skip
