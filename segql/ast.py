@@ -321,8 +321,20 @@ class Truth:
     span: Span | None = _span()
 
 
+@dataclass(frozen=True, slots=True)
+class IdList:
+    """The condition of a list segment: the person's id is in a list file (``kind``
+    ``list``: a CSV path relative to the project) or a table's ``person_id`` column
+    (``kind`` ``table``: ``schema.table``)."""
+
+    kind: str
+    name: str
+    span: Span | None = _span()
+
+
 Condition = (
-    And
+    IdList
+    | And
     | Or
     | Not
     | Compare
@@ -375,8 +387,18 @@ Definition = Segment | Trait
 
 
 @dataclass(frozen=True, slots=True)
+class Priority:
+    """``priority a, b, c``: each person is a member of only the first of these segments
+    whose rules they meet."""
+
+    segments: tuple[str, ...]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class Module:
-    """The definitions of one text, in order."""
+    """The definitions of one text, in order, and its priority lists."""
 
     definitions: tuple[Definition, ...]
     span: Span | None = _span()
+    priorities: tuple[Priority, ...] = ()

@@ -24,6 +24,7 @@ from segql.errors import (
     Span,
     unknown_name_message,
 )
+from segql.lists import read_id_list
 from segql.timeutil import parse_time_literal
 
 
@@ -58,10 +59,20 @@ class Definitions:
 
     segments: Mapping[str, ast.Segment]
     traits: Mapping[str, ast.Trait]
+    priorities: tuple[ast.Priority, ...] = ()
+
+    def priority_over(self, segment: str) -> tuple[str, ...]:
+        """The segments before ``segment`` in its priority list: a person in one of them
+        is not a member of it."""
+        for priority in self.priorities:
+            if segment in priority.segments:
+                return priority.segments[: priority.segments.index(segment)]
+        return ()
 
     @classmethod
     def from_modules(cls, modules: Iterable[ast.Module]) -> Definitions:
         """Gather definitions; a name defined twice is an error naming both places."""
+        modules = list(modules)
         segments: dict[str, ast.Segment] = {}
         traits: dict[str, ast.Trait] = {}
         errors: list[SegqlError] = []
@@ -82,7 +93,8 @@ class Definitions:
                     traits[definition.name] = definition
         if errors:
             raise SegqlErrors(errors)
-        return cls(segments, traits)
+        priorities = tuple(p for module in modules for p in module.priorities)
+        return cls(segments, traits, priorities)
 
 
 class Analyzer:
@@ -246,6 +258,33 @@ class Checker:
             for condition in (segment.where, segment.enter, segment.exit):
                 if condition is not None:
                     self._guard(lambda c=condition: self.condition(c, PERSON))
+        self.check_priorities()
+
+    def check_priorities(self) -> None:
+        """A priority list names two or more segments, each once in the whole project."""
+        definitions = self.analyzer.definitions
+        listed: dict[str, ast.Priority] = {}
+        for priority in definitions.priorities:
+            if len(priority.segments) < 2:
+                self.errors.append(
+                    SegqlDefinitionError(
+                        "a priority list names at least two segments", priority.span
+                    )
+                )
+            for name in priority.segments:
+                if name not in definitions.segments:
+                    message = unknown_name_message("segment", name, definitions.segments)
+                    self.errors.append(SegqlNameError(message, priority.span))
+                elif name in listed:
+                    self.errors.append(
+                        SegqlDefinitionError(
+                            f"segment '{name}' is in more than one priority list"
+                            if listed[name] is not priority
+                            else f"segment '{name}' is named twice in this priority list",
+                            priority.span,
+                        )
+                    )
+                listed[name] = priority
 
     def _guard(self, work) -> None:
         try:
@@ -294,6 +333,10 @@ class Checker:
             self.time_test(condition, scope)
         elif isinstance(condition, ast.InSegment):
             self.in_segment(condition, scope)
+        elif isinstance(condition, ast.IdList):
+            if condition.kind == "list":  # a table of ids is the warehouse's to check
+                config = self.analyzer.config
+                read_id_list(config.root, condition.name, config.entity.id, condition.span)
         elif isinstance(condition, ast.Sequence):
             self.sequence(condition, scope)
         else:

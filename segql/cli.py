@@ -957,17 +957,21 @@ def clear_override(obj: Context, segment: str, people: tuple[str, ...]) -> None:
 
 @main.command()
 @click.argument("person_id", metavar="ID")
+@as_of_option
 @format_option
 @click.pass_obj
 @handle_errors
-def person(obj: Context, person_id: str, fmt: Format) -> None:
-    """The segments a person is in (entered at, version) and their history."""
-    from segql.person import person_history, person_segments
+def person(obj: Context, person_id: str, as_of: str | None, fmt: Format) -> None:
+    """The segments a person is in (entered at, version), their history, their traits."""
+    from segql.person import person_history, person_segments, person_traits
 
     with _ReadSession(obj) as session:
         store = session.reports.store
         segments = person_segments(session.warehouse, store, person_id)
         changes = person_history(session.warehouse, store, person_id)
+        traits = person_traits(
+            session.project, session.warehouse, person_id, parse_as_of_option(as_of)
+        )
     if fmt == "json":
         import json
 
@@ -975,13 +979,56 @@ def person(obj: Context, person_id: str, fmt: Format) -> None:
             return [dict(zip(rows.columns, row, strict=True)) for row in rows.rows]
 
         document = {"person_id": person_id, "segments": records(segments),
-                    "history": records(changes)}  # fmt: skip
+                    "history": records(changes), "traits": dict(traits.rows)}  # fmt: skip
         click.echo(json.dumps(document, default=str, indent=2))
         return
     click.echo(render(segments.columns, segments.rows, fmt))
     if fmt == "table":
         click.echo("\nhistory")
     click.echo(render(changes.columns, changes.rows, fmt))
+    if fmt == "table":
+        click.echo("\ntraits")
+    click.echo(render(traits.columns, traits.rows, fmt))
+
+
+@main.command(name="eval")
+@click.option(
+    "--person",
+    "people",
+    metavar="ID",
+    multiple=True,
+    required=True,
+    help="A person to evaluate (repeat the option, or give several ids after it).",
+)
+@click.argument("more", nargs=-1, metavar="[ID]...")
+@click.option("--segment", "segments", multiple=True, help="Only this segment (repeatable).")
+@as_of_option
+@format_option
+@click.pass_obj
+@handle_errors
+def eval_people(
+    obj: Context,
+    people: tuple[str, ...],
+    more: tuple[str, ...],
+    segments: tuple[str, ...],
+    as_of: str | None,
+    fmt: Format,
+) -> None:
+    """Every segment's membership for these people at an as-of; nothing is written."""
+    from segql.evaluate import evaluate_people
+    from segql.warehouse import connect
+
+    project = obj.project()
+    warehouse = connect(project.config, read_only=True)
+    try:
+        found = evaluate_people(
+            project, warehouse, [*people, *more], parse_as_of_option(as_of), segments or None
+        )
+    finally:
+        warehouse.close()
+    names = project.select(segments or None)
+    rows = [(person, name, name in found[person]) for person in found for name in names]
+    click.echo(render(["person_id", "segment", "member"], rows, fmt))
 
 
 @main.command()
@@ -1008,10 +1055,15 @@ def explain(
         found = explain_segment(project, warehouse, segment, at, person_id)
     finally:
         warehouse.close()
-    columns = ["clause", "alone", "cumulative"] + (["person"] if person_id is not None else [])
+    columns = ["clause", "alone", "cumulative"]
+    columns += ["person", "value"] if person_id is not None else []
     rows = [
         (c.text, c.alone, c.cumulative)
-        + ((("passes" if c.person_passes else "fails"),) if person_id is not None else ())
+        + (
+            ("passes" if c.person_passes else "fails", c.person_value)
+            if person_id is not None
+            else ()
+        )
         for c in found.clauses
     ]
     click.echo(render(columns, rows, fmt))

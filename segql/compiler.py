@@ -28,7 +28,7 @@ Logic is two-valued (language.md section 3). SQL's unknown only differs from fal
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +43,7 @@ from segql.checker import PERSON, Analyzer, PersonScope, RowScope, is_relative_p
 from segql.config import SourceConfig
 from segql.dialect import TYPE, Dialect
 from segql.errors import SegqlError
+from segql.lists import LIST_COLUMN, read_id_list
 from segql.naming import aggregate_name, column_name, population_name, sequence_name
 from segql.reach import Guard, merge, reach, reaches_whole, seconds
 from segql.sqltext import generate_sql
@@ -69,6 +70,7 @@ class MembershipQuery:
     expression: exp.Query
     dialect: Dialect
     segments: tuple[str, ...]
+    pushed: bool = False  # the person filter is in every read (QueryOptions.person_ids)
 
     @cached_property
     def sql(self) -> str:
@@ -117,12 +119,17 @@ class QueryOptions:
     ``members_table``: segql's table of current members, read by hysteresis segments (a
     query without one treats everybody as a non-member). ``tables``: how to name a table
     of segql.toml in the SQL (dbt passes ``{{ source(...) }}``). ``as_of_sql``: the as-of
-    time as an expression, instead of a literal or the bind parameter.
+    time as an expression, instead of a literal or the bind parameter. ``person_ids``:
+    only those people's membership; ``person_id IN (...)`` is pushed into every read of
+    the people table and the sources, unless a population function (``ntile``, ``qcut``,
+    ``row_number``, ``percent_rank``) is compiled, which ranks everybody: then only the
+    result is filtered (``MembershipQuery.pushed`` says which).
     """
 
     members_table: exp.Table | None = None
     tables: Callable[[str, str | None], exp.Expression] | None = None
     as_of_sql: exp.Expression | None = None
+    person_ids: tuple[str, ...] | None = None
 
 
 def compile_membership_query(
@@ -137,7 +144,22 @@ def compile_membership_query(
     options = options or QueryOptions(members_table=members_table)
     builder = QueryBuilder(analyzer, dialect, as_of, options)
     with collector_paused():
-        return MembershipQuery(builder.build(segments), dialect, tuple(segments))
+        query = builder.build(segments)
+        return MembershipQuery(query, dialect, tuple(segments), builder.pushed)
+
+
+def compile_values_query(
+    analyzer: Analyzer,
+    values: Mapping[str, ast.Expr],
+    dialect: Dialect,
+    as_of: datetime,
+    options: QueryOptions,
+) -> exp.Query:
+    """``(person_id, <label>...)``: each person-scope expression's value for the people of
+    ``options.person_ids`` (a trait is its ``Name``), e.g. for ``segql person``."""
+    builder = QueryBuilder(analyzer, dialect, as_of, options)
+    with collector_paused():
+        return builder.build_values(values)
 
 
 def compile_trait_values(
@@ -146,7 +168,7 @@ def compile_trait_values(
     """``person_id`` and one column per trait (named as the trait), for every person."""
     builder = QueryBuilder(analyzer, dialect, as_of, QueryOptions())
     with collector_paused():
-        return builder.build_values(traits)
+        return builder.build_trait_values(traits)
 
 
 class QueryBuilder:
@@ -188,6 +210,8 @@ class QueryBuilder:
         self.population_inputs: dict[str, str] = {}  # population column -> its input
         # (CTE, source, the guards of the rows it reads or None: all, aggregate columns)
         self.passes: list[tuple[str, str, list[Guard] | None, tuple[str, ...]]] = []
+        self.person_ids = options.person_ids
+        self.pushed = False  # decided once the conditions are compiled
 
     # --- the query ---------------------------------------------------------------------
 
@@ -198,6 +222,15 @@ class QueryBuilder:
         for name in segments:  # a segment also referenced by another is computed once
             if self.flags.get(name):
                 conditions[name] = self.column_ref(self.flags[name])
+        for name in segments:  # priority lists: only the first segment one qualifies for
+            earlier = self.definitions.priority_over(name)
+            if earlier:
+                taken = [_two_valued(self.segment_condition(e)) for e in earlier]
+                conditions[name] = _and(
+                    _grouped(_two_valued(conditions[name])), *(_not(t) for t in taken)
+                )
+        # A population function ranks everybody: its inputs must not be filtered.
+        self.pushed = self.person_ids is not None and not self.population
         ctes = self.base_ctes()
         last = self.stage_ctes(ctes)
         selects = [
@@ -206,7 +239,7 @@ class QueryBuilder:
                 exp.column(PERSON_ID, quoted=True),
             )
             .from_(exp.to_identifier(last, quoted=True), copy=False)
-            .where(condition, copy=False)
+            .where(self.only_selected(condition), copy=False)
             for name, condition in conditions.items()
         ]
         query = _union_all(selects)
@@ -215,7 +248,7 @@ class QueryBuilder:
         query.set("with_", exp.With(expressions=ctes))
         return query
 
-    def build_values(self, traits: Sequence[str]) -> exp.Query:
+    def build_trait_values(self, traits: Sequence[str]) -> exp.Query:
         columns = {name: self.trait_column(name) for name in traits}
         ctes = self.base_ctes()
         last = self.stage_ctes(ctes)
@@ -225,6 +258,40 @@ class QueryBuilder:
         ).from_(exp.to_identifier(last, quoted=True), copy=False)
         query.set("with_", exp.With(expressions=ctes))
         return query
+
+    def build_values(self, values: Mapping[str, ast.Expr]) -> exp.Query:
+        columns = {label: self.value(e, PERSON, None, None) for label, e in values.items()}
+        self.pushed = self.person_ids is not None and not self.population
+        ctes = self.base_ctes()
+        last = self.stage_ctes(ctes)
+        select = exp.select(exp.column(PERSON_ID, quoted=True)).from_(
+            exp.to_identifier(last, quoted=True), copy=False
+        )
+        for label, value in columns.items():
+            select = select.select(_alias(value, label), copy=False)
+        select = select.where(self.only_selected(exp.true()), copy=False)
+        select.set("with_", exp.With(expressions=ctes))
+        return select
+
+    def only_selected(self, condition: exp.Expression) -> exp.Expression:
+        """A result's condition, limited to ``person_ids`` where the reads are not."""
+        if self.person_ids is None or self.pushed:
+            return condition
+        person = exp.column(PERSON_ID, quoted=True)
+        return _and(_grouped(condition), self.person_filter(person, self.config.entity.table))
+
+    def person_filter(self, person: exp.Column, table: str) -> exp.Expression:
+        """``person IN (ids)``: numbers where the column is a number (an id that is not
+        one matches no one), text otherwise."""
+        assert self.person_ids is not None
+        ids: list[exp.Expression] = []
+        numeric = self.analyzer.catalog.column_type(table, person.name) == "number"
+        for person_id in dict.fromkeys(self.person_ids):
+            if not numeric:
+                ids.append(exp.Literal.string(person_id))
+            elif _is_number(person_id):
+                ids.append(exp.Literal.number(person_id))
+        return person.isin(*ids) if ids else exp.false()
 
     def segment_condition(self, name: str) -> exp.Expression:
         """The condition that selects a segment's members from the last stage."""
@@ -412,6 +479,8 @@ class QueryBuilder:
                 value = exp.LogicalOr(this=value) if boolean else exp.Max(this=value)
             select = select.select(_alias(value, _entity_alias(column)), copy=False)
         select = select.where(person.is_(exp.null()).not_(), copy=False)
+        if self.pushed:
+            select = select.where(self.person_filter(person.copy(), entity.table), copy=False)
         return select if unique else select.group_by(person.copy(), copy=False)
 
     def rows_select(self, needs: _SourceNeeds) -> exp.Select:
@@ -423,6 +492,8 @@ class QueryBuilder:
         person = exp.column(source.person, table=table, quoted=True)
         select = exp.select(_alias(person, PERSON_ID)).from_(self.user_table(source.table, table))
         filters: list[exp.Expression] = []
+        if self.pushed:
+            filters.append(self.person_filter(person.copy(), source.table))
         if source.time is not None:
             time = exp.column(source.time, table=table, quoted=True)
             select = select.select(_alias(time, EVENT_TIME), copy=False)
@@ -861,9 +932,34 @@ class QueryBuilder:
             return _two_valued(predicate)
         return predicate
 
+    def id_list(self, condition: ast.IdList) -> exp.Expression:
+        """A list segment: the person's id among the file's ids, or in the table's
+        ``person_id`` column (both compared as text)."""
+        person = self.column_ref(PERSON_ID)
+        if condition.kind == "list":
+            entity = self.config.entity
+            ids = read_id_list(self.config.root, condition.name, entity.id, condition.span)
+            numeric = self.analyzer.catalog.column_type(entity.table, entity.id) == "number"
+            if numeric:
+                ids = [i for i in ids if _is_number(i)]
+                literals = [exp.Literal.number(i) for i in ids]
+            else:
+                literals = [exp.Literal.string(i) for i in ids]
+            return person.isin(*literals) if literals else exp.false()
+        *schema, table = condition.name.split(".")
+        source = exp.Table(
+            this=exp.to_identifier(table, quoted=True),
+            db=exp.to_identifier(schema[-1], quoted=True) if schema else None,
+        )
+        listed = exp.cast(exp.column(LIST_COLUMN, quoted=True), TYPE.VARCHAR, copy=False)
+        ids = exp.select(listed).from_(source, copy=False)
+        ids = ids.where(exp.column(LIST_COLUMN, quoted=True).is_(exp.null()).not_(), copy=False)
+        text = exp.cast(person, TYPE.VARCHAR, copy=False)
+        return exp.In(this=text, query=ids.subquery(copy=False))
+
     def nullable(self, condition: ast.Condition, scope: PersonScope | RowScope) -> bool:
         """Can SQL give unknown for this predicate? (A guess on the safe side.)"""
-        if isinstance(condition, (ast.IsSet, ast.InSegment, ast.Sequence)):
+        if isinstance(condition, (ast.IsSet, ast.InSegment, ast.Sequence, ast.IdList)):
             return False
         operands = [n for n in walk(condition) if isinstance(n, ast.Expr.__args__)]  # type: ignore[attr-defined]
         return not all(_never_null(n) for n in operands if not isinstance(n, ast.EventSpec))
@@ -930,6 +1026,8 @@ class QueryBuilder:
             return self.column_ref(self.segment_flag(condition.segment))
         if isinstance(condition, ast.Sequence):
             return self.sequence_column(condition)
+        if isinstance(condition, ast.IdList):
+            return self.id_list(condition)
         raise TypeError(f"not a condition: {condition!r}")
 
     def types(
@@ -1233,6 +1331,14 @@ def collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.strip().lower() not in ("nan", "inf", "-inf", "infinity", "-infinity")
 
 
 def _and(*parts: exp.Expression) -> exp.Expression:

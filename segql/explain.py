@@ -1,6 +1,7 @@
 """``segql explain SEGMENT [--person ID]``: how many people pass each clause of a segment's
 condition, alone and cumulatively in the written order, computed in one query and
-written nowhere; with a person, whether that person passes each clause.
+written nowhere; with a person, whether that person passes each clause and, where the
+clause is a comparison, the person's value of its left side.
 
 The clauses are the items of the top-level ``and`` of ``where`` (or of ``enter when``);
 a condition that is not an ``and`` is one clause. A clause no one passes at the as-of,
@@ -15,6 +16,8 @@ from datetime import datetime
 from sqlglot import exp
 
 from segql import ast
+from segql.compiler import QueryOptions, compile_values_query
+from segql.dialect import get_dialect
 from segql.printer import format_condition
 from segql.project import Project
 from segql.warehouse import Warehouse
@@ -26,6 +29,7 @@ class Clause:
     alone: int
     cumulative: int
     person_passes: bool | None = None
+    person_value: object = None  # the left side's value, where the clause is a comparison
 
 
 @dataclass(frozen=True)
@@ -81,13 +85,14 @@ def explain_segment(
                 .where(person.eq(exp.Literal.string(str(person_id))))
             )
         }
+    values = _left_values(trial, warehouse, items, as_of, person_id) if person_id else {}
     clauses, warnings = [], []
     for number, item in enumerate(items):
         text = format_condition(item)
         alone = counts.get(f"{prefix}_alone_{number}", 0)
         upto = counts.get(f"{prefix}_upto_{number}", 0)
         passes = None if person_id is None else f"{prefix}_alone_{number}" in passing
-        clauses.append(Clause(text, alone, upto, passes))
+        clauses.append(Clause(text, alone, upto, passes, values.get(number)))
         if alone == 0:
             warnings.append(f"clause {number + 1} ({text}) holds for no one at this as-of")
         elif upto == 0 and (number == 0 or clauses[number - 1].cumulative > 0):
@@ -95,3 +100,28 @@ def explain_segment(
                 f"clause {number + 1} ({text}) makes the segment empty with the clauses before it"
             )
     return Explanation(segment, clauses, warnings)
+
+
+def _left_values(
+    project: Project,
+    warehouse: Warehouse,
+    items: list[ast.Condition],
+    as_of: datetime,
+    person_id: str,
+) -> dict[int, object]:
+    """The person's value of each comparison's left side, by clause number."""
+    lefts = {
+        f"clause_{n}": item.left for n, item in enumerate(items) if isinstance(item, ast.Compare)
+    }
+    if not lefts:
+        return {}
+    query = compile_values_query(
+        project.analyzer,
+        lefts,
+        get_dialect(warehouse.dialect.name),
+        as_of,
+        QueryOptions(person_ids=(str(person_id),)),
+    )
+    found = warehouse.run(query)
+    row = found[0][1:] if found else (None,) * len(lefts)
+    return {int(label.split("_")[1]): value for label, value in zip(lefts, row, strict=True)}

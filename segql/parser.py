@@ -178,18 +178,23 @@ class Parser:
     def parse_module(self) -> ast.Module:
         start = self.peek()
         definitions: list[ast.Definition] = []
+        priorities: list[ast.Priority] = []
         while self.peek().kind != "EOF":
             if self.at_word("segment"):
                 definitions.append(self.parse_segment())
             elif self.at_word("trait"):
                 definitions.append(self.parse_trait())
+            elif self.at_word("priority") and self.peek(1).kind == "IDENT":
+                priorities.append(self.parse_priority())
             elif definitions:
                 raise self.error(
                     "'and', 'or', or a new 'segment' or 'trait'", help=self.stray_token_help()
                 )
             else:
                 raise self.error("'segment' or 'trait'")
-        return ast.Module(tuple(definitions), span=self.span_from(start))
+        return ast.Module(
+            tuple(definitions), span=self.span_from(start), priorities=tuple(priorities)
+        )
 
     def stray_token_help(self) -> str | None:
         """Why a token after a complete definition may be there: usually a filter's reach."""
@@ -264,6 +269,9 @@ class Parser:
             self.advance()
             where = self.parse_condition()
             return ast.Segment(name, where=where, **labels, span=self.span_from(start))
+        if self.at_word("from") and self.at_word("list", "table", ahead=1):
+            where = self.parse_id_list()
+            return ast.Segment(name, where=where, **labels, span=self.span_from(start))
         if self.at_word("enter") and self.at_word("when", ahead=1):
             self.advance()
             self.advance()
@@ -278,6 +286,27 @@ class Parser:
             "'where' or 'enter when' after the segment name",
             help='a segment is `segment NAME [title "..."] where CONDITION`',
         )
+
+    def parse_id_list(self) -> ast.IdList:
+        start = self.advance()
+        kind = self.advance().value.lower()
+        if kind == "list":
+            if self.peek().kind != "STRING":
+                raise self.error("a quoted file name after 'from list'")
+            return ast.IdList(kind, self.advance().value, span=self.span_from(start))
+        parts = [self.parse_name("a table name")[0]]
+        while self.at_op("."):
+            self.advance()
+            parts.append(self.parse_name("a table name")[0])
+        return ast.IdList(kind, ".".join(parts), span=self.span_from(start))
+
+    def parse_priority(self) -> ast.Priority:
+        start = self.advance()
+        names = [self.parse_name("a segment name")[0]]
+        while self.at_op(","):
+            self.advance()
+            names.append(self.parse_name("a segment name")[0])
+        return ast.Priority(tuple(names), span=self.span_from(start))
 
     def parse_trait(self) -> ast.Trait:
         start = self.advance()

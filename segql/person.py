@@ -1,12 +1,20 @@
 """``segql person ID``: the segments one person is in and their membership history, as
-recorded by the last runs (nothing is evaluated or written)."""
+recorded by the last runs, and the values of the project's traits for them now (computed
+for that person; nothing is written)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlglot import exp
 
+from segql import ast
+from segql.compiler import QueryOptions, compile_values_query
+from segql.dialect import get_dialect
+from segql.project import Project
 from segql.reports import Rows
 from segql.store import HISTORY, MEMBERS, Store
+from segql.timeutil import utc_now
 from segql.warehouse import Warehouse
 
 
@@ -45,3 +53,25 @@ def person_history(warehouse: Warehouse, store: Store, person_id: str) -> Rows:
         .order_by(exp.column("commit_seq", quoted=True), exp.column("segment", quoted=True))
     )
     return Rows(columns, warehouse.run(select))
+
+
+def person_traits(
+    project: Project, warehouse: Warehouse, person_id: str, as_of: datetime | None = None
+) -> Rows:
+    """(trait, value) of every trait of the project for the person at ``as_of`` (now),
+    computed for that person only (a population function still ranks everybody)."""
+    names = list(project.definitions.traits)
+    if not names:
+        return Rows(("trait", "value"), [])
+    project.read_catalog(warehouse)
+    project.check()
+    query = compile_values_query(
+        project.analyzer,
+        {name: ast.Name(name) for name in names},
+        get_dialect(warehouse.dialect.name),
+        as_of or utc_now(),
+        QueryOptions(person_ids=(str(person_id),)),
+    )
+    found = warehouse.run(query)
+    values = found[0][1:] if found else (None,) * len(names)
+    return Rows(("trait", "value"), list(zip(names, values, strict=True)))

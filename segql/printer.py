@@ -25,7 +25,9 @@ _ADD, _MUL, _UNARY, _PRIMARY = 1, 2, 3, 4
 
 def format_module(module: ast.Module) -> str:
     """All definitions of a module, separated by blank lines, ending with a newline."""
-    return "\n\n".join(format_definition(d) for d in module.definitions) + "\n"
+    parts = [format_definition(d) for d in module.definitions]
+    parts += ["priority " + ", ".join(name(s) for s in p.segments) for p in module.priorities]
+    return "\n\n".join(parts) + "\n"
 
 
 def format_definition(definition: ast.Definition) -> str:
@@ -44,7 +46,9 @@ def format_definition(definition: ast.Definition) -> str:
         lines.append(f"  owner {string(definition.owner)}")
     if definition.paused:
         lines.append("  paused")
-    if definition.where is not None:
+    if isinstance(definition.where, ast.IdList):
+        lines.append("  " + _condition(definition.where, _OR))
+    elif definition.where is not None:
         lines.append(_clause("where", definition.where))
     else:
         assert definition.enter is not None and definition.exit is not None
@@ -145,6 +149,10 @@ def _predicate(condition: ast.Condition, sugar: bool = True) -> str:
         return f"{format_expr(condition.expr)} {condition.op} {format_expr(condition.arg)}"
     if isinstance(condition, ast.InSegment):
         return f"in {name(condition.segment)}"
+    if isinstance(condition, ast.IdList):
+        if condition.kind == "list":
+            return f"from list {string(condition.name)}"
+        return "from table " + ".".join(name(part) for part in condition.name.split("."))
     if isinstance(condition, ast.Sequence):
         text = f"did {_spec(condition.first, reach=_NOT)} then "
         text += ("not " if condition.negated else "") + _spec(condition.then, reach=_NOT)

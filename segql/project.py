@@ -204,8 +204,9 @@ class Project:
             warehouse.close()
 
     def person(self, person_id: str) -> dict[str, list[dict[str, Any]]]:
-        """``segql person``: the person's segments (entered_at, version) and history."""
-        from segql.person import person_history, person_segments
+        """``segql person``: the person's segments (entered_at, version), history and
+        trait values (``traits``: one row with ``trait`` and ``value`` each)."""
+        from segql.person import person_history, person_segments, person_traits
         from segql.reports import Reports
 
         warehouse = connect(self.config, read_only=True)
@@ -214,6 +215,7 @@ class Project:
             found = {
                 "segments": person_segments(warehouse, store, str(person_id)),
                 "history": person_history(warehouse, store, str(person_id)),
+                "traits": person_traits(self, warehouse, str(person_id)),
             }
         finally:
             warehouse.close()
@@ -221,6 +223,22 @@ class Project:
             key: [dict(zip(rows.columns, row, strict=True)) for row in rows.rows]
             for key, rows in found.items()
         }
+
+    def evaluate(
+        self,
+        person_ids: Sequence[str],
+        as_of: datetime | None = None,
+        segments: Sequence[str] | None = None,
+    ) -> dict[str, list[str]]:
+        """``segql eval --person``: each person's segments at ``as_of`` (now), computed
+        with the person filter in every read; nothing is written."""
+        from segql.evaluate import evaluate_people
+
+        warehouse = connect(self.config, read_only=True)
+        try:
+            return evaluate_people(self, warehouse, person_ids, as_of, segments)
+        finally:
+            warehouse.close()
 
 
 def load_project(path: str | Path = ".") -> Project:

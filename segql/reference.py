@@ -32,6 +32,7 @@ from segql.errors import (
     SegqlTypeError,
     unknown_name_message,
 )
+from segql.lists import LIST_COLUMN, read_id_list
 
 Tables = Mapping[str, tuple[Sequence[str], Sequence[Sequence[Any]]]]
 Kind = Literal["number", "text", "bool", "time", "other"]
@@ -52,7 +53,7 @@ _FIXED_UNITS = {
 
 
 def evaluate(
-    definitions: Sequence[ast.Definition],
+    definitions: Sequence[ast.Definition | ast.Priority],
     config: ProjectConfig,
     tables: Tables,
     as_of: datetime,
@@ -61,7 +62,9 @@ def evaluate(
 ) -> dict[str, set[Any]]:
     """Members of each segment at ``as_of``: segment name -> set of person ids.
 
-    ``definitions`` are all segments and traits of the project; ``segments`` picks which
+    ``definitions`` are all segments and traits of the project (and its priority lists: a
+    segment of one has only the people in none of the segments before it, while ``in
+    seg`` reads the segment's own rules); ``segments`` picks which
     segments to return (all by default). ``current_members`` holds the members recorded
     before this run, which only hysteresis (``enter when``/``exit when``) segments use.
     """
@@ -372,7 +375,7 @@ class _Evaluator:
 
     def __init__(
         self,
-        definitions: Sequence[ast.Definition],
+        definitions: Sequence[ast.Definition | ast.Priority],
         config: ProjectConfig,
         tables: Tables,
         as_of: datetime,
@@ -385,9 +388,13 @@ class _Evaluator:
         self.current_members = current_members
         self.segments: dict[str, ast.Segment] = {}
         self.traits: dict[str, ast.Trait] = {}
+        self.priority_over: dict[str, tuple[str, ...]] = {}
         for definition in definitions:
             if isinstance(definition, ast.Segment):
                 self.segments[definition.name] = definition
+            elif isinstance(definition, ast.Priority):
+                for k, name in enumerate(definition.segments):
+                    self.priority_over[name] = definition.segments[:k]
             else:
                 self.traits[definition.name] = definition
         self.entity_columns, self.people = self._load_people()
@@ -404,6 +411,16 @@ class _Evaluator:
         if name not in self.tables:
             raise SegqlConfigError(f"no rows given for table '{name}' ({what})")
         return self.tables[name]
+
+    def _id_list(self, condition: ast.IdList) -> frozenset[str]:
+        """The ids of a list segment, as text: a list file's, or the ``person_id`` column
+        of the rows given for the table."""
+        if condition.kind == "list":
+            entity = self.config.entity.id
+            return frozenset(read_id_list(self.config.root, condition.name, entity))
+        columns, rows = self._table(condition.name, "a list segment's table")
+        at = list(columns).index(LIST_COLUMN)
+        return frozenset(str(row[at]) for row in rows if row[at] is not None)
 
     def _load_people(self) -> tuple[frozenset[str], dict[Any, Row]]:
         """The universe: distinct non-null ids, duplicates merged with MAX per column."""
@@ -477,7 +494,12 @@ class _Evaluator:
 
     def segment_members(self, name: str) -> set[Any]:
         self._segment(name, None)
-        return {person for person in self.people if self.is_member(name, person)}
+        earlier = self.priority_over.get(name, ())
+        return {
+            person
+            for person in self.people
+            if self.is_member(name, person) and not any(self.is_member(e, person) for e in earlier)
+        }
 
     def _segment(self, name: str, node: Any) -> ast.Segment:
         if name not in self.segments:
@@ -535,6 +557,8 @@ class _Evaluator:
         if isinstance(condition, ast.InSegment):
             self._segment(condition.segment, condition)
             return self.is_member(condition.segment, scope.person)
+        if isinstance(condition, ast.IdList):
+            return str(scope.person) in self._id_list(condition)
         if isinstance(condition, ast.Sequence):
             return self._person_cached(condition, scope.person, self._holds_sequence)
         if isinstance(condition, ast.Truth):

@@ -67,7 +67,8 @@ class RunResult:
 def definition_hash(project: Project, name: str) -> tuple[str, str]:
     """A segment's canonical text with everything it depends on, and that text's hash.
 
-    A change to a trait or a referenced segment changes the hash: the meaning changed.
+    A change to a trait or a referenced segment changes the hash: the meaning changed; so
+    does a change to the segment's priority list or to a segment before it there.
     """
     definitions = project.definitions
     seen: dict[str, str] = {}
@@ -83,6 +84,11 @@ def definition_hash(project: Project, name: str) -> tuple[str, str]:
                 pending.append(definitions.segments[node.segment])
             elif isinstance(node, ast.Name) and node.name in definitions.traits:
                 pending.append(definitions.traits[node.name])
+        if isinstance(definition, ast.Segment) and definition.name == name:
+            pending.extend(definitions.segments[e] for e in definitions.priority_over(name))
+    for priority in definitions.priorities:
+        if name in priority.segments:
+            seen["priority"] = "priority " + ", ".join(priority.segments)
     own = seen.pop("segment " + name)
     text = "\n\n".join([own, *(seen[k] for k in sorted(seen))])
     return text, hashlib.sha256(text.encode()).hexdigest()

@@ -162,7 +162,11 @@ def run_reference(
 ) -> dict[str, set[Any]]:
     names = project.select(segments)
     data = {name: (table.column_names, table.rows) for name, table in tables.items()}
-    definitions = [*project.definitions.segments.values(), *project.definitions.traits.values()]
+    definitions = [
+        *project.definitions.segments.values(),
+        *project.definitions.traits.values(),
+        *project.definitions.priorities,
+    ]
     result = evaluate(definitions, project.config, data, as_of, segments=names)
     return {name: {_normalize_id(p) for p in result[name]} for name in names}
 
