@@ -100,7 +100,7 @@ class Erasure:
             self.warehouse.run(exp.delete(self.store.table(HISTORY), where=where))
         return count
 
-    def _count(self, table: str, where: exp.Expression) -> int:
+    def _count(self, table: str, where: exp.Expr) -> int:
         select = (
             exp.select(exp.Count(this=exp.Star()))
             .from_(self.store.table(table))
