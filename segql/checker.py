@@ -8,9 +8,9 @@ location, before any SQL exists.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 
 from segql import ast
 from segql.catalog import Catalog, ValueType
@@ -241,13 +241,13 @@ class Checker:
         if self.errors:
             return  # types of a cycle cannot be known; report it alone
         for trait in definitions.traits.values():
-            self._guard(lambda trait=trait: self.expr(trait.expr, PERSON))
+            self._guard(partial(self.expr, trait.expr, PERSON))
         for segment in definitions.segments.values():
             for condition in (segment.where, segment.enter, segment.exit):
                 if condition is not None:
-                    self._guard(lambda c=condition: self.condition(c, PERSON))
+                    self._guard(partial(self.condition, condition, PERSON))
 
-    def _guard(self, work) -> None:
+    def _guard(self, work: Callable[[], object]) -> None:
         try:
             work()
         except SegqlErrors as errors:
@@ -260,7 +260,7 @@ class Checker:
     def condition(self, condition: ast.Condition, scope: Scope) -> None:
         if isinstance(condition, (ast.And, ast.Or)):
             for item in condition.items:
-                self._guard(lambda item=item: self.condition(item, scope))
+                self._guard(partial(self.condition, item, scope))
         elif isinstance(condition, ast.Not):
             self.condition(condition.operand, scope)
         elif isinstance(condition, ast.Compare):
@@ -319,7 +319,9 @@ class Checker:
                 help="compare booleans with = or !=",
             )  # fmt: skip
 
-    def comparable(self, left: ValueType, right_expr: ast.Expr, scope: Scope, span) -> None:
+    def comparable(
+        self, left: ValueType, right_expr: ast.Expr, scope: Scope, span: Span | None
+    ) -> None:
         """The right side may meet the left: same kind, or a string literal that is a time."""
         right = self.analyzer.type_of(right_expr, scope)
         if left == "time" and isinstance(right_expr, ast.String):

@@ -48,7 +48,7 @@ def latest_commit_seq(warehouse: Warehouse, store: Store) -> int:
     return int(value or 0)
 
 
-def after_position(position: Position, table: str | None = None) -> exp.Expression:
+def after_position(position: Position, table: str | None = None) -> exp.Expr:
     """Rows after ``(commit_seq, event_id)`` in feed order; ``event_id`` '' means after
     the whole commit. The leading ``commit_seq >=`` lets an engine skip earlier blocks
     (DuckDB's min/max zone maps), so a page reads what it returns, not the history."""
@@ -71,11 +71,11 @@ def _changes_from(
     segment: str | None = None,
     change: str | None = None,
     undelivered_to: str | None = None,
-) -> tuple[exp.Select, exp.Expression]:
+) -> tuple[exp.Select, exp.Expr]:
     """The history (joined to the deliveries when asked) and the condition of the rows
     after ``after`` up to ``upto`` with the filters; selects nothing yet."""
     h = "h"
-    where: list[exp.Expression] = [after_position(after, h)]
+    where: list[exp.Expr] = [after_position(after, h)]
     if upto is not None:
         where.append(_col("commit_seq", h) <= exp.Literal.number(upto))
     if segment is not None:
