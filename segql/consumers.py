@@ -206,7 +206,7 @@ def read_cursor(warehouse: Warehouse, store: Store, name: str) -> int | None:
 
 def write_cursor_statements(
     store: Store, name: str, seq: int, event_id: str = ""
-) -> list[exp.Expression]:
+) -> list[exp.Expr]:
     """Statements that set a consumer's position (delete then insert: portable upsert)."""
     delete = exp.delete(store.table(CURSORS), where=_col("consumer").eq(exp.Literal.string(name)))
     columns = ("consumer", "commit_seq", "updated_at", "event_id")

@@ -55,7 +55,7 @@ class Reports:
                 help="run `segql run` first",
             )
 
-    def _segment(self, name: str) -> exp.Expression:
+    def _segment(self, name: str) -> exp.Expr:
         return exp.column("segment", quoted=True).eq(exp.Literal.string(name))
 
     def members(self, segment: str, limit: int | None) -> Rows:

@@ -335,14 +335,14 @@ class Runner:
         longer (every member of a deleted segment among them) exit."""
         column = exp.column
 
-        def segment_in(table: str, segments: list[str]) -> exp.Expression:
+        def segment_in(table: str, segments: list[str]) -> exp.Expr:
             if not segments:  # every segment paused: IN () is not SQL everywhere
                 return exp.false()
             return column("segment", table=table, quoted=True).isin(
                 *(exp.Literal.string(n) for n in segments)
             )
 
-        reason: exp.Expression = exp.Literal.string("rules")
+        reason: exp.Expr = exp.Literal.string("rules")
         for segments, why in ((redefined, "definition_changed"), (deleted, "segment_deleted")):
             if segments:
                 reason = exp.Case(
@@ -363,7 +363,7 @@ class Runner:
             ),
         )
 
-        def either(name: str) -> exp.Expression:
+        def either(name: str) -> exp.Expr:
             return exp.Coalesce(
                 this=column(name, table="n", quoted=True),
                 expressions=[column(name, table="m", quoted=True)],
@@ -415,7 +415,7 @@ class Runner:
             column("change", quoted=True),
         ):
             key = exp.DPipe(this=key, expression=part, safe=True)
-        version: exp.Expression = exp.Case(
+        version: exp.Expr = exp.Case(
             this=column("segment", quoted=True),
             ifs=[
                 exp.If(this=exp.Literal.string(name), true=exp.Literal.number(number))
@@ -642,7 +642,7 @@ def _temp_table(name: str) -> exp.Table:
     return exp.Table(this=exp.to_identifier(name, quoted=True))
 
 
-def _timestamp(value: datetime) -> exp.Expression:
+def _timestamp(value: datetime) -> exp.Expr:
     return exp.cast(exp.Literal.string(format_timestamp(value)), "TIMESTAMP")
 
 
@@ -652,7 +652,7 @@ def _as_datetime(value: object) -> datetime | None:
     return datetime.fromisoformat(str(value))
 
 
-def _insert_row(table: exp.Table, values: dict[str, exp.Expression]) -> exp.Insert:
+def _insert_row(table: exp.Table, values: dict[str, exp.Expr]) -> exp.Insert:
     columns = exp.Schema(
         this=table, expressions=[exp.to_identifier(c, quoted=True) for c in values]
     )

@@ -402,7 +402,7 @@ class TableDestination:
             )
 
 
-def _literal(value: Any, kind: str) -> exp.Expression:
+def _literal(value: Any, kind: str) -> exp.Expr:
     if value is None:
         return exp.cast(exp.Null(), kind)
     if kind == "BIGINT":

@@ -41,7 +41,7 @@ WHEN NOT MATCHED THEN
 """
 
 
-def _now() -> exp.Expression:
+def _now() -> exp.Expr:
     """Epoch seconds by the warehouse's clock (every client compares against the same)."""
     return exp.cast(exp.TimeToUnix(this=exp.CurrentTimestamp()), "BIGINT")
 
