@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property, partial
 
 from segql import ast
@@ -201,7 +202,7 @@ class Analyzer:
             return _common_type(kinds) or "any"
         return "number"
 
-    def time_literal(self, literal: ast.String) -> object:
+    def time_literal(self, literal: ast.String) -> datetime | None:
         return parse_time_literal(literal.value, self.config.tzinfo)
 
 

@@ -434,7 +434,7 @@ class QueryBuilder:
                 names = [exp.Literal.string(n) for n in sorted(needs.event_names)]
                 filters.append(name.isin(*names))
         for column in sorted(needs.columns):
-            value = exp.column(column, table=table, quoted=True)
+            value: exp.Expr = exp.column(column, table=table, quoted=True)
             if self.analyzer.catalog.column_type(source.table, column) == "number":
                 value = self.dialect.nan_as_null(value)
             select = select.select(_alias(value, _row_alias(column)), copy=False)
@@ -597,11 +597,11 @@ class QueryBuilder:
             if func in ("min", "max") and self.prop_type(aggregate) != "json":
                 want = None
             value = self.row_value(aggregate.prop, row, want)
-            aggregate_class = {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}
-            return self.filtered(aggregate_class[func](this=value), value, match)
+            of_values = {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}
+            return self.filtered(of_values[func](this=value), value, match)
         assert func in ("first_time", "last_time"), func
-        aggregate_class = exp.Min if func == "first_time" else exp.Max
-        return self.filtered(aggregate_class(this=time), time, match)
+        of_times = exp.Min if func == "first_time" else exp.Max
+        return self.filtered(of_times(this=time), time, match)
 
     def distinct_value(self, aggregate: ast.Aggregate, row: _Row) -> exp.Expr | None:
         """What a distinct count counts (None: not a distinct count)."""
@@ -865,7 +865,7 @@ class QueryBuilder:
         """Can SQL give unknown for this predicate? (A guess on the safe side.)"""
         if isinstance(condition, (ast.IsSet, ast.InSegment, ast.Sequence)):
             return False
-        operands = [n for n in walk(condition) if isinstance(n, ast.Expr.__args__)]  # type: ignore[attr-defined]
+        operands = [n for n in walk(condition) if isinstance(n, ast.Expr.__args__)]
         return not all(_never_null(n) for n in operands if not isinstance(n, ast.EventSpec))
 
     def predicate(
@@ -885,7 +885,7 @@ class QueryBuilder:
             return _COMPARISONS[condition.op](this=left, expression=right)
         if isinstance(condition, ast.InList):
             kinds = [self.analyzer.type_of(v, scope) for v in condition.values]
-            want = next((k for k in kinds if k != "null"), None)
+            want: ValueType | None = next((k for k in kinds if k != "null"), None)
             subject = self.value(condition.expr, scope, row, want)
             values = [
                 self.value(v, scope, row, self.analyzer.type_of(condition.expr, scope))
@@ -894,7 +894,7 @@ class QueryBuilder:
             ]
             if not values:
                 return subject.is_(exp.null()).not_() if condition.negated else exp.false()
-            test = subject.isin(*values)
+            test: exp.Expr = subject.isin(*values)
             return _not(test) if condition.negated else test
         if isinstance(condition, ast.Between):
             bounds = [self.analyzer.type_of(b, scope) for b in (condition.low, condition.high)]
@@ -1112,7 +1112,7 @@ class QueryBuilder:
         func = call.func
         if func == "ntile" and self.dialect.ntile_edges:
             buckets_count = int(call.args[0].value)  # type: ignore[union-attr]
-            result = self.count_edges_below(value, name, buckets_count, inclusive=True)
+            result: exp.Expr = self.count_edges_below(value, name, buckets_count, inclusive=True)
             self.edges[name] = (value_name, buckets_count, "ntile")
         elif func == "ntile":
             buckets = exp.Literal.number(call.args[0].value)  # type: ignore[union-attr]
@@ -1130,7 +1130,7 @@ class QueryBuilder:
                 ),
                 expression=everybody,
             )
-            result: exp.Expr = exp.cast(exp.Ceil(this=share), TYPE.BIGINT, copy=False)
+            result = exp.cast(exp.Ceil(this=share), TYPE.BIGINT, copy=False)
         elif func == "qcut":
             buckets_count = int(call.args[0].value)  # type: ignore[union-attr]
             result = self.count_edges_below(value, name, buckets_count, inclusive=False)

@@ -289,7 +289,9 @@ def _timestamp_add(generator: SparkGenerator, expression: exp.DateAdd | exp.Date
     amount = expression.expression
     if isinstance(expression, exp.DateSub):
         if isinstance(amount, exp.Literal) and amount.is_number:
-            amount = exp.Literal.number(-amount.to_py())
+            number = amount.to_py()
+            assert not isinstance(number, str), number  # a number literal
+            amount = exp.Literal.number(-number)
         else:
             amount = exp.Neg(this=exp.Paren(this=amount.copy()))
     unit = exp.var(expression.text("unit").upper() or "DAY")
