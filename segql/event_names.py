@@ -73,7 +73,7 @@ def _name_span(span: Span | None, name: str) -> Span | None:
 def distinct_event_names(project: Project, warehouse: Warehouse) -> set[str]:
     """The distinct values of the events table's name column."""
     events = project.config.events
-    if events is None:
+    if events is None or events.event_name is None:
         return set()
     column = exp.column(events.event_name, quoted=True)
     query = exp.select(column).distinct().from_(exp.to_table(events.table, quoted=True))

@@ -16,9 +16,11 @@ import signal
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlglot import exp
 
@@ -208,7 +210,7 @@ class Runner:
 
     # --- the lock ----------------------------------------------------------------------
 
-    def run_lock(self, wait: float):
+    def run_lock(self, wait: float) -> AbstractContextManager[Any]:
         """One writer per project schema, as the engine provides it (``RUN_LOCK``)."""
         return self.warehouse.lock(
             f"segql:{self.store.schema}",
@@ -405,7 +407,7 @@ class Runner:
     ) -> exp.Insert:
         column = exp.column
         separator = exp.Literal.string("|")
-        key = column("segment", quoted=True)
+        key: exp.Expr = column("segment", quoted=True)
         for part in (
             separator,
             column("person_id", quoted=True),
