@@ -31,7 +31,7 @@ class Change:
     segment: str
     person_id: str
     change: str
-    as_of: datetime
+    as_of: datetime | None  # None: a resync before any run (no run to date it)
     reason: str
     version: int | None
     run_id: str
