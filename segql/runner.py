@@ -542,6 +542,7 @@ class Runner:
         }
         if config.events is not None:
             events = config.events
+            assert events.time is not None  # [events] time is always set (occurred_at)
             time_column = exp.column(events.time, table="e", quoted=True)
             person = exp.column(events.person, table="e", quoted=True)
             # An anti-join (LEFT JOIN the distinct ids, then IS NULL), not NOT EXISTS:
