@@ -8,9 +8,10 @@ location, before any SQL exists.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from datetime import datetime
+from functools import cached_property, partial
 
 from segql import ast
 from segql.catalog import Catalog, ValueType
@@ -213,7 +214,7 @@ class Analyzer:
             return _common_type(kinds) or "any"
         return "number"
 
-    def time_literal(self, literal: ast.String) -> object:
+    def time_literal(self, literal: ast.String) -> datetime | None:
         return parse_time_literal(literal.value, self.config.tzinfo)
 
 
@@ -253,11 +254,11 @@ class Checker:
         if self.errors:
             return  # types of a cycle cannot be known; report it alone
         for trait in definitions.traits.values():
-            self._guard(lambda trait=trait: self.expr(trait.expr, PERSON))
+            self._guard(partial(self.expr, trait.expr, PERSON))
         for segment in definitions.segments.values():
             for condition in (segment.where, segment.enter, segment.exit):
                 if condition is not None:
-                    self._guard(lambda c=condition: self.condition(c, PERSON))
+                    self._guard(partial(self.condition, condition, PERSON))
         self.check_priorities()
 
     def check_priorities(self) -> None:
@@ -286,7 +287,7 @@ class Checker:
                     )
                 listed[name] = priority
 
-    def _guard(self, work) -> None:
+    def _guard(self, work: Callable[[], object]) -> None:
         try:
             work()
         except SegqlErrors as errors:
@@ -299,7 +300,7 @@ class Checker:
     def condition(self, condition: ast.Condition, scope: Scope) -> None:
         if isinstance(condition, (ast.And, ast.Or)):
             for item in condition.items:
-                self._guard(lambda item=item: self.condition(item, scope))
+                self._guard(partial(self.condition, item, scope))
         elif isinstance(condition, ast.Not):
             self.condition(condition.operand, scope)
         elif isinstance(condition, ast.Compare):
@@ -362,7 +363,9 @@ class Checker:
                 help="compare booleans with = or !=",
             )  # fmt: skip
 
-    def comparable(self, left: ValueType, right_expr: ast.Expr, scope: Scope, span) -> None:
+    def comparable(
+        self, left: ValueType, right_expr: ast.Expr, scope: Scope, span: Span | None
+    ) -> None:
         """The right side may meet the left: same kind, or a string literal that is a time."""
         right = self.analyzer.type_of(right_expr, scope)
         if left == "time" and isinstance(right_expr, ast.String):

@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 import click
 
+from segql.ast import Segment, Trait
 from segql.dialect import available_dialects
 from segql.errors import SegqlError
 from segql.output import FORMATS, Format, render
@@ -46,7 +47,8 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        debug = bool(click.get_current_context().find_object(Context).debug)
+        context = click.get_current_context().find_object(Context)
+        debug = bool(context is not None and context.debug)
         try:
             return command(*args, **kwargs)
         except SegqlError as error:
@@ -57,11 +59,11 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except RecursionError:  # a rule nested past what the compiler and sqlglot can take
-            error = SegqlError(
+            too_deep = SegqlError(
                 "the rules nest too deeply to compile",
                 help="split long chains (a + b + ... or traits on traits) into fewer steps",
             )
-            click.echo(error.render(), err=True)
+            click.echo(too_deep.render(), err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -407,7 +409,7 @@ def list_definitions(obj: Context, fmt: Format) -> None:
             versions, sizes = reports.versions(), reports.sizes()
     finally:
         warehouse.close()
-    definitions = [
+    definitions: list[tuple[str, Segment | Trait]] = [
         *(("segment", d) for d in project.definitions.segments.values()),
         *(("trait", d) for d in project.definitions.traits.values()),
     ]

@@ -103,7 +103,7 @@ class _SourceNeeds:
     any_event: bool = False
     json: bool = False
     aggregates: dict[ast.Aggregate, str] = field(default_factory=dict)
-    aggregate_sql: dict[str, exp.Expression] = field(default_factory=dict)  # by column
+    aggregate_sql: dict[str, exp.Expr] = field(default_factory=dict)  # by column
     guards: dict[str, Guard] = field(default_factory=dict)  # the rows each of those keeps
     # Those whose whole filter is their guard: where the pass's WHERE is that guard, the
     # aggregate's own test of it is left out.
@@ -127,8 +127,8 @@ class QueryOptions:
     """
 
     members_table: exp.Table | None = None
-    tables: Callable[[str, str | None], exp.Expression] | None = None
-    as_of_sql: exp.Expression | None = None
+    tables: Callable[[str, str | None], exp.Expr] | None = None
+    as_of_sql: exp.Expr | None = None
     person_ids: tuple[str, ...] | None = None
 
 
@@ -200,7 +200,7 @@ class QueryBuilder:
         self.sequence_sql: dict[str, exp.Select] = {}  # by column
         self.current: dict[str, str] = {}  # hysteresis segment -> column of current membership
         self.stages: dict[str, int] = {PERSON_ID: 0}
-        self.columns: list[tuple[str, exp.Expression]] = []  # computed person columns, in order
+        self.columns: list[tuple[str, exp.Expr]] = []  # computed person columns, in order
         # rank column -> (the value column, buckets, "qcut" or "ntile")
         self.edges: dict[str, tuple[str, int, str]] = {}
         self.traits: dict[str, str] = {}
@@ -273,18 +273,18 @@ class QueryBuilder:
         select.set("with_", exp.With(expressions=ctes))
         return select
 
-    def only_selected(self, condition: exp.Expression) -> exp.Expression:
+    def only_selected(self, condition: exp.Expr) -> exp.Expr:
         """A result's condition, limited to ``person_ids`` where the reads are not."""
         if self.person_ids is None or self.pushed:
             return condition
         person = exp.column(PERSON_ID, quoted=True)
         return _and(_grouped(condition), self.person_filter(person, self.config.entity.table))
 
-    def person_filter(self, person: exp.Column, table: str) -> exp.Expression:
+    def person_filter(self, person: exp.Column, table: str) -> exp.Expr:
         """``person IN (ids)``: numbers where the column is a number (an id that is not
         one matches no one), text otherwise."""
         assert self.person_ids is not None
-        ids: list[exp.Expression] = []
+        ids: list[exp.Expr] = []
         numeric = self.analyzer.catalog.column_type(table, person.name) == "number"
         for person_id in dict.fromkeys(self.person_ids):
             if not numeric:
@@ -293,7 +293,7 @@ class QueryBuilder:
                 ids.append(exp.Literal.number(person_id))
         return person.isin(*ids) if ids else exp.false()
 
-    def segment_condition(self, name: str) -> exp.Expression:
+    def segment_condition(self, name: str) -> exp.Expr:
         """The condition that selects a segment's members from the last stage."""
         segment = self.definitions.segments[name]
         if name in self.flags:
@@ -303,7 +303,7 @@ class QueryBuilder:
         assert segment.where is not None
         return self.condition(segment.where, PERSON, None)
 
-    def hysteresis(self, name: str, segment: ast.Segment) -> exp.Expression:
+    def hysteresis(self, name: str, segment: ast.Segment) -> exp.Expr:
         assert segment.enter is not None and segment.exit is not None
         enter = _two_valued(self.condition(segment.enter, PERSON, None))
         exit_ = _two_valued(self.condition(segment.exit, PERSON, None))
@@ -321,13 +321,13 @@ class QueryBuilder:
     def column_ref(self, name: str) -> exp.Column:
         return exp.column(name, quoted=True)
 
-    def now(self) -> exp.Expression:
+    def now(self) -> exp.Expr:
         """The as-of time ``T``, a fresh node each time (a node has one parent)."""
         return self.as_of.copy()
 
     # --- times: naive UTC, or instants where the column holds them ---------------------
 
-    def now_as(self, instant: bool) -> exp.Expression:
+    def now_as(self, instant: bool) -> exp.Expr:
         """``T`` typed to meet a time column: naive UTC, or the instant (``+00:00``)."""
         return self.dialect.as_instant(self.now()) if instant else self.now()
 
@@ -359,8 +359,8 @@ class QueryBuilder:
         return False
 
     def aligned(
-        self, left: exp.Expression, left_instant: bool, right: exp.Expression, right_instant: bool
-    ) -> tuple[exp.Expression, exp.Expression]:
+        self, left: exp.Expr, left_instant: bool, right: exp.Expr, right_instant: bool
+    ) -> tuple[exp.Expr, exp.Expr]:
         """Two times of one type: where one is an instant, the naive one (UTC) becomes the
         same instant; the engine would otherwise convert it in the session's zone."""
         if left_instant and not right_instant:
@@ -369,7 +369,7 @@ class QueryBuilder:
             return self.dialect.as_instant(left), right
         return left, right
 
-    def stage_of(self, expression: exp.Expression) -> int:
+    def stage_of(self, expression: exp.Expr) -> int:
         """The stage that holds everything an expression reads."""
         return max(
             (self.stages.get(c.name, 0) for c in expression.find_all(exp.Column) if not c.table),
@@ -386,7 +386,7 @@ class QueryBuilder:
         self.taken.add(unique)
         return unique
 
-    def add_column(self, name: str, expression: exp.Expression) -> str:
+    def add_column(self, name: str, expression: exp.Expr) -> str:
         """A computed person column, placed one stage after what it reads. A column that
         would only rename another (``trait ltv = sum(...)``) is that column: a stage per
         rename made ranks over traits wait, and each stage is a copy of every person."""
@@ -450,7 +450,7 @@ class QueryBuilder:
         for needs in self.sources.values():
             for aggregate, column in needs.aggregates.items():
                 held = needs.held_in[column]
-                value: exp.Expression = exp.column(column, table=held, quoted=True)
+                value: exp.Expr = exp.column(column, table=held, quoted=True)
                 if aggregate.func in _COUNT_LIKE:
                     value = exp.func("COALESCE", value, exp.Literal.number(0))
                 stage = stage.select(_alias(value, column), copy=False)
@@ -471,7 +471,7 @@ class QueryBuilder:
         person = exp.column(entity.id, quoted=True)
         select = exp.select(_alias(person, PERSON_ID)).from_(self.user_table(entity.table, None))
         for column in sorted(self.entity_columns):
-            value: exp.Expression = exp.column(column, quoted=True)
+            value: exp.Expr = exp.column(column, quoted=True)
             if catalog.column_type(entity.table, column) == "number":
                 value = self.dialect.nan_as_null(value)
             if not unique:
@@ -491,7 +491,7 @@ class QueryBuilder:
         table = "source_rows"
         person = exp.column(source.person, table=table, quoted=True)
         select = exp.select(_alias(person, PERSON_ID)).from_(self.user_table(source.table, table))
-        filters: list[exp.Expression] = []
+        filters: list[exp.Expr] = []
         if self.pushed:
             filters.append(self.person_filter(person.copy(), source.table))
         if source.time is not None:
@@ -505,7 +505,7 @@ class QueryBuilder:
                 names = [exp.Literal.string(n) for n in sorted(needs.event_names)]
                 filters.append(name.isin(*names))
         for column in sorted(needs.columns):
-            value = exp.column(column, table=table, quoted=True)
+            value: exp.Expr = exp.column(column, table=table, quoted=True)
             if self.analyzer.catalog.column_type(source.table, column) == "number":
                 value = self.dialect.nan_as_null(value)
             select = select.select(_alias(value, _row_alias(column)), copy=False)
@@ -577,9 +577,9 @@ class QueryBuilder:
         keeps = _or(*(self.guard_sql(g, _Row(needs.source)) for g in guards))
         return select.where(keeps, copy=False)
 
-    def guard_sql(self, guard: Guard, row: _Row) -> exp.Expression:
+    def guard_sql(self, guard: Guard, row: _Row) -> exp.Expr:
         """The rows a guard keeps: some of its names, after how far back it reaches."""
-        parts: list[exp.Expression] = []
+        parts: list[exp.Expr] = []
         if guard.names is not None:
             names = [exp.Literal.string(n) for n in sorted(guard.names)]
             name = row.column(EVENT_NAME)
@@ -649,16 +649,16 @@ class QueryBuilder:
             needs.guard_only[column] = aggregate
 
     def shared_sql(
-        self, aggregate: ast.Aggregate, row: _Row, match: exp.Expression | None
-    ) -> exp.Expression:
+        self, aggregate: ast.Aggregate, row: _Row, match: exp.Expr | None
+    ) -> exp.Expr:
         """An aggregate of the shared pass, over the rows that match."""
         if aggregate.func in _PERIODS:
             return self.period_bitmap(aggregate.func, match, self.source_instant(row.source))
         return self.aggregate_sql(aggregate, row, match)
 
     def aggregate_sql(
-        self, aggregate: ast.Aggregate, row: _Row, match: exp.Expression | None
-    ) -> exp.Expression:
+        self, aggregate: ast.Aggregate, row: _Row, match: exp.Expr | None
+    ) -> exp.Expr:
         func = aggregate.func
         time = exp.column(EVENT_TIME, quoted=True)
         if func == "count":
@@ -668,13 +668,13 @@ class QueryBuilder:
             if func in ("min", "max") and self.prop_type(aggregate) != "json":
                 want = None
             value = self.row_value(aggregate.prop, row, want)
-            aggregate_class = {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}
-            return self.filtered(aggregate_class[func](this=value), value, match)
+            of_values = {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}
+            return self.filtered(of_values[func](this=value), value, match)
         assert func in ("first_time", "last_time"), func
-        aggregate_class = exp.Min if func == "first_time" else exp.Max
-        return self.filtered(aggregate_class(this=time), time, match)
+        of_times = exp.Min if func == "first_time" else exp.Max
+        return self.filtered(of_times(this=time), time, match)
 
-    def distinct_value(self, aggregate: ast.Aggregate, row: _Row) -> exp.Expression | None:
+    def distinct_value(self, aggregate: ast.Aggregate, row: _Row) -> exp.Expr | None:
         """What a distinct count counts (None: not a distinct count)."""
         if aggregate.func == "count_distinct":
             assert aggregate.prop is not None
@@ -684,7 +684,7 @@ class QueryBuilder:
             return self.period(aggregate.func, row.column(EVENT_TIME), instant)
         return None
 
-    def period(self, func: str, time: exp.Expression, instant: bool = False) -> exp.Expression:
+    def period(self, func: str, time: exp.Expr, instant: bool = False) -> exp.Expr:
         """The calendar day, week or month of a time, in the project's timezone."""
         local = self.local_time(time, instant)
         if func == "active_days":
@@ -705,8 +705,8 @@ class QueryBuilder:
         return longest + 3 <= 64
 
     def period_bitmap(
-        self, func: str, match: exp.Expression | None, instant: bool = False
-    ) -> exp.Expression:
+        self, func: str, match: exp.Expr | None, instant: bool = False
+    ) -> exp.Expr:
         """``active_*`` over a short window as a bitmap of periods back from T (one bit each,
         counted with ``BIT_COUNT``): an ordinary aggregate in the shared pass."""
         unit = _PERIODS[func]
@@ -725,8 +725,8 @@ class QueryBuilder:
     def distinct_select(
         self,
         needs: _SourceNeeds,
-        value: exp.Expression,
-        match: exp.Expression | None,
+        value: exp.Expr,
+        match: exp.Expr | None,
         column: str,
     ) -> exp.Select:
         """``COUNT(DISTINCT value)`` per person over only the rows that match."""
@@ -744,8 +744,8 @@ class QueryBuilder:
         return self.analyzer.resolve(aggregate.prop, RowScope(source), aggregate.span).type
 
     def filtered(
-        self, aggregate: exp.Expression, value: exp.Expression | None, match: exp.Expression | None
-    ) -> exp.Expression:
+        self, aggregate: exp.Expr, value: exp.Expr | None, match: exp.Expr | None
+    ) -> exp.Expr:
         """An aggregate over the rows that match: ``FILTER (WHERE ...)`` or ``CASE WHEN``."""
         if match is None:
             return aggregate
@@ -757,21 +757,21 @@ class QueryBuilder:
             return aggregate.__class__(this=exp.Distinct(expressions=[kept]))
         return aggregate.__class__(this=kept)
 
-    def local_time(self, time: exp.Expression, instant: bool = False) -> exp.Expression:
+    def local_time(self, time: exp.Expr, instant: bool = False) -> exp.Expr:
         """A time (naive UTC, or an instant) as wall-clock time in the project's timezone,
         for calendar days: the zone is written in the SQL, the session's never counts."""
         return self.dialect.wall_time(time, instant, self.config.warehouse.timezone)
 
     def spec_filter(
         self, spec: ast.EventSpec, row: _Row, where_clause: bool = False
-    ) -> exp.Expression | None:
+    ) -> exp.Expr | None:
         """Which rows of the source an event spec keeps (None: every row up to T).
 
         In a ``WHERE`` clause it is a plain ``AND``, the cheap tests first: the engine pushes
         the name and window into its scan (skipping blocks of rows by their time range) and
         evaluates the rest only on the rows that pass them."""
         needs = self.needs(row.source)
-        cheap: list[exp.Expression] = []
+        cheap: list[exp.Expr] = []
         if row.source.is_events:
             if spec.ref is None:
                 needs.any_event = True
@@ -793,7 +793,7 @@ class QueryBuilder:
         # window: CASE evaluates its THEN for the rows that pass its WHEN, AND may not.
         return exp.Case(ifs=[exp.If(this=_and(*cheap), true=where)])
 
-    def window(self, window: ast.Window, time: exp.Expression, row: _Row | None) -> exp.Expression:
+    def window(self, window: ast.Window, time: exp.Expr, row: _Row | None) -> exp.Expr:
         """A window on a row's time (the time of ``row``'s source)."""
         instant = row is not None and self.source_instant(row.source)
         if isinstance(window, ast.WindowWithin):
@@ -809,8 +809,8 @@ class QueryBuilder:
         return _and(*parts)
 
     def within(
-        self, time: exp.Expression, duration: ast.Duration, instant: bool = False
-    ) -> exp.Expression:
+        self, time: exp.Expr, duration: ast.Duration, instant: bool = False
+    ) -> exp.Expr:
         since = self.shift(self.now(), duration, -1)
         if instant:
             since = self.dialect.as_instant(since)
@@ -822,11 +822,11 @@ class QueryBuilder:
     def time_side(
         self,
         op: str,
-        time: exp.Expression,
+        time: exp.Expr,
         point: ast.Expr,
         row: _Row | None,
         instant: bool = False,
-    ) -> exp.Expression:
+    ) -> exp.Expr:
         """``before``/``after`` a point, on the side language.md gives the point; ``instant``:
         whether ``time`` is one (the point is then typed the same)."""
         scope = PERSON if row is None else RowScope(row.source)
@@ -837,14 +837,14 @@ class QueryBuilder:
             return time <= value if relative else time < value
         return time > value if relative else time >= value
 
-    def shift(self, time: exp.Expression, duration: ast.Duration, sign: int) -> exp.Expression:
+    def shift(self, time: exp.Expr, duration: ast.Duration, sign: int) -> exp.Expr:
         amount = exp.Literal.number(duration.amount)
         unit = exp.var(duration.unit.upper())
         if sign < 0:
             return exp.DateSub(this=time, expression=amount, unit=unit)
         return exp.DateAdd(this=time, expression=amount, unit=unit)
 
-    def naive_row_time(self, row: _Row) -> exp.Expression:
+    def naive_row_time(self, row: _Row) -> exp.Expr:
         """A row's time as naive UTC: steps of days and months are taken there, not in
         the session's zone (as on an instant)."""
         time = row.column(EVENT_TIME)
@@ -867,7 +867,7 @@ class QueryBuilder:
         b_time, a_time = self.aligned(
             then.column(EVENT_TIME), b_instant, first.column(EVENT_TIME), a_instant
         )
-        follows: list[exp.Expression] = [
+        follows: list[exp.Expr] = [
             exp.EQ(this=then.column(PERSON_ID), expression=first.column(PERSON_ID)),
             exp.GT(this=b_time, expression=a_time),
         ]
@@ -898,7 +898,7 @@ class QueryBuilder:
         first_filter = self.spec_filter(sequence.first, first, where_clause=True)
         if first_filter is not None:
             firsts = firsts.where(first_filter, copy=False)
-        conditions: list[exp.Expression] = []
+        conditions: list[exp.Expr] = []
         if sequence.negated:
             conditions.append(_not(found))
             if sequence.within is not None:
@@ -918,7 +918,7 @@ class QueryBuilder:
     def condition(
         self, condition: ast.Condition, scope: PersonScope | RowScope, row: _Row | None,
         strict: bool = False,
-    ) -> exp.Expression:  # fmt: skip
+    ) -> exp.Expr:  # fmt: skip
         """A condition as SQL. ``strict``: an unknown must come out false (under NOT)."""
         match condition:
             case ast.And(items=items):
@@ -932,7 +932,7 @@ class QueryBuilder:
             return _two_valued(predicate)
         return predicate
 
-    def id_list(self, condition: ast.IdList) -> exp.Expression:
+    def id_list(self, condition: ast.IdList) -> exp.Expr:
         """A list segment: the person's id among the file's ids, or in the table's
         ``person_id`` column (both compared as text)."""
         person = self.column_ref(PERSON_ID)
@@ -952,21 +952,23 @@ class QueryBuilder:
             db=exp.to_identifier(schema[-1], quoted=True) if schema else None,
         )
         listed = exp.cast(exp.column(LIST_COLUMN, quoted=True), TYPE.VARCHAR, copy=False)
-        ids = exp.select(listed).from_(source, copy=False)
-        ids = ids.where(exp.column(LIST_COLUMN, quoted=True).is_(exp.null()).not_(), copy=False)
+        listed_ids = exp.select(listed).from_(source, copy=False)
+        listed_ids = listed_ids.where(
+            exp.column(LIST_COLUMN, quoted=True).is_(exp.null()).not_(), copy=False
+        )
         text = exp.cast(person, TYPE.VARCHAR, copy=False)
-        return exp.In(this=text, query=ids.subquery(copy=False))
+        return exp.In(this=text, query=listed_ids.subquery(copy=False))
 
     def nullable(self, condition: ast.Condition, scope: PersonScope | RowScope) -> bool:
         """Can SQL give unknown for this predicate? (A guess on the safe side.)"""
         if isinstance(condition, (ast.IsSet, ast.InSegment, ast.Sequence, ast.IdList)):
             return False
-        operands = [n for n in walk(condition) if isinstance(n, ast.Expr.__args__)]  # type: ignore[attr-defined]
+        operands = [n for n in walk(condition) if isinstance(n, ast.Expr.__args__)]
         return not all(_never_null(n) for n in operands if not isinstance(n, ast.EventSpec))
 
     def predicate(
         self, condition: ast.Condition, scope: PersonScope | RowScope, row: _Row | None
-    ) -> exp.Expression:
+    ) -> exp.Expr:
         if isinstance(condition, ast.Compare):
             left_type, right_type = self.types(condition.left, condition.right, scope)
             left = self.value(condition.left, scope, row, right_type)
@@ -981,7 +983,7 @@ class QueryBuilder:
             return _COMPARISONS[condition.op](this=left, expression=right)
         if isinstance(condition, ast.InList):
             kinds = [self.analyzer.type_of(v, scope) for v in condition.values]
-            want = next((k for k in kinds if k != "null"), None)
+            want: ValueType | None = next((k for k in kinds if k != "null"), None)
             subject = self.value(condition.expr, scope, row, want)
             values = [
                 self.value(v, scope, row, self.analyzer.type_of(condition.expr, scope))
@@ -990,7 +992,7 @@ class QueryBuilder:
             ]
             if not values:
                 return subject.is_(exp.null()).not_() if condition.negated else exp.false()
-            test = subject.isin(*values)
+            test: exp.Expr = subject.isin(*values)
             return _not(test) if condition.negated else test
         if isinstance(condition, ast.Between):
             bounds = [self.analyzer.type_of(b, scope) for b in (condition.low, condition.high)]
@@ -1042,7 +1044,7 @@ class QueryBuilder:
 
     def text_test(
         self, test: ast.TextTest, scope: PersonScope | RowScope, row: _Row | None
-    ) -> exp.Expression:
+    ) -> exp.Expr:
         value = self.value(test.expr, scope, row, "string")
         pattern = exp.Literal.string(test.pattern.value)
         if test.op == "matches":
@@ -1072,7 +1074,7 @@ class QueryBuilder:
         scope: PersonScope | RowScope,
         row: _Row | None,
         want: ValueType | None,
-    ) -> exp.Expression:
+    ) -> exp.Expr:
         """An expression as SQL; ``want`` is the kind the context needs (for JSON and text
         literals that stand for times)."""
         if isinstance(expr, ast.Number):
@@ -1128,7 +1130,7 @@ class QueryBuilder:
         self.stages.setdefault(_entity_alias(name), 0)
         return self.column_ref(_entity_alias(name))
 
-    def row_value(self, name: str, row: _Row, want: ValueType | None) -> exp.Expression:
+    def row_value(self, name: str, row: _Row, want: ValueType | None) -> exp.Expr:
         """A property of a source's row: its column, or a key of its JSON properties."""
         resolved = self.analyzer.resolve(name, RowScope(row.source), None)
         needs = self.needs(row.source)
@@ -1154,7 +1156,7 @@ class QueryBuilder:
         scope: PersonScope | RowScope,
         row: _Row | None,
         want: ValueType | None,
-    ) -> exp.Expression:
+    ) -> exp.Expr:
         func = call.func
         if func in ast.POPULATION_FUNCTIONS:
             return self.column_ref(self.population_column(call))
@@ -1210,7 +1212,7 @@ class QueryBuilder:
         func = call.func
         if func == "ntile" and self.dialect.ntile_edges:
             buckets_count = int(call.args[0].value)  # type: ignore[union-attr]
-            result = self.count_edges_below(value, name, buckets_count, inclusive=True)
+            result: exp.Expr = self.count_edges_below(value, name, buckets_count, inclusive=True)
             self.edges[name] = (value_name, buckets_count, "ntile")
         elif func == "ntile":
             buckets = exp.Literal.number(call.args[0].value)  # type: ignore[union-attr]
@@ -1228,7 +1230,7 @@ class QueryBuilder:
                 ),
                 expression=everybody,
             )
-            result: exp.Expression = exp.cast(exp.Ceil(this=share), TYPE.BIGINT, copy=False)
+            result = exp.cast(exp.Ceil(this=share), TYPE.BIGINT, copy=False)
         elif func == "qcut":
             buckets_count = int(call.args[0].value)  # type: ignore[union-attr]
             result = self.count_edges_below(value, name, buckets_count, inclusive=False)
@@ -1251,10 +1253,10 @@ class QueryBuilder:
 
     def count_edges_below(
         self, value: exp.Column, number: str, buckets: int, inclusive: bool
-    ) -> exp.Expression:
+    ) -> exp.Expr:
         """``1 +`` how many of the edges ``segql_edges_<rank>`` lie below the value (or at
         it, ``inclusive``): the value's bucket."""
-        result: exp.Expression = exp.Literal.number(1)
+        result: exp.Expr = exp.Literal.number(1)
         for k in range(1, buckets):
             edge = exp.column(_edge(number, k), table=_edges(number), quoted=True)
             below = (exp.LTE if inclusive else exp.LT)(this=edge, expression=value.copy())
@@ -1297,7 +1299,7 @@ class QueryBuilder:
             alias = exp.to_identifier("segql_values", quoted=True)
             select = select.from_(values.subquery(alias, copy=False), copy=False)
         for k in range(1, buckets):
-            edge: exp.Expression
+            edge: exp.Expr
             if func == "qcut":
                 quantile = exp.PercentileCont(this=exp.Literal.number(k / buckets))
                 order = exp.Order(expressions=[exp.Ordered(this=value.copy())])
@@ -1341,23 +1343,23 @@ def _is_number(text: str) -> bool:
     return text.strip().lower() not in ("nan", "inf", "-inf", "infinity", "-infinity")
 
 
-def _and(*parts: exp.Expression) -> exp.Expression:
+def _and(*parts: exp.Expr) -> exp.Expr:
     """``AND`` of fresh subtrees, as sqlglot's ``and_`` writes it (a connector operand in
     parentheses), without its defensive copies and parsing (compile time is linear)."""
     return _connect(exp.And, parts)
 
 
-def _or(*parts: exp.Expression) -> exp.Expression:
+def _or(*parts: exp.Expr) -> exp.Expr:
     return _connect(exp.Or, parts)
 
 
-def _not(part: exp.Expression) -> exp.Expression:
+def _not(part: exp.Expr) -> exp.Expr:
     return exp.Not(this=_grouped(part))
 
 
 def _connect(
-    connector: type[exp.And] | type[exp.Or], parts: Sequence[exp.Expression]
-) -> exp.Expression:
+    connector: type[exp.And] | type[exp.Or], parts: Sequence[exp.Expr]
+) -> exp.Expr:
     if len(parts) == 1:
         return parts[0]
     result = _grouped(parts[0])
@@ -1366,7 +1368,7 @@ def _connect(
     return result
 
 
-def _grouped(part: exp.Expression) -> exp.Expression:
+def _grouped(part: exp.Expr) -> exp.Expr:
     return exp.Paren(this=part) if isinstance(part, exp.Connector) else part
 
 
@@ -1381,11 +1383,11 @@ def _union_all(selects: list[exp.Select]) -> exp.Query:
     )
 
 
-def _two_valued(condition: exp.Expression) -> exp.Expression:
+def _two_valued(condition: exp.Expr) -> exp.Expr:
     return exp.Coalesce(this=condition, expressions=[exp.false()])
 
 
-def _wrap(expression: exp.Expression) -> exp.Expression:
+def _wrap(expression: exp.Expr) -> exp.Expr:
     """Parenthesize a compound operand so the generated SQL keeps the tree's grouping."""
     if isinstance(expression, (exp.Binary, exp.Neg)) and not isinstance(expression, exp.Dot):
         return exp.Paren(this=expression)
@@ -1400,7 +1402,7 @@ def _never_null(expr: object) -> bool:
     return False
 
 
-def _cte(name: str, select: exp.Expression) -> exp.CTE:
+def _cte(name: str, select: exp.Expr) -> exp.CTE:
     return exp.CTE(this=select, alias=exp.TableAlias(this=exp.to_identifier(name, quoted=True)))
 
 
@@ -1428,15 +1430,15 @@ def _edge(rank: str, k: int) -> str:
     return f"edge_{k}__{rank}"
 
 
-def _alias(expression: exp.Expression, name: str) -> exp.Alias:
+def _alias(expression: exp.Expr, name: str) -> exp.Alias:
     """``expression AS "name"``, without sqlglot's defensive copy of the expression."""
     return exp.Alias(this=expression, alias=exp.Identifier(this=name, quoted=True))
 
 
 def _join(
     select: exp.Select,
-    table: exp.Expression,
-    on: exp.Expression | None = None,
+    table: exp.Expr,
+    on: exp.Expr | None = None,
     side: str | None = None,
     kind: str | None = None,
 ) -> exp.Select:

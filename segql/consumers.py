@@ -48,7 +48,7 @@ def latest_commit_seq(warehouse: Warehouse, store: Store) -> int:
     return int(value or 0)
 
 
-def after_position(position: Position, table: str | None = None) -> exp.Expression:
+def after_position(position: Position, table: str | None = None) -> exp.Expr:
     """Rows after ``(commit_seq, event_id)`` in feed order; ``event_id`` '' means after
     the whole commit. The leading ``commit_seq >=`` lets an engine skip earlier blocks
     (DuckDB's min/max zone maps), so a page reads what it returns, not the history."""
@@ -71,11 +71,11 @@ def _changes_from(
     segment: str | None = None,
     change: str | None = None,
     undelivered_to: str | None = None,
-) -> tuple[exp.Select, exp.Expression]:
+) -> tuple[exp.Select, exp.Expr]:
     """The history (joined to the deliveries when asked) and the condition of the rows
     after ``after`` up to ``upto`` with the filters; selects nothing yet."""
     h = "h"
-    where: list[exp.Expression] = [after_position(after, h)]
+    where: list[exp.Expr] = [after_position(after, h)]
     if upto is not None:
         where.append(_col("commit_seq", h) <= exp.Literal.number(upto))
     if segment is not None:
@@ -206,7 +206,7 @@ def read_cursor(warehouse: Warehouse, store: Store, name: str) -> int | None:
 
 def write_cursor_statements(
     store: Store, name: str, seq: int, event_id: str = ""
-) -> list[exp.Expression]:
+) -> list[exp.Expr]:
     """Statements that set a consumer's position (delete then insert: portable upsert)."""
     delete = exp.delete(store.table(CURSORS), where=_col("consumer").eq(exp.Literal.string(name)))
     columns = ("consumer", "commit_seq", "updated_at", "event_id")

@@ -275,7 +275,7 @@ def membership_model(
     jinja = _JinjaSlots()
     previous = jinja.slot("{{ segql_previous_members }}")
 
-    def table(name: str, alias: str | None) -> exp.Expression:
+    def table(name: str, alias: str | None) -> exp.Expr:
         return _jinja_table(jinja.slot(config.location(name).jinja()), alias)
 
     options = QueryOptions(
@@ -317,7 +317,7 @@ def history_model(project: Project, names: list[str], dialect: Dialect) -> str:
     rows = jinja.slot("{{ segql_history_rows }}")
     run_id = exp.Literal.string(jinja.slot("{{ invocation_id }}").name)
 
-    def latest(*partition: str) -> exp.Expression:
+    def latest(*partition: str) -> exp.Expr:
         """Rank 1 on each partition's row of the latest build."""
         window = exp.Window(
             this=exp.RowNumber(),
@@ -380,7 +380,7 @@ def history_model(project: Project, names: list[str], dialect: Dialect) -> str:
         one_side("enter", "new", "old"), one_side("exit", "old", "new"), distinct=False
     )
     separator = exp.Literal.string("|")
-    key: exp.Expression = _col("segment", "c")
+    key: exp.Expr = _col("segment", "c")
     for part in (separator, _col("person_id", "c"), separator, run_id, separator,
                  _col("change", "c")):  # fmt: skip
         key = exp.DPipe(this=key, expression=part, safe=True)
@@ -586,7 +586,7 @@ class _JinjaSlots:
         self.snippets[token] = snippet
         return exp.Var(this=token)
 
-    def render(self, query: exp.Expression, dialect: Dialect) -> str:
+    def render(self, query: exp.Expr, dialect: Dialect) -> str:
         text = _escape_jinja(generate_sql(query, dialect.sqlglot, pretty=True))
         # Longest first, so slot 1 does not replace the start of slot 10.
         for token in sorted(self.snippets, key=len, reverse=True):
@@ -598,11 +598,11 @@ def _col(name: str, table: str | None = None) -> exp.Column:
     return exp.column(name, table=table, quoted=True)
 
 
-def _coalesce(value: exp.Expression, default: int) -> exp.Expression:
+def _coalesce(value: exp.Expr, default: int) -> exp.Expr:
     return exp.Coalesce(this=value, expressions=[exp.Literal.number(default)])
 
 
-def _same(left: str, right: str, *columns: str) -> exp.Expression:
+def _same(left: str, right: str, *columns: str) -> exp.Expr:
     return exp.and_(*(_col(c, left).eq(_col(c, right)) for c in columns))
 
 
@@ -613,7 +613,7 @@ def _cte_ref(name: str, alias: str) -> exp.Table:
     )
 
 
-def _as_of(jinja: _JinjaSlots) -> exp.Expression:
+def _as_of(jinja: _JinjaSlots) -> exp.Expr:
     # TIMESTAMPNTZ: naive UTC (TIMESTAMP_NTZ on Spark, where TIMESTAMP is an instant)
     return exp.cast(exp.Literal.string(jinja.slot("{{ segql_as_of }}").name), "TIMESTAMPNTZ")
 

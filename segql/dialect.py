@@ -29,7 +29,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-Builder = Callable[[exp.Expression], exp.Expression]
+Builder = Callable[[exp.Expr], exp.Expr]
 # sqlglot type names as enums: a type given as text is parsed on every use
 TYPE = exp.DataType.Type
 
@@ -65,7 +65,7 @@ class Dialect:
     # in a JSONPath key as another key, or refuses it; a pointer names any key exactly.
     json_key: str = "jsonpath"
 
-    def epoch_seconds(self, time: exp.Expression, instant: bool = True) -> exp.Expression:
+    def epoch_seconds(self, time: exp.Expr, instant: bool = True) -> exp.Expr:
         """Seconds since 1970 as a number with fractions (a naive time read as UTC)."""
         if not instant and self.instants == "spark":  # UNIX_MICROS takes an instant only
             return exp.Div(this=_spark_naive_micros(time), expression=exp.Literal.number(1e6))
@@ -73,19 +73,19 @@ class Dialect:
 
     # --- times: naive UTC values, and instants (TIMESTAMPTZ, _LTZ, _TZ) ---------------------
 
-    def naive_time(self, value: exp.Expression) -> exp.Expression:
+    def naive_time(self, value: exp.Expr) -> exp.Expr:
         """Text (or a bind parameter) of a UTC wall-clock time as a naive timestamp:
         ``TIMESTAMP_NTZ`` where ``TIMESTAMP`` alone is an instant or follows a setting."""
         return exp.cast(value, TYPE.TIMESTAMPNTZ, copy=False)
 
-    def time_literal(self, moment: datetime, instant: bool = False) -> exp.Expression:
+    def time_literal(self, moment: datetime, instant: bool = False) -> exp.Expr:
         """A UTC time as a literal: naive, or an instant with its ``+00:00`` offset."""
         if instant:
             text = exp.Literal.string(format_timestamp(moment) + "+00:00")
             return exp.cast(text, TYPE.TIMESTAMPTZ, copy=False)
         return self.naive_time(exp.Literal.string(format_timestamp(moment)))
 
-    def as_instant(self, naive: exp.Expression) -> exp.Expression:
+    def as_instant(self, naive: exp.Expr) -> exp.Expr:
         """A naive UTC time as the same instant. A literal (or a literal shifted by a
         duration) folds to an instant literal; anything else converts in SQL, never
         through the session's time zone."""
@@ -94,11 +94,11 @@ class Dialect:
             return self.time_literal(moment, instant=True)
         return _INSTANT[self.instants](naive)
 
-    def as_naive(self, instant: exp.Expression) -> exp.Expression:
+    def as_naive(self, instant: exp.Expr) -> exp.Expr:
         """An instant as its naive UTC wall-clock time."""
         return _NAIVE[self.instants](instant)
 
-    def wall_time(self, time: exp.Expression, instant: bool, zone: str) -> exp.Expression:
+    def wall_time(self, time: exp.Expr, instant: bool, zone: str) -> exp.Expr:
         """A time as the naive wall-clock time in ``zone``, for calendar days, weeks and
         months taken there (never in the session's zone)."""
         if instant and self.instants == "at_time_zone":
@@ -110,7 +110,7 @@ class Dialect:
             source_tz=exp.Literal.string("UTC"), target_tz=exp.Literal.string(zone), timestamp=naive
         )
 
-    def try_cast(self, value: exp.Expression, to: str) -> exp.Expression:
+    def try_cast(self, value: exp.Expr, to: str) -> exp.Expr:
         """Text to ``DOUBLE``/``BOOLEAN``/``TIMESTAMP``, null where it does not convert.
 
         Booleans are ``true`` and ``false`` alone (any case, spaces around), the same on
@@ -121,7 +121,7 @@ class Dialect:
             return _SAFE_CAST[self.safe_cast](value, "TIMESTAMPNTZ")
         return _SAFE_CAST[self.safe_cast](value, to)
 
-    def nan_as_null(self, number: exp.Expression) -> exp.Expression:
+    def nan_as_null(self, number: exp.Expr) -> exp.Expr:
         """A numeric column's value with NaN read as null: NaN sorts above every number on
         DuckDB and PostgreSQL, so ``> 100``, max() and ntile() would pick it. Every engine
         here takes NaN as equal to itself; the CASE keeps the column's own type."""
@@ -129,23 +129,23 @@ class Dialect:
         is_nan = exp.EQ(this=number.copy(), expression=nan)
         return exp.Case(ifs=[exp.If(this=is_nan, true=exp.null())], default=number)
 
-    def json_text(self, document: exp.Expression, key: str) -> exp.Expression:
+    def json_text(self, document: exp.Expr, key: str) -> exp.Expr:
         """The value of ``key`` in a JSON object as text (strings unquoted); null if absent."""
-        path: exp.Expression
+        path: exp.Expr
         if self.json_key == "pointer":
             path = exp.Literal.string("/" + key.replace("~", "~0").replace("/", "~1"))
         else:
             path = exp.JSONPath(expressions=[exp.JSONPathRoot(), exp.JSONPathKey(this=key)])
         return exp.JSONExtractScalar(this=document, expression=path, only_json_types=True)
 
-    def regex_search(self, value: exp.Expression, pattern: exp.Expression) -> exp.Expression:
+    def regex_search(self, value: exp.Expr, pattern: exp.Expr) -> exp.Expr:
         """True where the pattern is found anywhere in the value."""
         if self.regex == "instr":
             position = exp.Anonymous(this="REGEXP_INSTR", expressions=[value, pattern])
             return exp.GT(this=position, expression=exp.Literal.number(0))
         return exp.RegexpLike(this=value, expression=pattern)
 
-    def round_half_away(self, value: exp.Expression, digits: exp.Expression) -> exp.Expression:
+    def round_half_away(self, value: exp.Expr, digits: exp.Expr) -> exp.Expr:
         if self.round == "numeric":
             value = exp.cast(value, TYPE.DECIMAL, copy=False)
             return exp.cast(exp.Round(this=value, decimals=digits), TYPE.DOUBLE, copy=False)
@@ -184,13 +184,13 @@ _UTC = exp.Literal.string("UTC")
 _SPARK_EPOCH = "1970-01-01 00:00:00"
 
 
-def _spark_naive_micros(naive: exp.Expression) -> exp.Expression:
+def _spark_naive_micros(naive: exp.Expr) -> exp.Expr:
     """Microseconds since 1970 of a Spark ``TIMESTAMP_NTZ`` read as UTC."""
     epoch = exp.cast(exp.Literal.string(_SPARK_EPOCH), TYPE.TIMESTAMPNTZ, copy=False)
     return exp.TimestampDiff(this=naive, expression=epoch, unit=exp.var("MICROSECOND"))
 
 
-def _folded(naive: exp.Expression) -> datetime | None:
+def _folded(naive: exp.Expr) -> datetime | None:
     """The time of a naive literal, or of one shifted by a literal duration; else None."""
     if isinstance(naive, exp.Cast) and isinstance(naive.this, exp.Literal):
         return parse_sql_timestamp(naive.this.name)
@@ -204,7 +204,7 @@ def _folded(naive: exp.Expression) -> datetime | None:
     return None
 
 
-def _at_time_zone(time: exp.Expression, zone: str) -> exp.Expression:
+def _at_time_zone(time: exp.Expr, zone: str) -> exp.Expr:
     """``(time AT TIME ZONE 'zone')``, parenthesized both ways: the operator binds looser
     than ``+ INTERVAL`` on either side of it."""
     if not isinstance(time, (exp.Column, exp.Cast, exp.Paren, exp.Anonymous)):
@@ -257,7 +257,7 @@ _TIME_TEXT = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.
 _GUARDS = {"DOUBLE": _NUMBER_TEXT, "TIMESTAMPNTZ": _TIME_TEXT}
 
 
-def _boolean_text(value: exp.Expression) -> exp.Expression:
+def _boolean_text(value: exp.Expr) -> exp.Expr:
     """``CASE LOWER(TRIM(value)) WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE END``."""
     word = exp.Lower(this=exp.Trim(this=exp.cast(value, TYPE.VARCHAR, copy=False)))
     ifs = [
@@ -267,13 +267,13 @@ def _boolean_text(value: exp.Expression) -> exp.Expression:
     return exp.Case(this=word, ifs=ifs)
 
 
-def _guarded_cast(value: exp.Expression, to: str) -> exp.Expression:
+def _guarded_cast(value: exp.Expr, to: str) -> exp.Expr:
     """``CASE WHEN value ~* pattern THEN CAST(value AS to) END`` for warehouses without TRY_CAST."""
     looks_right = exp.RegexpILike(this=value, expression=exp.Literal.string(_GUARDS[to]))
     return exp.Case(ifs=[exp.If(this=looks_right, true=exp.cast(value, to))])
 
 
-_SAFE_CAST: dict[str, Callable[[exp.Expression, str], exp.Expression]] = {
+_SAFE_CAST: dict[str, Callable[[exp.Expr, str], exp.Expr]] = {
     # The operand is cast to text first: sqlglot writes a TRY_CAST whose operand it cannot
     # type as text as a plain CAST for Snowflake, which then fails on 'n/a' instead of null.
     # safe=True: without it sqlglot writes Spark's TRY_CAST as CAST, which fails in ANSI mode.
@@ -289,7 +289,9 @@ def _timestamp_add(generator: SparkGenerator, expression: exp.DateAdd | exp.Date
     amount = expression.expression
     if isinstance(expression, exp.DateSub):
         if isinstance(amount, exp.Literal) and amount.is_number:
-            amount = exp.Literal.number(-amount.to_py())
+            number = amount.to_py()
+            assert not isinstance(number, str), number  # a number literal
+            amount = exp.Literal.number(-number)
         else:
             amount = exp.Neg(this=exp.Paren(this=amount.copy()))
     unit = exp.var(expression.text("unit").upper() or "DAY")
@@ -306,7 +308,7 @@ class SegqlSparkGenerator(SparkGenerator):
       ``PERCENTILE_APPROX``, an approximation; Spark 3.3+ has the exact function.
     """
 
-    TRANSFORMS: ClassVar[dict[type[exp.Expression], Callable[..., str]]] = {
+    TRANSFORMS: ClassVar[dict[type[exp.Expr], Callable[..., str]]] = {
         **{k: v for k, v in SparkGenerator.TRANSFORMS.items() if k is not exp.WithinGroup},
         exp.DateAdd: _timestamp_add,
         exp.DateSub: _timestamp_add,

@@ -100,7 +100,7 @@ class Erasure:
             self.warehouse.run(exp.delete(self.store.table(HISTORY), where=where))
         return count
 
-    def _count(self, table: str, where: exp.Expression) -> int:
+    def _count(self, table: str, where: exp.Expr) -> int:
         select = (
             exp.select(exp.Count(this=exp.Star()))
             .from_(self.store.table(table))
@@ -108,7 +108,7 @@ class Erasure:
         )
         return int(self.warehouse.run(select)[0][0])
 
-    def _deliveries_of(self, person: str) -> exp.Expression:
+    def _deliveries_of(self, person: str) -> exp.Expr:
         events = (
             exp.select(exp.column("event_id", quoted=True))
             .from_(self.store.table(HISTORY))
@@ -130,9 +130,9 @@ class Erasure:
         return salt
 
 
-def _person_is(person: str) -> exp.Expression:
+def _person_is(person: str) -> exp.Expr:
     return exp.column("person_id", quoted=True).eq(exp.Literal.string(person))
 
 
-def _timestamp(value: datetime) -> exp.Expression:
+def _timestamp(value: datetime) -> exp.Expr:
     return exp.cast(exp.Literal.string(format_timestamp(value)), "TIMESTAMP")

@@ -75,6 +75,7 @@ def distinct_event_names(project: Project, warehouse: Warehouse) -> set[str]:
     events = project.config.events
     if events is None:
         return set()
+    assert events.event_name is not None  # [events] name is always set (event_type)
     column = exp.column(events.event_name, quoted=True)
     query = exp.select(column).distinct().from_(exp.to_table(events.table, quoted=True))
     rows = warehouse.query(generate_sql(query, warehouse.dialect.sqlglot))

@@ -41,7 +41,7 @@ def mappings(config: ProjectConfig) -> list[Mapping]:
     found = [Mapping(("entity",), "id", config.entity.table, config.entity.id, IDS)]
     events = config.events
     if events is not None:
-        section = ("events",)
+        section: tuple[str, ...] = ("events",)
         found.append(Mapping(section, "person", events.table, events.person, IDS))
         if events.event_name is not None:
             found.append(Mapping(section, "name", events.table, events.event_name, TEXTS))

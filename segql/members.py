@@ -71,7 +71,7 @@ def _entity_query(project: Project, columns: Sequence[str]) -> exp.Select:
     return _keyed(table_ref(entity.table), entity.id, columns)
 
 
-def _keyed(source: exp.Expression, id_column: str, columns: Sequence[str]) -> exp.Select:
+def _keyed(source: exp.Expr, id_column: str, columns: Sequence[str]) -> exp.Select:
     key = exp.cast(exp.column(id_column, quoted=True), "VARCHAR")
     return exp.select(
         exp.alias_(key, _KEY, quoted=True),

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -47,7 +47,7 @@ def escape_csv_formula(text: str) -> str:
     return text
 
 
-def _csv_cell(value: Any, cell: Any) -> str:
+def _csv_cell(value: Any, cell: Callable[[str], str]) -> str:
     # Numbers are written as they are: only text can carry a formula.
     if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
         return _text(value)

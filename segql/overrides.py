@@ -103,7 +103,7 @@ def _override_of(store: Store, table: str, kinds: Sequence[Kind]) -> exp.Exists:
         column("person_id", table=table, quoted=True)
     )
     kind_in = column("kind", table="o", quoted=True).isin(*(exp.Literal.string(k) for k in kinds))
-    segment_matches: exp.Expression = column("segment", table="o", quoted=True).eq(
+    segment_matches: exp.Expr = column("segment", table="o", quoted=True).eq(
         column("segment", table=table, quoted=True)
     )
     if "exclude" in kinds:

@@ -117,7 +117,9 @@ class Parser:
         token = self.peek(ahead)
         return token.kind == "OP" and token.value in ops
 
-    def error(self, expected: str, token: Token | None = None, help: str | None = None):
+    def error(
+        self, expected: str, token: Token | None = None, help: str | None = None
+    ) -> SegqlSyntaxError:
         token = token or self.peek()
         help = help or self.common_mistake(token)
         return SegqlSyntaxError(f"expected {expected}, found {token.describe()}", token.span, help)
@@ -261,17 +263,19 @@ class Parser:
         name, _ = self.parse_name("a segment name")
         title, description = self.parse_labels()
         tags, owner, paused = self.parse_metadata()
-        labels = {
-            "title": title, "description": description, "tags": tags, "owner": owner,
-            "paused": paused,
-        }  # fmt: skip
         if self.at_word("where"):
             self.advance()
             where = self.parse_condition()
-            return ast.Segment(name, where=where, **labels, span=self.span_from(start))
+            return ast.Segment(
+                name, where=where, title=title, description=description, tags=tags,
+                owner=owner, paused=paused, span=self.span_from(start),
+            )
         if self.at_word("from") and self.at_word("list", "table", ahead=1):
             where = self.parse_id_list()
-            return ast.Segment(name, where=where, **labels, span=self.span_from(start))
+            return ast.Segment(
+                name, where=where, title=title, description=description, tags=tags,
+                owner=owner, paused=paused, span=self.span_from(start),
+            )
         if self.at_word("enter") and self.at_word("when", ahead=1):
             self.advance()
             self.advance()
@@ -281,7 +285,10 @@ class Parser:
             self.advance()
             self.advance()
             exit_ = self.parse_condition()
-            return ast.Segment(name, enter=enter, exit=exit_, **labels, span=self.span_from(start))
+            return ast.Segment(
+                name, enter=enter, exit=exit_, title=title, description=description, tags=tags,
+                owner=owner, paused=paused, span=self.span_from(start),
+            )  # fmt: skip
         raise self.error(
             "'where' or 'enter when' after the segment name",
             help='a segment is `segment NAME [title "..."] where CONDITION`',
@@ -618,14 +625,14 @@ class Parser:
             unit = WORD_UNITS[unit_token.value.lower()]
             return ast.Duration(int(token.value), unit, span=token.span.to(unit_token.span))  # type: ignore[arg-type]
         if token.kind == "NUMBER" and unit_token.kind == "IDENT" and not unit_token.quoted:
-            unit = did_you_mean(unit_token.value.lower(), WORD_UNITS)
-            if unit and token.value != "1" and f"{unit}s" in WORD_UNITS:
-                unit = f"{unit}s"
-            if unit:
+            guess = did_you_mean(unit_token.value.lower(), WORD_UNITS)
+            if guess and token.value != "1" and f"{guess}s" in WORD_UNITS:
+                guess = f"{guess}s"
+            if guess:
                 raise self.error(
                     "a duration such as 30 days",
                     unit_token,
-                    help=f"did you mean '{token.value} {unit}'?",
+                    help=f"did you mean '{token.value} {guess}'?",
                 )
         raise self.error("a duration such as 30 days")
 

@@ -209,7 +209,7 @@ def _guards(one_pass: AggregatePass) -> str:
 
 
 def _aggregate(aggregate: PlannedAggregate) -> str:
-    notes = [aggregate.layout] if aggregate.layout != "pass" else []
+    notes: list[str] = [aggregate.layout] if aggregate.layout != "pass" else []
     if aggregate.incremental:
         notes.append("incremental")
     note = f" [{', '.join(notes)}]" if notes else ""

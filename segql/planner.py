@@ -190,7 +190,9 @@ class _PlanReader:
         builder = self.builder
         if kind == "segment":
             segment = builder.definitions.segments[name]
-            conditions = [c for c in (segment.where, segment.enter, segment.exit) if c]
+            conditions: list[object] = [
+                c for c in (segment.where, segment.enter, segment.exit) if c
+            ]
             if name in builder.current:
                 found.add(builder.current[name])
         else:

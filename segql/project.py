@@ -104,8 +104,9 @@ class Project:
         names: set[str] = set()
         for definition in [*self.definitions.segments.values(), *self.definitions.traits.values()]:
             for node in walk(definition):
-                is_event = isinstance(node, ast.EventSpec) and node.ref is not None
-                if is_event and node.ref not in self.config.sources:
+                if not isinstance(node, ast.EventSpec) or node.ref is None:
+                    continue
+                if node.ref not in self.config.sources:
                     names.add(node.ref)
         return names
 

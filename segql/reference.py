@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, localcontext
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 from segql import ast
 from segql.config import ProjectConfig, SourceConfig
@@ -37,6 +37,8 @@ from segql.lists import LIST_COLUMN, read_id_list
 Tables = Mapping[str, tuple[Sequence[str], Sequence[Sequence[Any]]]]
 Kind = Literal["number", "text", "bool", "time", "other"]
 Row = dict[str, Any]
+
+T = TypeVar("T")
 
 # 'YYYY-MM-DD' and 'YYYY-MM-DD HH:MM:SS' (language.md); the checker also takes a 'T'
 # separator and 'HH:MM', so the oracle does too.
@@ -172,7 +174,7 @@ def _json_time(raw: Any) -> datetime | None:
     if not isinstance(raw, str):
         return None
     try:
-        return _normalize(datetime.fromisoformat(raw.strip()))
+        return cast(datetime, _normalize(datetime.fromisoformat(raw.strip())))
     except ValueError:
         return None
 
@@ -263,9 +265,9 @@ def _parse_time_literal(node: ast.String, tzinfo: Any) -> datetime:
             node.span,
             help="write a time as 'YYYY-MM-DD' or 'YYYY-MM-DD HH:MM:SS'",
         )
-    parts = [int(part) if part else 0 for part in match.groups()]
+    year, month, day, hour, minute, second = (int(part) if part else 0 for part in match.groups())
     try:
-        local = datetime(*parts, tzinfo=tzinfo)  # type: ignore[misc]
+        local = datetime(year, month, day, hour, minute, second, tzinfo=tzinfo)
     except ValueError as error:
         raise SegqlTypeError(f"'{node.value}' is not a time: {error}", node.span) from None
     return local.astimezone(timezone.utc).replace(tzinfo=None)
@@ -603,7 +605,8 @@ class _Evaluator:
         pattern = condition.pattern.value
         if condition.op == "matches":
             return re.search(pattern, value) is not None
-        text, needle = value.lower(), pattern.lower()
+        text: str = value.lower()
+        needle = pattern.lower()
         if condition.op == "contains":
             return needle in text
         if condition.op == "starts_with":
@@ -626,7 +629,8 @@ class _Evaluator:
 
     def _within(self, moment: datetime, duration: ast.Duration) -> bool:
         """``within D``: ``T - D < t <= T``."""
-        return _shift(self.now, duration, -1) < moment <= self.now
+        now: datetime = self.now
+        return _shift(now, duration, -1) < moment <= now
 
     # --- operands and types ----------------------------------------------------------------
 
@@ -669,7 +673,7 @@ class _Evaluator:
         """A time-valued operand: a string literal here is a time literal."""
         if isinstance(node, ast.String):
             return _parse_time_literal(node, self.tzinfo)
-        return self._typed(self.value(node, scope), "time", node)
+        return cast("datetime | None", self._typed(self.value(node, scope), "time", node))
 
     def _duration(self, node: ast.Expr) -> ast.Duration:
         if not isinstance(node, ast.Duration):
@@ -735,12 +739,12 @@ class _Evaluator:
             raise SegqlNameError(unknown_name_message("property", name, candidates), node.span)
         return self.people[person][name]
 
-    def _person_cached(self, node: Any, person: Any, compute: Callable[[Any, Any], Any]) -> Any:
+    def _person_cached(self, node: Any, person: Any, compute: Callable[[Any, Any], T]) -> T:
         """Aggregates and sequences depend only on the person: compute each once."""
         key = (node, person)
         if key not in self._person_value_cache:
             self._person_value_cache[key] = compute(node, person)
-        return self._person_value_cache[key]
+        return cast(T, self._person_value_cache[key])
 
     # --- scalar functions ------------------------------------------------------------------
 
@@ -908,7 +912,7 @@ class _Evaluator:
                 f"source '{source.name}' has no time column, so it takes no window or sequence",
                 spec.span,
             )
-        return row[source.time]
+        return cast(datetime, row[source.time])
 
     def _aggregate(self, node: ast.Aggregate, person: Any) -> Any:
         spec = node.spec

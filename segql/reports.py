@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlglot import exp
 
@@ -31,7 +31,7 @@ class Change:
     segment: str
     person_id: str
     change: str
-    as_of: datetime
+    as_of: datetime | None  # None: a resync before any run (no run to date it)
     reason: str
     version: int | None
     run_id: str
@@ -55,7 +55,7 @@ class Reports:
                 help="run `segql run` first",
             )
 
-    def _segment(self, name: str) -> exp.Expression:
+    def _segment(self, name: str) -> exp.Expr:
         return exp.column("segment", quoted=True).eq(exp.Literal.string(name))
 
     def members(self, segment: str, limit: int | None) -> Rows:
@@ -82,7 +82,7 @@ class Reports:
     ) -> Rows:
         """The segment's changes in commit order: from runs at or after ``since``, at most
         ``limit`` of them."""
-        where = self._segment(segment)
+        where: exp.Expr = self._segment(segment)
         if person is not None:
             where = exp.and_(
                 where, exp.column("person_id", quoted=True).eq(exp.Literal.string(person))
@@ -150,7 +150,7 @@ class Reports:
             .from_(self.store.table(RUNS))
             .where(exp.column("status", quoted=True).eq(exp.Literal.string("committed")))
         )
-        return self.warehouse.run(select)[0][0]
+        return cast("datetime | None", self.warehouse.run(select)[0][0])
 
     def sizes(self) -> dict[str, int]:
         """Members of each segment as of the last run."""
@@ -176,7 +176,7 @@ class Reports:
             .from_(self.store.table(RUNS))
             .where(exp.column("status", quoted=True).eq(exp.Literal.string("committed")))
         )
-        return self.warehouse.run(select)[0][0]
+        return cast("datetime | None", self.warehouse.run(select)[0][0])
 
     def stats_period(self, days: int) -> str:
         """What ``stats`` covers, in words: the period and whether the initial load is in it."""

@@ -16,9 +16,11 @@ import signal
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlglot import exp
 
@@ -214,7 +216,7 @@ class Runner:
 
     # --- the lock ----------------------------------------------------------------------
 
-    def run_lock(self, wait: float):
+    def run_lock(self, wait: float) -> AbstractContextManager[Any]:
         """One writer per project schema, as the engine provides it (``RUN_LOCK``)."""
         return self.warehouse.lock(
             f"segql:{self.store.schema}",
@@ -341,14 +343,14 @@ class Runner:
         longer (every member of a deleted segment among them) exit."""
         column = exp.column
 
-        def segment_in(table: str, segments: list[str]) -> exp.Expression:
+        def segment_in(table: str, segments: list[str]) -> exp.Expr:
             if not segments:  # every segment paused: IN () is not SQL everywhere
                 return exp.false()
             return column("segment", table=table, quoted=True).isin(
                 *(exp.Literal.string(n) for n in segments)
             )
 
-        reason: exp.Expression = exp.Literal.string("rules")
+        reason: exp.Expr = exp.Literal.string("rules")
         for segments, why in ((redefined, "definition_changed"), (deleted, "segment_deleted")):
             if segments:
                 reason = exp.Case(
@@ -369,7 +371,7 @@ class Runner:
             ),
         )
 
-        def either(name: str) -> exp.Expression:
+        def either(name: str) -> exp.Expr:
             return exp.Coalesce(
                 this=column(name, table="n", quoted=True),
                 expressions=[column(name, table="m", quoted=True)],
@@ -411,7 +413,7 @@ class Runner:
     ) -> exp.Insert:
         column = exp.column
         separator = exp.Literal.string("|")
-        key = column("segment", quoted=True)
+        key: exp.Expr = column("segment", quoted=True)
         for part in (
             separator,
             column("person_id", quoted=True),
@@ -421,7 +423,7 @@ class Runner:
             column("change", quoted=True),
         ):
             key = exp.DPipe(this=key, expression=part, safe=True)
-        version: exp.Expression = exp.Case(
+        version: exp.Expr = exp.Case(
             this=column("segment", quoted=True),
             ifs=[
                 exp.If(this=exp.Literal.string(name), true=exp.Literal.number(number))
@@ -546,6 +548,7 @@ class Runner:
         }
         if config.events is not None:
             events = config.events
+            assert events.time is not None  # [events] time is always set (occurred_at)
             time_column = exp.column(events.time, table="e", quoted=True)
             person = exp.column(events.person, table="e", quoted=True)
             # An anti-join (LEFT JOIN the distinct ids, then IS NULL), not NOT EXISTS:
@@ -648,7 +651,7 @@ def _temp_table(name: str) -> exp.Table:
     return exp.Table(this=exp.to_identifier(name, quoted=True))
 
 
-def _timestamp(value: datetime) -> exp.Expression:
+def _timestamp(value: datetime) -> exp.Expr:
     return exp.cast(exp.Literal.string(format_timestamp(value)), "TIMESTAMP")
 
 
@@ -658,7 +661,7 @@ def _as_datetime(value: object) -> datetime | None:
     return datetime.fromisoformat(str(value))
 
 
-def _insert_row(table: exp.Table, values: dict[str, exp.Expression]) -> exp.Insert:
+def _insert_row(table: exp.Table, values: dict[str, exp.Expr]) -> exp.Insert:
     columns = exp.Schema(
         this=table, expressions=[exp.to_identifier(c, quoted=True) for c in values]
     )

@@ -15,7 +15,7 @@ from segql.errors import SegqlError
 
 
 def generate_sql(
-    expression: exp.Expression, dialect: str, pretty: bool = False, copy: bool = True
+    expression: exp.Expr, dialect: str, pretty: bool = False, copy: bool = True
 ) -> str:
     """The expression as SQL for one sqlglot dialect; a :class:`SegqlError` when the
     dialect cannot express part of it."""

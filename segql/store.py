@@ -190,7 +190,7 @@ class Store:
     def create_table(
         self, name: str, columns: tuple[tuple[str, str], ...], primary_key: bool = True
     ) -> exp.Create:
-        definitions: list[exp.Expression] = [
+        definitions: list[exp.Expr] = [
             exp.ColumnDef(
                 this=exp.to_identifier(column, quoted=True), kind=exp.DataType.build(kind)
             )

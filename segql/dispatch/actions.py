@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from segql.config import ProjectConfig
@@ -256,7 +256,7 @@ def _parse_trigger(raw: dict[str, Any], mode: str, fail: Fail) -> str:
         guess = did_you_mean(str(on), TRIGGERS) if isinstance(on, str) else None
         message = f'on must be "enter", "exit" or "member", not {_show(on)}'
         raise fail(message + (f": did you mean '{guess}'?" if guess else ""))
-    return on
+    return cast(str, on)  # one of TRIGGERS
 
 
 def _parse_service(raw: dict[str, Any], mode: str, fail: Fail) -> Service | None:

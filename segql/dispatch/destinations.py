@@ -28,6 +28,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -37,7 +38,7 @@ from segql.compiler import table_ref
 from segql.dispatch.actions import META, RESEND, Action
 from segql.dispatch.payloads import Record, plain
 from segql.dispatch.secrets import Secrets
-from segql.dispatch.senders import Failure, HttpClient, Outcome, Sleep, with_retries
+from segql.dispatch.senders import Failure, HttpClient, Outcome, Sender, Sleep, with_retries
 from segql.timeutil import format_timestamp, utc_now
 
 META_MAX_ROWS = 10_000
@@ -59,7 +60,7 @@ def final_changes(records: Sequence[Record]) -> dict[str, Record]:
 
 
 def adds(record: Record) -> bool:
-    return record["change"] != "exit"
+    return bool(record["change"] != "exit")
 
 
 class AudienceDestination:
@@ -189,7 +190,7 @@ class ResendAudience(AudienceDestination):
                 self.contacts + "?limit=100" + (f"&after={quote(after, safe='')}" if after else "")
             )
             response, _, error = with_retries(
-                self.action, lambda u=url: self.http.request("GET", u, headers=self.headers),
+                self.action, partial(self.http.request, "GET", url, headers=self.headers),
                 self.secrets, self.sleep,
             )  # fmt: skip
             if error is not None:
@@ -207,7 +208,7 @@ class ResendAudience(AudienceDestination):
         """Read the audience; add the members it lacks, remove whoever it holds that is
         not a member (whether or not segql put them there)."""
         held = {e.lower(): e for e in self.held()}
-        wanted = {self.identity(m).lower(): m for m in members if self.identity(m) is not None}  # type: ignore[union-attr]
+        wanted = {self.identity(m).lower(): m for m in members if self.identity(m) is not None}
         add = [m for e, m in wanted.items() if e not in held]
         remove = [
             {"person_id": f"email:{e}", "change": "exit", "properties": {"email": original}}
@@ -402,7 +403,7 @@ class TableDestination:
             )
 
 
-def _literal(value: Any, kind: str) -> exp.Expression:
+def _literal(value: Any, kind: str) -> exp.Expr:
     if value is None:
         return exp.cast(exp.Null(), kind)
     if kind == "BIGINT":
@@ -422,7 +423,7 @@ def _time(value: Any) -> str | None:
     return str(value).removesuffix("Z")
 
 
-def make_destination(action: Action, warehouse: Any, sleep: Sleep) -> Any:
+def make_destination(action: Action, warehouse: Any, sleep: Sleep) -> Sender:
     """The sender for a built-in destination."""
     assert action.service is not None
     kind = action.service.kind

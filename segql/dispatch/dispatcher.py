@@ -475,7 +475,7 @@ class Dispatcher:
         )
         return exp.Insert(this=target, expression=select)
 
-    def _run_uncopied(self, statement: exp.Expression) -> None:
+    def _run_uncopied(self, statement: exp.Expr) -> None:
         """Run a large statement built here without the defensive copy ``run`` makes."""
         self.warehouse.query(generate_sql(statement, self.warehouse.dialect.sqlglot, copy=False))
 

@@ -12,13 +12,16 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
 from segql.compiler import table_ref
 from segql.errors import SegqlConfigError, SegqlError
 from segql.reports import Change
+
+if TYPE_CHECKING:
+    from jinja2 import Template
 
 Record = dict[str, Any]
 # Cells a spreadsheet would run as a formula (OWASP's list): written with a leading quote.
@@ -53,7 +56,7 @@ def payload(change: Change, properties: Mapping[str, Any]) -> Record:
 # --- request bodies -----------------------------------------------------------------------
 
 
-def compile_body(template: str, fail: Callable[..., SegqlConfigError]) -> Any:
+def compile_body(template: str, fail: Callable[..., SegqlConfigError]) -> Template:
     """The action's ``body`` as a sandboxed jinja2 template; a syntax error names it."""
     from jinja2 import StrictUndefined, TemplateSyntaxError
     from jinja2.sandbox import SandboxedEnvironment
@@ -69,7 +72,7 @@ class BodyError(SegqlError):
     """A body template that failed for these changes: not sent, parked."""
 
 
-def render_body(template: Any, records: Sequence[Record]) -> bytes:
+def render_body(template: Template, records: Sequence[Record]) -> bytes:
     """The request body for these records from the template."""
     from jinja2 import TemplateError
 

@@ -78,8 +78,9 @@ class Failure(Exception):
 def backoff_delay(action: Action, attempt: int, rng: random.Random | None = None) -> float:
     """Seconds to wait after failed attempt ``attempt`` (1-based): exponential, capped,
     with jitter in [half, full] so that many failing requests do not retry in step."""
-    ceiling = min(action.max_backoff, action.backoff * (2 ** (attempt - 1)))
-    return ceiling * (rng or random).uniform(0.5, 1.0)
+    ceiling: float = min(action.max_backoff, action.backoff * (2 ** (attempt - 1)))
+    jitter: float = (rng or random).uniform(0.5, 1.0)
+    return ceiling * jitter
 
 
 def retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -266,13 +267,13 @@ class WebhookSender:
         }
         method = self.action.webhook.method  # type: ignore[union-attr]
         content = None if method == "GET" else body
-        _, attempts, error = with_retries(
+        _, attempts, failure = with_retries(
             self.action,
             lambda: self.http.request(method, self.url, headers=headers, content=content),
             self.secrets,
             self.sleep,
         )
-        return [Outcome(i, error is None, attempts, error) for i in ids]
+        return [Outcome(i, failure is None, attempts, failure) for i in ids]
 
 
 class FileWriter:

@@ -81,7 +81,7 @@ class EngineAdapter:
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         return self.session.execute(sql, params)
 
-    def run(self, statement: exp.Expression) -> list[tuple[Any, ...]]:
+    def run(self, statement: exp.Expr) -> list[tuple[Any, ...]]:
         """Execute a sqlglot statement in this warehouse's dialect."""
         return self.query(generate_sql(statement, self.dialect.sqlglot))
 

@@ -41,7 +41,7 @@ WHEN NOT MATCHED THEN
 """
 
 
-def _now() -> exp.Expression:
+def _now() -> exp.Expr:
     """Epoch seconds by the warehouse's clock (every client compares against the same)."""
     return exp.cast(exp.TimeToUnix(this=exp.CurrentTimestamp()), "BIGINT")
 
@@ -68,7 +68,7 @@ class LeaseLock:
             db=exp.to_identifier(self.schema, quoted=True),
         )
 
-    def _where(self, *more: exp.Expression) -> exp.Expression:
+    def _where(self, *more: exp.Expr) -> exp.Expr:
         return exp.and_(exp.column("name", quoted=True).eq(exp.Literal.string(self.name)), *more)
 
     def holder(self) -> tuple[str | None, str | None, int | None]:

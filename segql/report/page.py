@@ -43,7 +43,8 @@ def _environment() -> Environment:
 
 def _static(name: str) -> Markup:
     """A CSS or script file of the package, trusted as it is (it holds no data)."""
-    return Markup(resources.files("segql.report").joinpath("static", name).read_text("utf-8"))
+    static = resources.files("segql.report").joinpath("static")
+    return Markup(static.joinpath(name).read_text("utf-8"))
 
 
 def build_report(warehouse: Warehouse, project: Project, days: int = 30) -> str:

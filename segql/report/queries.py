@@ -113,11 +113,11 @@ def _alias(name: str) -> exp.Identifier:
     return exp.to_identifier(name, quoted=True)
 
 
-def _timestamp(value: datetime) -> exp.Expression:
+def _timestamp(value: datetime) -> exp.Expr:
     return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), "TIMESTAMP")
 
 
-def _count_where(condition: exp.Expression) -> exp.Expression:
+def _count_where(condition: exp.Expr) -> exp.Expr:
     return exp.Sum(
         this=exp.Case(
             ifs=[exp.If(this=condition, true=exp.Literal.number(1))],
@@ -126,7 +126,7 @@ def _count_where(condition: exp.Expression) -> exp.Expression:
     )
 
 
-def _is(column: exp.Expression, value: str) -> exp.Expression:
+def _is(column: exp.Expr, value: str) -> exp.Expr:
     return column.eq(exp.Literal.string(value))
 
 
