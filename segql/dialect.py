@@ -69,6 +69,10 @@ class Dialect:
     # or "pointer" (RFC 6901 '/key', ~ and / escaped): DuckDB reads a quote or a backslash
     # in a JSONPath key as another key, or refuses it; a pointer names any key exactly.
     json_key: str = "jsonpath"
+    # How a text properties column is checked to hold JSON before a key is read from it
+    # (``_JSON_GUARDS`` below): a malformed value is null for its row instead of failing
+    # the run. "none" where the engine's own extraction already gives null.
+    json_guard: str = "none"
 
     def epoch_seconds(self, time: exp.Expression, instant: bool = True) -> exp.Expression:
         """Seconds since 1970 as a number with fractions (a naive time read as UTC)."""
@@ -142,6 +146,21 @@ class Dialect:
         else:
             path = exp.JSONPath(expressions=[exp.JSONPathRoot(), exp.JSONPathKey(this=key)])
         return exp.JSONExtractScalar(this=document, expression=path, only_json_types=True)
+
+    def valid_json(self, text: exp.Expression) -> exp.Expression | None:
+        """True where a text value is a well-formed JSON object (false where it is malformed,
+        an array or a scalar); None where the dialect has no test for it."""
+        guard = _JSON_GUARDS.get(self.json_guard)
+        return guard(text.copy()) if guard else None
+
+    def json_or_null(self, text: exp.Expression) -> exp.Expression:
+        """A text properties value, or null where it is not a well-formed JSON object."""
+        valid = self.valid_json(text)
+        if valid is None:
+            return text
+        if self.json_guard == "is_json":  # ->> reads json or jsonb, not text
+            text = exp.cast(text, TYPE.JSONB, copy=False)
+        return exp.Case(ifs=[exp.If(this=valid, true=text)])
 
     def regex_search(self, value: exp.Expression, pattern: exp.Expression) -> exp.Expression:
         """True where the pattern is found anywhere in the value."""
@@ -255,6 +274,30 @@ _NAIVE: dict[str, Builder] = {
         exp.AtTimeZone(this=t, zone=_UTC.copy()), TYPE.TIMESTAMP, copy=False
     ),
     "bigquery": lambda t: exp.Anonymous(this="DATETIME", expressions=[t, _UTC.copy()]),
+}
+
+_JSON_GUARDS: dict[str, Builder] = {
+    # DuckDB: JSON_VALID(x) parses without failing; JSON_TYPE only once it is valid.
+    "json_valid": lambda t: exp.Case(
+        ifs=[
+            exp.If(
+                this=exp.Anonymous(this="JSON_VALID", expressions=[t]),
+                true=exp.EQ(
+                    this=exp.Anonymous(this="JSON_TYPE", expressions=[t.copy()]),
+                    expression=exp.Literal.string("OBJECT"),
+                ),
+            )
+        ],
+        default=exp.false(),
+    ),
+    # PostgreSQL 16+: the SQL/JSON predicate.
+    "is_json": lambda t: exp.Is(this=t, expression=exp.JSON(this=exp.var("OBJECT"))),
+    # Snowflake: TRY_PARSE_JSON is null for malformed text.
+    # Snowflake: TRY_PARSE_JSON is null for malformed text (an array or a scalar passes:
+    # JSON_EXTRACT_PATH_TEXT reads no key from it).
+    "try_parse_json": lambda t: exp.Not(
+        this=exp.Is(this=exp.ParseJSON(this=t, safe=True), expression=exp.null())
+    ),
 }
 
 _NUMBER_TEXT = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"

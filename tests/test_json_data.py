@@ -9,8 +9,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.engines import Engine
-from tests.support.scenario import event, make_project, make_tables, person, run_reference, run_sql
+from segql.catalog import Catalog
+from segql.project import Project, project_from_text
+from tests.support.engines import Engine, Table
+from tests.support.scenario import (
+    SCHEMA,
+    SQL_TYPES,
+    event,
+    make_config,
+    make_project,
+    make_tables,
+    person,
+    run_reference,
+    run_sql,
+)
 
 T = datetime(2026, 3, 15, 12, 0, 0)
 ODD = "\"\\'$./[]*~@ -_:aB0é`{}"
@@ -79,6 +91,60 @@ def test_nan_is_null_on_every_engine_and_the_reference(engine: Engine) -> None:
         "top": {2},
         "spent": {1},
         "biggest": set(),
+    }
+    assert run_reference(project, tables, T) == expected
+    engine.load(tables)
+    assert run_sql(engine, project, T) == expected
+
+
+TEXT_SCHEMA = {
+    name: tuple((c, "text" if (name, c) == ("events", "properties") else t) for c, t in columns)
+    for name, columns in SCHEMA.items()
+}
+MALFORMED_RULES = """
+segment big_spender where did purchase where amount_json > 10
+segment any_purchase where did purchase
+segment no_plan where not did purchase where plan = 'pro'
+"""
+
+
+def text_properties_project(rules: str) -> Project:
+    """The scenario's project with ``events.properties`` a text column holding JSON."""
+    catalog = Catalog.from_columns(
+        {table: [(c, SQL_TYPES[t]) for c, t in cols] for table, cols in TEXT_SCHEMA.items()}
+    )
+    return project_from_text(make_config(), rules, catalog)
+
+
+def test_malformed_json_properties_are_null_for_that_row(engine: Engine) -> None:
+    """A properties value that is not a JSON object is null for its row; the other rows
+    are read (the run used to fail on the first malformed value)."""
+    texts = [
+        (1, '{"amount_json": 20, "plan": "pro"}'),
+        (2, '{"amount_json": 20, "plan": "pro"'),  # truncated
+        (3, "not json at all"),
+        (4, '{"amount_json": 30}'),
+        (5, '[{"amount_json": 30, "plan": "pro"}]'),  # JSON, but no object
+    ]
+    events = [
+        tuple(
+            text if column == "properties" else value
+            for (column, _), value in zip(
+                SCHEMA["events"], event(pid, "purchase", T - timedelta(days=1)), strict=True
+            )
+        )
+        for pid, text in texts
+    ]
+    tables = make_tables(people=[person(i) for i in range(1, 6)])
+    tables = {
+        **{name: Table(TEXT_SCHEMA[name], table.rows) for name, table in tables.items()},
+        "events": Table(TEXT_SCHEMA["events"], tuple(events)),
+    }
+    project = text_properties_project(MALFORMED_RULES)
+    expected = {
+        "big_spender": {1, 4},
+        "any_purchase": {1, 2, 3, 4, 5},
+        "no_plan": {2, 3, 4, 5},
     }
     assert run_reference(project, tables, T) == expected
     engine.load(tables)

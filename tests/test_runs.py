@@ -21,7 +21,7 @@ from segql.compiler import table_ref
 from segql.project import load_project, project_from_text
 from segql.runner import Runner
 from segql.warehouse import DbApiWarehouse, DuckDBWarehouse, Warehouse, connect
-from tests.support.engines import SnowflakeEngine
+from tests.support.engines import SnowflakeEngine, Table
 from tests.support.runtime import RuntimeProject
 from tests.support.scenario import event, make_config, make_tables, person
 
@@ -291,8 +291,31 @@ def test_data_problems_are_counted_and_never_make_wrong_members(runtime: Runtime
         "events_after_as_of": 1,
         "events_of_unknown_people": 1,
         "events_without_person": 1,
+        "events_with_malformed_properties": 0,
     }
     assert runtime.members() == {("active", "1"), ("all", "1"), ("all", "2")}
+
+
+def test_malformed_json_properties_are_counted_and_the_run_goes_on(
+    runtime: RuntimeProject,
+) -> None:
+    """A text properties column with one malformed value and one array: the run commits,
+    those rows have no properties, and the summary counts them."""
+    runtime.write_rules("segment pro where did login where plan = 'pro'")
+    schema = tuple((c, "text" if c == "properties" else t) for c, t in TABLES["events"].columns)
+    texts = ['{"plan": "pro"}', '{"plan": "pro"', '["pro"]', None]
+    events = [
+        tuple(text if c == "properties" else v for (c, _), v in zip(schema, row, strict=True))
+        for text, row in zip(
+            texts, [event(i, "login", D(2026, 1, 9)) for i in (1, 2, 3, 4)], strict=True
+        )
+    ]
+    tables = make_tables(people=[person(i) for i in (1, 2, 3, 4)])
+    tables = {**tables, "events": Table(schema, tuple(events))}
+    runtime.load(tables)
+    result = runtime.run(D(2026, 1, 10))
+    assert result.data["events_with_malformed_properties"] == 2
+    assert runtime.members() == {("pro", "1")}
 
 
 def test_history_scenario_on_snowflake(snowflake_engine: SnowflakeEngine) -> None:
