@@ -364,3 +364,42 @@ def test_the_data_summary_is_an_anti_join_on_postgres(
         assert "SubPlan" not in plan and "Join" in plan, plan
     finally:
         runtime.close()
+
+
+def test_a_run_at_a_wrong_as_of_can_be_retired(runtime: RuntimeProject) -> None:
+    """A run at 9999-12-31 refuses every later run; retiring it undoes its changes in new
+    history rows, restores the members (with their enter times) and lets runs go on."""
+    runtime.write_rules(RULES_V1)
+    runtime.load(TABLES)
+    runtime.run(D(2026, 1, 10))
+    before = runtime.query('SELECT "segment", "person_id", "entered_at" FROM {s}."segql_members"')
+    mistake = runtime.run(D(9999, 12, 31))
+    assert mistake.changes > 0
+    refused = runtime.cli("run", "--as-of", "2026-01-20", "-q")
+    assert refused.returncode == 1 and "earlier than the last committed run" in refused.stderr
+
+    first = runtime.query('SELECT "run_id" FROM {s}."segql_runs" ORDER BY "commit_seq"')[0][0]
+    not_latest = runtime.cli("retire-run", first[:12])
+    assert not_latest.returncode == 1
+    assert "not the latest committed run" in not_latest.stderr
+    assert "Traceback" not in not_latest.stderr
+
+    retired = runtime.cli("retire-run", mistake.run_id[:12])
+    assert retired.returncode == 0, retired.stderr
+    after = runtime.query('SELECT "segment", "person_id", "entered_at" FROM {s}."segql_members"')
+    assert sorted(after) == sorted(before)
+    history = runtime.history()
+    undone = [row for row in history if row[4] == "run_retired"]
+    assert len(undone) == mistake.changes
+    assert {row[:4] for row in history if row[0] == D(9999, 12, 31) and row[4] != "run_retired"}
+    status = runtime.query(
+        'SELECT "status" FROM {s}."segql_runs" WHERE "run_id" = ' + f"'{mistake.run_id}'"
+    )
+    assert status == [("retired",)]
+    again = runtime.cli("retire-run", mistake.run_id)
+    assert again.returncode == 1 and "retired" in again.stderr
+
+    runtime.run(D(2026, 1, 20))  # no longer refused
+    runtime.run(D(2026, 1, 30))
+    kept = [row for row in runtime.history() if row[0] != D(9999, 12, 31)]
+    assert kept == EXPECTED_HISTORY[:9]
