@@ -139,6 +139,7 @@ def init(obj: Context, folder: str, people: int, seed: int, anchor: str | None) 
 @handle_errors
 def check(obj: Context) -> None:
     """Validate segments against the warehouse schema, before anything runs."""
+    from segql.jsoncheck import properties_warnings
     from segql.warehouse import connect
 
     project = obj.project()
@@ -147,8 +148,11 @@ def check(obj: Context) -> None:
         project.read_catalog(warehouse)
         project.check()
         unseen = unseen_event_names(project, warehouse)
+        json_warnings = properties_warnings(project, warehouse)
     finally:
         warehouse.close()
+    for warning in json_warnings:
+        click.echo(f"warning: {warning}", err=True)
     for name in sorted(unseen):
         click.echo(f"warning: event '{name}' does not occur in the data (yet)", err=True)
     segments, traits = len(project.definitions.segments), len(project.definitions.traits)

@@ -296,12 +296,8 @@ def test_data_problems_are_counted_and_never_make_wrong_members(runtime: Runtime
     assert runtime.members() == {("active", "1"), ("all", "1"), ("all", "2")}
 
 
-def test_malformed_json_properties_are_counted_and_the_run_goes_on(
-    runtime: RuntimeProject,
-) -> None:
-    """A text properties column with one malformed value and one array: the run commits,
-    those rows have no properties, and the summary counts them."""
-    runtime.write_rules("segment pro where did login where plan = 'pro'")
+def load_text_properties(runtime: RuntimeProject) -> None:
+    """Events whose properties column is text: one object, one truncated, one array, one null."""
     schema = tuple((c, "text" if c == "properties" else t) for c, t in TABLES["events"].columns)
     texts = ['{"plan": "pro"}', '{"plan": "pro"', '["pro"]', None]
     events = [
@@ -313,6 +309,15 @@ def test_malformed_json_properties_are_counted_and_the_run_goes_on(
     tables = make_tables(people=[person(i) for i in (1, 2, 3, 4)])
     tables = {**tables, "events": Table(schema, tuple(events))}
     runtime.load(tables)
+
+
+def test_malformed_json_properties_are_counted_and_the_run_goes_on(
+    runtime: RuntimeProject,
+) -> None:
+    """A text properties column with one malformed value and one array: the run commits,
+    those rows have no properties, and the summary counts them."""
+    runtime.write_rules("segment pro where did login where plan = 'pro'")
+    load_text_properties(runtime)
     result = runtime.run(D(2026, 1, 10))
     assert result.data["events_with_malformed_properties"] == 2
     assert runtime.members() == {("pro", "1")}
@@ -364,6 +369,15 @@ def test_the_data_summary_is_an_anti_join_on_postgres(
         assert "SubPlan" not in plan and "Join" in plan, plan
     finally:
         runtime.close()
+
+
+def test_check_reports_text_properties_that_are_not_json(runtime: RuntimeProject) -> None:
+    runtime.write_rules("segment pro where did login where plan = 'pro'")
+    load_text_properties(runtime)
+    checked = runtime.cli("check")
+    assert checked.returncode == 0, checked.stderr
+    assert "2 of 3 sampled rows of " in checked.stderr
+    assert "events.properties are not a JSON object" in checked.stderr
 
 
 def test_a_run_at_a_wrong_as_of_can_be_retired(runtime: RuntimeProject) -> None:
