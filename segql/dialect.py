@@ -9,6 +9,7 @@ the small tables below.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -73,6 +74,10 @@ class Dialect:
     # (``_JSON_GUARDS`` below): a malformed value is null for its row instead of failing
     # the run. "none" where the engine's own extraction already gives null.
     json_guard: str = "none"
+    # Whether a key written twice in one JSON object must be looked up as the last one:
+    # DuckDB's extraction reads the first, PostgreSQL (json and jsonb) and the reference the
+    # last. Only rows whose text holds the quoted key twice take the slower lookup.
+    json_last_duplicate: bool = False
 
     def epoch_seconds(self, time: exp.Expression, instant: bool = True) -> exp.Expression:
         """Seconds since 1970 as a number with fractions (a naive time read as UTC)."""
@@ -145,7 +150,10 @@ class Dialect:
             path = exp.Literal.string("/" + key.replace("~", "~0").replace("/", "~1"))
         else:
             path = exp.JSONPath(expressions=[exp.JSONPathRoot(), exp.JSONPathKey(this=key)])
-        return exp.JSONExtractScalar(this=document, expression=path, only_json_types=True)
+        value = exp.JSONExtractScalar(this=document, expression=path, only_json_types=True)
+        if self.json_last_duplicate:
+            return _last_duplicate(document, key, value)
+        return value
 
     def valid_json(self, text: exp.Expression) -> exp.Expression | None:
         """True where a text value is a well-formed JSON object (false where it is malformed,
@@ -299,6 +307,39 @@ _JSON_GUARDS: dict[str, Builder] = {
         this=exp.Is(this=exp.ParseJSON(this=t, safe=True), expression=exp.null())
     ),
 }
+
+
+def _call(name: str, *args: exp.Expression) -> exp.Expression:
+    return exp.Anonymous(this=name, expressions=list(args))
+
+
+def _like_literal(text: str) -> str:
+    """``text`` matched literally by LIKE ... ESCAPE '\\'."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _last_duplicate(document: exp.Expression, key: str, first: exp.Expression) -> exp.Expression:
+    """DuckDB: the value of the last ``key`` where the document's text holds the quoted key
+    again after its first place (a key written with other escapes is not seen as one),
+    found among ``JSON_KEYS`` and the values ``$.*`` in the same order; else ``first``.
+    ``CASE WHEN CAST(p AS TEXT) LIKE '%"k"%"k"%' THEN ... ELSE p ->> '/k' END``."""
+    quoted = json.dumps(key, ensure_ascii=False)
+    pattern = "%" + _like_literal(quoted) + "%" + _like_literal(quoted) + "%"
+    text = exp.cast(document.copy(), TYPE.VARCHAR, copy=False)
+    again = exp.Escape(
+        this=exp.Like(this=text, expression=exp.Literal.string(pattern)),
+        expression=exp.Literal.string("\\"),
+    )
+    keys = _call("JSON_KEYS", document.copy())
+    from_end = _call("LIST_POSITION", _call("LIST_REVERSE", keys), exp.Literal.string(key))
+    index = exp.Sub(
+        this=exp.Add(this=_call("LEN", keys.copy()), expression=exp.Literal.number(1)),
+        expression=from_end,
+    )
+    values = _call("JSON_EXTRACT_STRING", document.copy(), exp.Literal.string("$.*"))
+    last = _call("LIST_EXTRACT", values, index)
+    return exp.Case(ifs=[exp.If(this=again, true=last)], default=first)
+
 
 _NUMBER_TEXT = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
 _TIME_TEXT = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?\s*$"

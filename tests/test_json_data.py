@@ -149,3 +149,46 @@ def test_malformed_json_properties_are_null_for_that_row(engine: Engine) -> None
     assert run_reference(project, tables, T) == expected
     engine.load(tables)
     assert run_sql(engine, project, T) == expected
+
+
+def text_events(texts: list[tuple[int, str]]) -> dict[str, Table]:
+    """Tables of people 1..n, each with one purchase whose text properties are given."""
+    events = [
+        tuple(
+            text if column == "properties" else value
+            for (column, _), value in zip(
+                SCHEMA["events"], event(pid, "purchase", T - timedelta(days=1)), strict=True
+            )
+        )
+        for pid, text in texts
+    ]
+    tables = make_tables(people=[person(pid) for pid, _ in texts])
+    return {
+        **{name: Table(TEXT_SCHEMA[name], table.rows) for name, table in tables.items()},
+        "events": Table(TEXT_SCHEMA["events"], tuple(events)),
+    }
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"], indirect=True)
+def test_a_duplicate_json_key_reads_its_last_value(engine: Engine) -> None:
+    """``{"plan": "free", "plan": "pro"}`` is plan "pro", as PostgreSQL's json and jsonb and
+    Python's json read it (DuckDB's extraction read the first). Not Snowflake: fakesnow
+    reads the first, and Snowflake's own parser refuses duplicate keys by default."""
+    tables = text_events(
+        [
+            (1, '{"plan": "free", "n": 1, "plan": "pro"}'),
+            (2, '{"plan": "pro", "plan": "free"}'),
+            (3, '{"plan": "pro", "note": "plan", "plan": null}'),
+            (4, '{"plan": "pro", "x": {"plan": "free"}}'),  # the inner one is another key
+            (5, '{"a\\"b": 1, "a\\"b": 2, "n": 1}'),
+        ]
+    )
+    rules = (
+        "segment pro where did purchase where plan = 'pro'\n"
+        'segment quoted where did purchase where `a"b` = 2\n'
+    )
+    project = text_properties_project(rules)
+    expected = {"pro": {1, 4}, "quoted": {5}}
+    assert run_reference(project, tables, T) == expected
+    engine.load(tables)
+    assert run_sql(engine, project, T) == expected
