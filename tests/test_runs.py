@@ -417,3 +417,24 @@ def test_a_run_at_a_wrong_as_of_can_be_retired(runtime: RuntimeProject) -> None:
     runtime.run(D(2026, 1, 30))
     kept = [row for row in runtime.history() if row[0] != D(9999, 12, 31)]
     assert kept == EXPECTED_HISTORY[:9]
+
+
+def test_runs_retired_one_after_another_leave_no_members(runtime: RuntimeProject) -> None:
+    """Retiring the latest run, then the one before it: members are back to none, every
+    change has its opposite, and a run at the first time records the same changes again."""
+    runtime.write_rules(RULES_V1)
+    runtime.load(TABLES)
+    first = runtime.run(D(2026, 1, 10))
+    second = runtime.run(D(2026, 1, 20))
+    for run in (second, first):
+        retired = runtime.cli("retire-run", run.run_id)
+        assert retired.returncode == 0, retired.stderr
+    assert "any as-of" in retired.stdout
+    assert runtime.members() == set()
+    history = runtime.history()
+    opposite = {"enter": "exit", "exit": "enter"}
+    made = [row[:4] for row in history if row[4] != "run_retired"]
+    undone = [(*row[:3], opposite[row[3]]) for row in history if row[4] == "run_retired"]
+    assert sorted(made) == sorted(undone)
+    runtime.run(D(2026, 1, 10))
+    assert runtime.history()[len(history) :] == EXPECTED_HISTORY[:4]
