@@ -27,6 +27,9 @@ from segql.timeutil import format_timestamp, utc_now
 from segql.warehouse import Warehouse
 
 RETIRED = "retired"
+# The as-of time recorded for the retirement of a project's first run: not null (reports
+# order runs by it) and earlier than any run.
+NO_RUN_BEFORE = datetime(1970, 1, 1)
 REASON = "run_retired"
 
 
@@ -134,7 +137,7 @@ def _retire(runner: Runner, target: _Run) -> Retirement:
         now = _timestamp(utc_now())
         values = {
             "run_id": exp.Literal.string(retirement_id),
-            "as_of": _timestamp(before) if before is not None else exp.null(),
+            "as_of": _timestamp(before or NO_RUN_BEFORE),
             "started_at": now,
             "finished_at": now.copy(),
             "status": exp.Literal.string("committed"),
