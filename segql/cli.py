@@ -154,6 +154,7 @@ def warn(text: str) -> None:
 def check(obj: Context, strict: bool) -> None:
     """Validate segments against the warehouse schema, before anything runs."""
     from segql.event_names import report_unseen, unseen_events
+    from segql.jsoncheck import properties_warnings
     from segql.warehouse import connect
 
     project = obj.project()
@@ -162,8 +163,11 @@ def check(obj: Context, strict: bool) -> None:
         project.read_catalog(warehouse)
         project.check()
         unseen = unseen_events(project, warehouse)
+        json_warnings = properties_warnings(project, warehouse)
     finally:
         warehouse.close()
+    for warning in json_warnings:
+        click.echo(f"warning: {warning}", err=True)
     report_unseen(unseen, strict, warn)
     segments, traits = len(project.definitions.segments), len(project.definitions.traits)
     click.echo(f"ok: {segments} segments and {traits} traits check against the warehouse")
@@ -365,6 +369,34 @@ def run(
         )
         if notes:
             click.echo(f"data: {notes}")
+
+
+@main.command("retire-run")
+@click.argument("run_id")
+@click.option("--wait", type=float, default=0.0, metavar="SECONDS", help="Wait for a running run.")
+@click.pass_obj
+@handle_errors
+def retire_run_command(obj: Context, run_id: str, wait: float) -> None:
+    """Undo the latest committed run (one made at a wrong --as-of, say).
+
+    Appends the opposite of each of its changes (reason run_retired), puts the members back
+    as they were before it and marks it retired; later runs no longer compare with its
+    as-of time. History is never rewritten. See docs/runs.md.
+    """
+    from segql.retire import retire_run
+    from segql.warehouse import connect
+
+    project = obj.project()
+    warehouse = connect(project.config, wait=wait)
+    try:
+        done = retire_run(project, warehouse, run_id, wait=wait)
+    finally:
+        warehouse.close()
+    since = f"as-of {done.as_of:%Y-%m-%d %H:%M:%S}" if done.as_of else "any as-of"
+    click.echo(
+        f"run {done.retired_run_id[:12]} retired as #{done.commit_seq}: {done.changes} "
+        f"changes undone; the next run may be at {since} or later"
+    )
 
 
 class _ReadSession:

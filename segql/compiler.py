@@ -512,6 +512,9 @@ class QueryBuilder:
         if needs.json:
             assert source.properties is not None
             value = exp.column(source.properties, table=table, quoted=True)
+            # JSON in a text column may be malformed: null for that row, not a failed run
+            if self.analyzer.catalog.column_type(source.table, source.properties) == "string":
+                value = self.dialect.json_or_null(value)
             select = select.select(_alias(value, PROPERTIES), copy=False)
         if needs.person_columns:
             people = exp.to_identifier(_PEOPLE, quoted=True)

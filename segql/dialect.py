@@ -9,6 +9,7 @@ the small tables below.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,6 +65,14 @@ class Dialect:
     # or "pointer" (RFC 6901 '/key', ~ and / escaped): DuckDB reads a quote or a backslash
     # in a JSONPath key as another key, or refuses it; a pointer names any key exactly.
     json_key: str = "jsonpath"
+    # How a text properties column is checked to hold JSON before a key is read from it
+    # (``_JSON_GUARDS`` below): a malformed value is null for its row instead of failing
+    # the run. "none" where the engine's own extraction already gives null.
+    json_guard: str = "none"
+    # Whether a key written twice in one JSON object must be looked up as the last one:
+    # DuckDB's extraction reads the first, PostgreSQL (json and jsonb) and the reference the
+    # last. Only rows whose text holds the quoted key twice take the slower lookup.
+    json_last_duplicate: bool = False
 
     def epoch_seconds(self, time: exp.Expr, instant: bool = True) -> exp.Expr:
         """Seconds since 1970 as a number with fractions (a naive time read as UTC)."""
@@ -136,7 +145,25 @@ class Dialect:
             path = exp.Literal.string("/" + key.replace("~", "~0").replace("/", "~1"))
         else:
             path = exp.JSONPath(expressions=[exp.JSONPathRoot(), exp.JSONPathKey(this=key)])
-        return exp.JSONExtractScalar(this=document, expression=path, only_json_types=True)
+        value = exp.JSONExtractScalar(this=document, expression=path, only_json_types=True)
+        if self.json_last_duplicate:
+            return _last_duplicate(document, key, value)
+        return value
+
+    def valid_json(self, text: exp.Expr) -> exp.Expr | None:
+        """True where a text value is a well-formed JSON object (false where it is malformed,
+        an array or a scalar); None where the dialect has no test for it."""
+        guard = _JSON_GUARDS.get(self.json_guard)
+        return guard(text.copy()) if guard else None
+
+    def json_or_null(self, text: exp.Expr) -> exp.Expr:
+        """A text properties value, or null where it is not a well-formed JSON object."""
+        valid = self.valid_json(text)
+        if valid is None:
+            return text
+        if self.json_guard == "is_json":  # ->> reads json or jsonb, not text
+            text = exp.cast(text, TYPE.JSONB, copy=False)
+        return exp.Case(ifs=[exp.If(this=valid, true=text)])
 
     def regex_search(self, value: exp.Expr, pattern: exp.Expr) -> exp.Expr:
         """True where the pattern is found anywhere in the value."""
@@ -251,6 +278,63 @@ _NAIVE: dict[str, Builder] = {
     ),
     "bigquery": lambda t: exp.Anonymous(this="DATETIME", expressions=[t, _UTC.copy()]),
 }
+
+_JSON_GUARDS: dict[str, Builder] = {
+    # DuckDB: JSON_VALID(x) parses without failing; JSON_TYPE only once it is valid.
+    "json_valid": lambda t: exp.Case(
+        ifs=[
+            exp.If(
+                this=exp.Anonymous(this="JSON_VALID", expressions=[t]),
+                true=exp.EQ(
+                    this=exp.Anonymous(this="JSON_TYPE", expressions=[t.copy()]),
+                    expression=exp.Literal.string("OBJECT"),
+                ),
+            )
+        ],
+        default=exp.false(),
+    ),
+    # PostgreSQL 16+: the SQL/JSON predicate.
+    "is_json": lambda t: exp.Is(this=t, expression=exp.JSON(this=exp.var("OBJECT"))),
+    # Snowflake: TRY_PARSE_JSON is null for malformed text.
+    # Snowflake: TRY_PARSE_JSON is null for malformed text (an array or a scalar passes:
+    # JSON_EXTRACT_PATH_TEXT reads no key from it).
+    "try_parse_json": lambda t: exp.Not(
+        this=exp.Is(this=exp.ParseJSON(this=t, safe=True), expression=exp.null())
+    ),
+}
+
+
+def _call(name: str, *args: exp.Expr) -> exp.Expr:
+    return exp.Anonymous(this=name, expressions=list(args))
+
+
+def _like_literal(text: str) -> str:
+    """``text`` matched literally by LIKE ... ESCAPE '\\'."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _last_duplicate(document: exp.Expr, key: str, first: exp.Expr) -> exp.Expr:
+    """DuckDB: the value of the last ``key`` where the document's text holds the quoted key
+    again after its first place (a key written with other escapes is not seen as one),
+    found among ``JSON_KEYS`` and the values ``$.*`` in the same order; else ``first``.
+    ``CASE WHEN CAST(p AS TEXT) LIKE '%"k"%"k"%' THEN ... ELSE p ->> '/k' END``."""
+    quoted = json.dumps(key, ensure_ascii=False)
+    pattern = "%" + _like_literal(quoted) + "%" + _like_literal(quoted) + "%"
+    text = exp.cast(document.copy(), TYPE.VARCHAR, copy=False)
+    again = exp.Escape(
+        this=exp.Like(this=text, expression=exp.Literal.string(pattern)),
+        expression=exp.Literal.string("\\"),
+    )
+    keys = _call("JSON_KEYS", document.copy())
+    from_end = _call("LIST_POSITION", _call("LIST_REVERSE", keys), exp.Literal.string(key))
+    index = exp.Sub(
+        this=exp.Add(this=_call("LEN", keys.copy()), expression=exp.Literal.number(1)),
+        expression=from_end,
+    )
+    values = _call("JSON_EXTRACT_STRING", document.copy(), exp.Literal.string("$.*"))
+    last = _call("LIST_EXTRACT", values, index)
+    return exp.Case(ifs=[exp.If(this=again, true=last)], default=first)
+
 
 _NUMBER_TEXT = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
 _TIME_TEXT = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?\s*$"

@@ -149,6 +149,16 @@ def _json_to(kind: Kind, raw: Any) -> Any:
     return raw if isinstance(raw, str) else json.dumps(raw)
 
 
+def json_object(text: str) -> dict[str, Any] | None:
+    """A properties value read as a JSON object; null when it is malformed or not an
+    object (semantics.md: such a row has no properties, and the run counts it)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def _json_number(raw: Any) -> int | float | None:
     if isinstance(raw, bool):
         return None
@@ -462,7 +472,7 @@ class _Evaluator:
                 if moment is None or moment > self.now:
                     continue
             if source.properties is not None and isinstance(row.get(source.properties), str):
-                row[source.properties] = json.loads(row[source.properties])
+                row[source.properties] = json_object(row[source.properties])
             rows_by_person.setdefault(person, []).append(row)
         table = _Table(tuple(columns), rows_by_person)
         self._sources[source] = table

@@ -595,14 +595,39 @@ class Runner:
                     join_type="LEFT",
                 )
             )
-            total, later, strangers, no_person = self.warehouse.run(select)[0]
+            malformed = self.malformed_properties(events.table, events.properties, "e")
+            if malformed is not None:
+                select = select.select(malformed, copy=False)
+            total, later, strangers, no_person, *bad_json = self.warehouse.run(select)[0]
             summary.update(
                 events=int(total or 0),
                 events_after_as_of=int(later or 0),
                 events_of_unknown_people=int(strangers or 0),
                 events_without_person=int(no_person or 0),
             )
+            if events.properties is not None:
+                bad = int(bad_json[0] or 0) if bad_json else 0
+                summary["events_with_malformed_properties"] = bad
         return summary
+
+    def malformed_properties(
+        self, table: str, properties: str | None, alias: str
+    ) -> exp.Expr | None:
+        """``SUM(1 for rows whose text properties are not well-formed JSON)``; None where
+        the column is typed JSON (always well-formed) or the dialect reads such a value as
+        null by itself. Those rows are read with no properties (docs/semantics.md)."""
+        if properties is None or self.project.catalog.column_type(table, properties) != "string":
+            return None
+        value = exp.column(properties, table=alias, quoted=True)
+        valid = self.warehouse.dialect.valid_json(value)
+        if valid is None:
+            return None
+        bad = exp.and_(value.copy().is_(exp.null()).not_(), exp.Not(this=exp.Paren(this=valid)))
+        return exp.Sum(
+            this=exp.Case(
+                ifs=[exp.If(this=bad, true=exp.Literal.number(1))], default=exp.Literal.number(0)
+            )
+        )
 
     # --- temporary tables --------------------------------------------------------------
 

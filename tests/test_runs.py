@@ -20,7 +20,7 @@ from segql.compiler import table_ref
 from segql.project import load_project, project_from_text
 from segql.runner import Runner
 from segql.warehouse import DbApiWarehouse, DuckDBWarehouse, Warehouse, connect
-from tests.support.engines import SnowflakeEngine
+from tests.support.engines import SnowflakeEngine, Table
 from tests.support.runtime import RuntimeProject
 from tests.support.scenario import event, make_config, make_tables, person
 
@@ -296,8 +296,36 @@ def test_data_problems_are_counted_and_never_make_wrong_members(runtime: Runtime
         "events_after_as_of": 1,
         "events_of_unknown_people": 1,
         "events_without_person": 1,
+        "events_with_malformed_properties": 0,
     }
     assert runtime.members() == {("active", "1"), ("all", "1"), ("all", "2")}
+
+
+def load_text_properties(runtime: RuntimeProject) -> None:
+    """Events whose properties column is text: one object, one truncated, one array, one null."""
+    schema = tuple((c, "text" if c == "properties" else t) for c, t in TABLES["events"].columns)
+    texts = ['{"plan": "pro"}', '{"plan": "pro"', '["pro"]', None]
+    events = [
+        tuple(text if c == "properties" else v for (c, _), v in zip(schema, row, strict=True))
+        for text, row in zip(
+            texts, [event(i, "login", D(2026, 1, 9)) for i in (1, 2, 3, 4)], strict=True
+        )
+    ]
+    tables = make_tables(people=[person(i) for i in (1, 2, 3, 4)])
+    tables = {**tables, "events": Table(schema, tuple(events))}
+    runtime.load(tables)
+
+
+def test_malformed_json_properties_are_counted_and_the_run_goes_on(
+    runtime: RuntimeProject,
+) -> None:
+    """A text properties column with one malformed value and one array: the run commits,
+    those rows have no properties, and the summary counts them."""
+    runtime.write_rules("segment pro where did login where plan = 'pro'")
+    load_text_properties(runtime)
+    result = runtime.run(D(2026, 1, 10))
+    assert result.data["events_with_malformed_properties"] == 2
+    assert runtime.members() == {("pro", "1")}
 
 
 def test_history_scenario_on_snowflake(snowflake_engine: SnowflakeEngine) -> None:
@@ -346,3 +374,72 @@ def test_the_data_summary_is_an_anti_join_on_postgres(
         assert "SubPlan" not in plan and "Join" in plan, plan
     finally:
         runtime.close()
+
+
+def test_check_reports_text_properties_that_are_not_json(runtime: RuntimeProject) -> None:
+    runtime.write_rules("segment pro where did login where plan = 'pro'")
+    load_text_properties(runtime)
+    checked = runtime.cli("check")
+    assert checked.returncode == 0, checked.stderr
+    assert "2 of 3 sampled rows of " in checked.stderr
+    assert "events.properties are not a JSON object" in checked.stderr
+
+
+def test_a_run_at_a_wrong_as_of_can_be_retired(runtime: RuntimeProject) -> None:
+    """A run at 9999-12-31 refuses every later run; retiring it undoes its changes in new
+    history rows, restores the members (with their enter times) and lets runs go on."""
+    runtime.write_rules(RULES_V1)
+    runtime.load(TABLES)
+    runtime.run(D(2026, 1, 10))
+    before = runtime.query('SELECT "segment", "person_id", "entered_at" FROM {s}."segql_members"')
+    mistake = runtime.run(D(9999, 12, 31))
+    assert mistake.changes > 0
+    refused = runtime.cli("run", "--as-of", "2026-01-20", "-q")
+    assert refused.returncode == 1 and "earlier than the last committed run" in refused.stderr
+
+    first = runtime.query('SELECT "run_id" FROM {s}."segql_runs" ORDER BY "commit_seq"')[0][0]
+    not_latest = runtime.cli("retire-run", first[:12])
+    assert not_latest.returncode == 1
+    assert "not the latest committed run" in not_latest.stderr
+    assert "Traceback" not in not_latest.stderr
+
+    retired = runtime.cli("retire-run", mistake.run_id[:12])
+    assert retired.returncode == 0, retired.stderr
+    after = runtime.query('SELECT "segment", "person_id", "entered_at" FROM {s}."segql_members"')
+    assert sorted(after) == sorted(before)
+    history = runtime.history()
+    undone = [row for row in history if row[4] == "run_retired"]
+    assert len(undone) == mistake.changes
+    assert {row[:4] for row in history if row[0] == D(9999, 12, 31) and row[4] != "run_retired"}
+    status = runtime.query(
+        'SELECT "status" FROM {s}."segql_runs" WHERE "run_id" = ' + f"'{mistake.run_id}'"
+    )
+    assert status == [("retired",)]
+    again = runtime.cli("retire-run", mistake.run_id)
+    assert again.returncode == 1 and "retired" in again.stderr
+
+    runtime.run(D(2026, 1, 20))  # no longer refused
+    runtime.run(D(2026, 1, 30))
+    kept = [row for row in runtime.history() if row[0] != D(9999, 12, 31)]
+    assert kept == EXPECTED_HISTORY[:9]
+
+
+def test_runs_retired_one_after_another_leave_no_members(runtime: RuntimeProject) -> None:
+    """Retiring the latest run, then the one before it: members are back to none, every
+    change has its opposite, and a run at the first time records the same changes again."""
+    runtime.write_rules(RULES_V1)
+    runtime.load(TABLES)
+    first = runtime.run(D(2026, 1, 10))
+    second = runtime.run(D(2026, 1, 20))
+    for run in (second, first):
+        retired = runtime.cli("retire-run", run.run_id)
+        assert retired.returncode == 0, retired.stderr
+    assert "any as-of" in retired.stdout
+    assert runtime.members() == set()
+    history = runtime.history()
+    opposite = {"enter": "exit", "exit": "enter"}
+    made = [row[:4] for row in history if row[4] != "run_retired"]
+    undone = [(*row[:3], opposite[row[3]]) for row in history if row[4] == "run_retired"]
+    assert sorted(made) == sorted(undone)
+    runtime.run(D(2026, 1, 10))
+    assert runtime.history()[len(history) :] == EXPECTED_HISTORY[:4]

@@ -37,9 +37,15 @@ WITH "segql_people" AS (
         WHEN CASE
           WHEN "event_name" = 'purchase'
           AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL 1 YEAR
-          THEN (
-            "properties" ->> '/currency'
-          ) = 'USD' AND "c_amount" > 10
+          THEN CASE
+            WHEN CAST("properties" AS TEXT) LIKE '%"currency"%"currency"%' ESCAPE '\'
+            THEN LIST_EXTRACT(
+              JSON_EXTRACT_STRING("properties", '$.*'),
+              LEN(JSON_KEYS("properties")) + 1 - LIST_POSITION(LIST_REVERSE(JSON_KEYS("properties")), 'currency')
+            )
+            ELSE "properties" ->> '/currency'
+          END = 'USD'
+          AND "c_amount" > 10
         END
         THEN 1
       END
