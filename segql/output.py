@@ -56,10 +56,21 @@ def _csv_cell(value: Any, cell: Callable[[str], str]) -> str:
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """An aligned text table; numbers align right."""
+    return table_chunk(columns, rows, None, header=True)[1]
+
+
+def table_chunk(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    widths: list[int] | None,
+    header: bool,
+) -> tuple[list[int], str]:
+    """Rows as aligned text, each column at least as wide as ``widths`` (the chunks
+    printed before it, when a table is streamed); the widths it used, and the text."""
     cells = [[_text(v) for v in row] for row in rows]
-    widths = [len(c) for c in columns]
+    grown = list(widths) if widths is not None else [len(c) for c in columns]
     for row in cells:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+        grown = [max(w, len(c)) for w, c in zip(grown, row, strict=True)]
     numeric = [
         all(isinstance(row[i], (int, float, Decimal)) for row in rows if row[i] is not None)
         and any(row[i] is not None for row in rows)
@@ -69,13 +80,12 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     def line(values: Sequence[str]) -> str:
         parts = [
             v.rjust(w) if right else v.ljust(w)
-            for v, w, right in zip(values, widths, numeric, strict=True)
+            for v, w, right in zip(values, grown, numeric, strict=True)
         ]
         return "  ".join(parts).rstrip()
 
-    out = [line(list(columns)), "  ".join("-" * w for w in widths)]
-    out += [line(row) for row in cells]
-    return "\n".join(out)
+    out = [line(list(columns)), "  ".join("-" * w for w in grown)] if header else []
+    return grown, "\n".join(out + [line(row) for row in cells])
 
 
 def _plain(value: Any) -> Any:

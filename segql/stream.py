@@ -13,11 +13,10 @@ import os
 import select
 import stat
 from collections.abc import Callable, Iterable, Sequence
-from decimal import Decimal
 from itertools import islice
 from typing import IO, Any
 
-from segql.output import Format, _plain, _text, render
+from segql.output import Format, _plain, render, table_chunk
 
 CHUNK = 1000
 Write = Callable[[str], None]
@@ -51,7 +50,7 @@ def write_rows(
             text = render(columns, chunk, "csv")
             write((text if first else text.split("\n", 1)[1] if chunk else "") + "\n")
         else:
-            widths, text = _table_chunk(columns, chunk, widths, header=first)
+            widths, text = table_chunk(columns, chunk, widths, header=first)
             write(text + "\n")
         count += len(chunk)
         first = False
@@ -60,31 +59,6 @@ def write_rows(
     if fmt == "json" and count:
         write("\n]\n")
     return count
-
-
-def _table_chunk(
-    columns: Sequence[str], rows: list[Sequence[Any]], widths: list[int] | None, header: bool
-) -> tuple[list[int], str]:
-    """An aligned chunk, each column at least as wide as in the chunks before it."""
-    cells = [[_text(v) for v in row] for row in rows]
-    grown = list(widths) if widths is not None else [len(c) for c in columns]
-    for row in cells:
-        grown = [max(w, len(c)) for w, c in zip(grown, row, strict=True)]
-    numeric = [
-        all(isinstance(row[i], (int, float, Decimal)) for row in rows if row[i] is not None)
-        and any(row[i] is not None for row in rows)
-        for i in range(len(columns))
-    ]
-
-    def line(values: Sequence[str]) -> str:
-        parts = [
-            v.rjust(w) if right else v.ljust(w)
-            for v, w, right in zip(values, grown, numeric, strict=True)
-        ]
-        return "  ".join(parts).rstrip()
-
-    out = [line(list(columns)), "  ".join("-" * w for w in grown)] if header else []
-    return grown, "\n".join(out + [line(row) for row in cells])
 
 
 def is_pipe(stream: IO[str]) -> bool:

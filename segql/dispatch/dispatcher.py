@@ -23,7 +23,7 @@ import hashlib
 import os
 import signal
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -169,16 +169,22 @@ class Dispatcher:
 
     # -- dispatching
 
+    def _unpaused(self, actions: Sequence[Action]) -> Iterator[Action]:
+        """The actions whose segment is not paused: a paused one sends nothing, and its
+        cursor waits until the segment is unpaused."""
+        paused = set(self.project.paused_segments)
+        for action in actions:
+            if action.segment in paused:
+                self.progress(f"{action.name}: segment {action.segment} is paused")
+                continue
+            yield action
+
     def dispatch(self, names: Sequence[str] | None = None) -> Rows:
         """Deliver every due change after each action's cursor; a summary row per action."""
         actions = self.select(names)
         rows = []
-        paused = set(self.project.paused_segments)
         with self._lock():
-            for action in actions:
-                if action.segment in paused:  # sends nothing; its cursor waits
-                    self.progress(f"{action.name}: segment {action.segment} is paused")
-                    continue
+            for action in self._unpaused(actions):
                 started = time.monotonic()
                 if not action.enabled:
                     self.progress(f"{action.name}: disabled (enabled = false)")
@@ -580,12 +586,8 @@ class Dispatcher:
         """Send the parked changes of each action again; one summary row per action."""
         actions = self.select(names)
         rows = []
-        paused = set(self.project.paused_segments)
         with self._lock():
-            for action in actions:
-                if action.segment in paused:  # sends nothing; its cursor waits
-                    self.progress(f"{action.name}: segment {action.segment} is paused")
-                    continue
+            for action in self._unpaused(actions):
                 started = time.monotonic()
                 failed = self._failed_changes(action)
                 tally = _Tally()
