@@ -162,15 +162,6 @@ def compile_values_query(
         return builder.build_values(values)
 
 
-def compile_trait_values(
-    analyzer: Analyzer, traits: Sequence[str], dialect: Dialect, as_of: datetime
-) -> exp.Query:
-    """``person_id`` and one column per trait (named as the trait), for every person."""
-    builder = QueryBuilder(analyzer, dialect, as_of, QueryOptions())
-    with collector_paused():
-        return builder.build_trait_values(traits)
-
-
 class QueryBuilder:
     """Builds the query; afterwards its attributes are what ``segql.planner`` reads."""
 
@@ -245,17 +236,6 @@ class QueryBuilder:
         query = _union_all(selects)
         if len(selects) > 1 and self.dialect.materialize_ctes:
             ctes[-1].set("materialized", True)
-        query.set("with_", exp.With(expressions=ctes))
-        return query
-
-    def build_trait_values(self, traits: Sequence[str]) -> exp.Query:
-        columns = {name: self.trait_column(name) for name in traits}
-        ctes = self.base_ctes()
-        last = self.stage_ctes(ctes)
-        query = exp.select(
-            exp.column(PERSON_ID, quoted=True),
-            *(_alias(self.column_ref(column), name) for name, column in columns.items()),
-        ).from_(exp.to_identifier(last, quoted=True), copy=False)
         query.set("with_", exp.With(expressions=ctes))
         return query
 

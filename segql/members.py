@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlglot import exp
 
-from segql.compiler import compile_trait_values, table_ref
+from segql import ast
+from segql.compiler import QueryOptions, compile_values_query, table_ref
 from segql.dialect import get_dialect
 from segql.errors import SegqlNameError, unknown_name_message
 from segql.project import Project
@@ -44,8 +45,12 @@ def member_rows(
     trait_values: dict[str, tuple[Any, ...]] = {}
     if traits:
         as_of = reports.last_as_of() or utc_now()
-        query = compile_trait_values(
-            project.analyzer, traits, get_dialect(warehouse.dialect.name), as_of
+        query = compile_values_query(
+            project.analyzer,
+            {name: ast.Name(name) for name in traits},
+            get_dialect(warehouse.dialect.name),
+            as_of,
+            QueryOptions(),
         )
         trait_values = _by_key(warehouse, _keyed(query.subquery("v"), "person_id", traits))
     rows = []
