@@ -18,6 +18,7 @@ from sqlglot import exp
 
 from segql.compiler import table_ref
 from segql.errors import SegqlConfigError, SegqlError
+from segql.output import FORMULA_STARTS
 from segql.reports import Change
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
 Record = dict[str, Any]
 # Cells a spreadsheet would run as a formula (OWASP's list): written with a leading quote.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def plain(value: Any) -> Any:
@@ -94,8 +94,9 @@ def json_body(records: Sequence[Record], batched: bool) -> bytes:
 def escape_formula(text: str) -> str:
     """A cell a spreadsheet would read as a formula, quoted so that it reads as text.
 
-    A local copy of the shared escaping for output; the lead may fold it into
-    ``segql.output``."""
+    The starts are ``segql.output``'s; unlike ``escape_csv_formula`` this also quotes text
+    that only looks like a number (``'-5'``): a file action's numbers are written unquoted
+    by ``csv_cell`` before it gets here."""
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
