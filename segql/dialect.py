@@ -61,9 +61,12 @@ class Dialect:
     # How a naive UTC time becomes an instant and back, whatever the session's time zone
     # (``_INSTANT``/``_NAIVE`` below): ``AT TIME ZONE 'UTC'``, or through epoch numbers.
     instants: str = "at_time_zone"
-    # How a JSON key is named: "jsonpath" ($."key", written by sqlglot for each warehouse)
-    # or "pointer" (RFC 6901 '/key', ~ and / escaped): DuckDB reads a quote or a backslash
-    # in a JSONPath key as another key, or refuses it; a pointer names any key exactly.
+    # How a JSON key is named: "jsonpath" ($."key", written by sqlglot for each warehouse),
+    # "pointer" (RFC 6901 '/key', ~ and / escaped): DuckDB reads a quote or a backslash
+    # in a JSONPath key as another key, or refuses it; a pointer names any key exactly; or
+    # "struct" (Spark: FROM_JSON(p, 'struct<`key`: string>').`key`): Spark's JSONPath has no
+    # escape, so '$['a'b']' and '$['*']' read nothing; a struct field names any key, and
+    # reads the last of a key written twice, as PostgreSQL and the reference do.
     json_key: str = "jsonpath"
     # How a text properties column is checked to hold JSON before a key is read from it
     # (``_JSON_GUARDS`` below): a malformed value is null for its row instead of failing
@@ -140,6 +143,8 @@ class Dialect:
 
     def json_text(self, document: exp.Expr, key: str) -> exp.Expr:
         """The value of ``key`` in a JSON object as text (strings unquoted); null if absent."""
+        if self.json_key == "struct":
+            return _struct_field(document, key)
         path: exp.Expr
         if self.json_key == "pointer":
             path = exp.Literal.string("/" + key.replace("~", "~0").replace("/", "~1"))
@@ -306,6 +311,16 @@ _JSON_GUARDS: dict[str, Builder] = {
 
 def _call(name: str, *args: exp.Expr) -> exp.Expr:
     return exp.Anonymous(this=name, expressions=list(args))
+
+
+def _struct_field(document: exp.Expr, key: str) -> exp.Expr:
+    """Spark: ``FROM_JSON(p, 'struct<`key`: string>').`key```, the key's value as text
+    (objects and arrays as their JSON text, numbers as written, JSON null as null); null
+    where the text is not a JSON object."""
+    field = "`" + key.replace("`", "``") + "`"
+    schema = exp.Literal.string(f"struct<{field}: string>")
+    parsed = _call("FROM_JSON", document, schema)
+    return exp.Dot(this=parsed, expression=exp.to_identifier(key, quoted=True))
 
 
 def _like_literal(text: str) -> str:

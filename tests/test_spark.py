@@ -215,5 +215,13 @@ def test_spark_reads_odd_json_keys(spark) -> None:
     from tests.test_json_data import test_odd_json_keys_read_the_key_named
 
     inner = test_odd_json_keys_read_the_key_named.hypothesis.inner_test
-    # Not yet: a key with a single quote (GET_JSON_OBJECT's ['...'] has no escape for it).
-    inner(spark, ['a"b', "a.b", "$x", "a[0]", "a b", "~/", "a\\b"])
+    # A single quote, ``*`` and ``']`` are what GET_JSON_OBJECT's ``$['...']`` cannot name.
+    inner(spark, ['a"b', "a.b", "$x", "a[0]", "a b", "~/", "a\\b", "a'b", "*", "x']y", "a`b"])
+
+
+def test_spark_reads_the_last_of_a_duplicate_json_key(spark) -> None:
+    """``{"plan": "free", "plan": "pro"}`` is plan "pro" on Spark, as on DuckDB, PostgreSQL
+    and in the reference (GET_JSON_OBJECT read the first)."""
+    from tests.test_json_data import test_a_duplicate_json_key_reads_its_last_value
+
+    test_a_duplicate_json_key_reads_its_last_value(spark)

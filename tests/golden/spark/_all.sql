@@ -40,7 +40,8 @@ WITH `segql_people` AS (
       CASE
         WHEN `event_name` = 'purchase'
         AND `event_time` > TIMESTAMPADD(YEAR, -1, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))
-        THEN GET_JSON_OBJECT(`properties`, '$.currency') = 'USD' AND `c_amount` > 10
+        THEN FROM_JSON(`properties`, 'struct<`currency`: string>').`currency` = 'USD'
+        AND `c_amount` > 10
       END) AS `count__purchase__1year_96bb71`,
     COUNT(*) FILTER(WHERE
       CASE WHEN `event_name` = 'purchase' THEN `person_country` = 'FR' END) AS `count__purchase_fce180`,
