@@ -4,7 +4,8 @@
 
 A project whose history holds N changes (commits of 10,000), then F x N. For each: the
 wall time and peak RSS of ``segql changes --format csv > /dev/null`` and of a Python
-consumer reading the whole feed (``segql.consumers.changes(..., consumer=...)``), each
+consumer reading the whole feed (``segql.consumers.changes(..., consumer=...)``), and of
+DuckDB alone reading the same rows in pages (no segql code: the engine's own floor), each
 in its own process. The figures are ratios measured in the same run: time(FN) / time(N)
 (linear: about F; quadratic: about F squared) and RSS(FN) / RSS(N) (flat: about 1).
 """
@@ -39,6 +40,15 @@ person = "person_id"
 """
 PER_COMMIT = 10_000
 CONSUMER = "import segql.consumers as c, sys\nfor _ in c.changes(sys.argv[1], consumer='b'): pass\n"
+# The floor: DuckDB alone streaming the same rows (a plain scan, fetched 10,000 at a time), with
+# no segql code. Its RSS growth from N to FN is the engine's (its buffer pool), not segql's.
+DUCKDB_ALONE = (
+    "import duckdb, sys\n"
+    "c = duckdb.connect(sys.argv[1], read_only=True)\n"
+    "c.execute('SELECT * FROM segql.segql_history')\n"
+    "while rows := c.fetchmany(10000):\n"
+    "    sys.stdout.write(''.join(f'{r}\\n' for r in rows))\n"
+)
 
 
 def make_project(folder: Path, changes: int) -> Path:
@@ -95,12 +105,14 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="segql-changes-"))
     try:
-        results: dict[str, list[tuple[float, float]]] = {"cli": [], "python": []}
+        results: dict[str, list[tuple[float, float]]] = {"cli": [], "python": [], "duckdb": []}
         for n in (args.changes, args.changes * args.factor):
             folder = make_project(root / str(n), n)
             cli = [sys.executable, "-m", "segql.cli", "--project", str(folder)]
             results["cli"].append(measure([*cli, "changes", "--format", "csv"]))
             results["python"].append(measure([sys.executable, "-c", CONSUMER, str(folder)]))
+            duck = [sys.executable, "-c", DUCKDB_ALONE, str(folder / "w.duckdb")]
+            results["duckdb"].append(measure(duck))
         print(f"{'reader':8} {'N':>10} {'s':>8} {'MB':>8} {'FN':>10} {'s':>8} {'MB':>8}"
               f" {'time ratio':>11} {'RSS ratio':>10}")  # fmt: skip
         for reader, ((t1, m1), (t2, m2)) in results.items():
