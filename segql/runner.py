@@ -551,15 +551,16 @@ class Runner:
             assert events.time is not None  # [events] time is always set (occurred_at)
             time_column = exp.column(events.time, table="e", quoted=True)
             person = exp.column(events.person, table="e", quoted=True)
-            # An anti-join (LEFT JOIN the distinct ids, then IS NULL), not NOT EXISTS:
-            # PostgreSQL ran the correlated form as a subplan per event row where the people
-            # id has no index (424 s for 20k people). DISTINCT keeps duplicate ids from
-            # counting an event twice.
-            ids = (
-                exp.select(exp.alias_(entity_id.copy(), "id", quoted=True))
-                .distinct()
-                .from_(table_ref(config.entity.table))
+            # An anti-join (LEFT JOIN the ids, then IS NULL), not NOT EXISTS: PostgreSQL ran
+            # the correlated form as a subplan per event row where the people id has no
+            # index (424 s for 20k people). Where the first query saw duplicate ids, the
+            # DISTINCT ids, so an event is not counted twice; else the table itself, which
+            # PostgreSQL hashes once for all its workers (about 20% faster).
+            ids = exp.select(exp.alias_(entity_id.copy(), "id", quoted=True)).from_(
+                table_ref(config.entity.table)
             )
+            if summary["duplicate_ids"]:
+                ids = ids.distinct()
             known_id = exp.column("id", table="p", quoted=True)
             after = exp.Sum(
                 this=exp.Case(

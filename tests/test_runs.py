@@ -301,6 +301,32 @@ def test_data_problems_are_counted_and_never_make_wrong_members(runtime: Runtime
     assert runtime.members() == {("active", "1"), ("all", "1"), ("all", "2")}
 
 
+
+def test_events_are_counted_once_whether_or_not_people_ids_repeat(
+    runtime: RuntimeProject,
+) -> None:
+    """The summary joins the people table itself where no id repeats, the distinct ids
+    where one does: the event counts are the same either way."""
+    runtime.write_rules("segment all where true")
+    events = [
+        event(1, "login", D(2026, 1, 9)),
+        event(1, "login", D(2026, 1, 9)),
+        event(2, "login", D(2026, 1, 11)),
+        event(7, "login", D(2026, 1, 9)),
+    ]
+    counts = {}
+    for people in ([person(1), person(2)], [person(1), person(1), person(2), person(2)]):
+        runtime.load(make_tables(people=people, events=events))
+        data = runtime.run(D(2026, 1, 10)).data
+        counts[len(people)] = {k: v for k, v in data.items() if k.startswith("events")}
+    assert counts[2] == counts[4] == {
+        "events": 4,
+        "events_after_as_of": 1,
+        "events_of_unknown_people": 1,
+        "events_without_person": 0,
+        "events_with_malformed_properties": 0,
+    }
+
 def load_text_properties(runtime: RuntimeProject) -> None:
     """Events whose properties column is text: one object, one truncated, one array, one null."""
     schema = tuple((c, "text" if c == "properties" else t) for c, t in TABLES["events"].columns)
