@@ -5,7 +5,8 @@ clause is a comparison, the person's value of its left side.
 
 The clauses are the items of the top-level ``and`` of ``where`` (or of ``enter when``);
 a condition that is not an ``and`` is one clause. A clause no one passes at the as-of,
-or one after which the funnel is empty, gets a warning.
+or one after which the funnel is empty, gets a warning; so does a clause whose shape
+alone says it can never hold (:mod:`segql.never`), whatever the data.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlglot import exp
 from segql import ast
 from segql.compiler import QueryOptions, compile_values_query
 from segql.dialect import get_dialect
+from segql.never import never_holds
 from segql.printer import format_condition
 from segql.project import Project
 from segql.warehouse import Warehouse
@@ -93,7 +95,10 @@ def explain_segment(
         upto = counts.get(f"{prefix}_upto_{number}", 0)
         passes = None if person_id is None else f"{prefix}_alone_{number}" in passing
         clauses.append(Clause(text, alone, upto, passes, values.get(number)))
-        if alone == 0:
+        impossible = never_holds(item)
+        if impossible is not None:
+            warnings.append(f"clause {number + 1} ({text}) can never hold: {impossible}")
+        elif alone == 0:
             warnings.append(f"clause {number + 1} ({text}) holds for no one at this as-of")
         elif upto == 0 and (number == 0 or clauses[number - 1].cumulative > 0):
             warnings.append(

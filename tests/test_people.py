@@ -238,6 +238,7 @@ def test_explain_counts_each_clause_alone_and_as_a_funnel(runtime: RuntimeProjec
     runtime.write_rules(
         RULES + "segment odd where status = 'paid' and did login within 30 days "
         "and count(login within 7 days) > count(login within 30 days)\n"
+        "segment nobody where status = 'paid' and status = 'gold'\n"
     )
     result = runtime.cli("explain", "odd", "--as-of", "2026-01-10", "--format", "csv")
     assert result.returncode == 0, result.stderr
@@ -247,7 +248,14 @@ def test_explain_counts_each_clause_alone_and_as_a_funnel(runtime: RuntimeProjec
         "did login within 30 days,3,2",
         "count(login within 7 days) > count(login within 30 days),0,0",
     ]
-    assert "clause 3" in result.stderr and "holds for no one" in result.stderr
+    assert (
+        "clause 3 (count(login within 7 days) > count(login within 30 days)) can never hold: "
+        "count(login within 7 days) is never more than count(login within 30 days)"
+    ) in result.stderr
+    nobody = runtime.cli("explain", "nobody", "--as-of", "2026-01-10")
+    assert nobody.returncode == 0, nobody.stderr
+    assert "clause 2 (status = 'gold') holds for no one at this as-of" in nobody.stderr
+    assert "can never hold" not in nobody.stderr
     one = runtime.cli("explain", "odd", "--person", "2", "--as-of", "2026-01-10", "--format", "csv")
     assert one.returncode == 0, one.stderr
     assert [line.split(",")[-2:] for line in one.stdout.splitlines()[1:]] == [
