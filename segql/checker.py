@@ -25,7 +25,7 @@ from segql.errors import (
     Span,
     unknown_name_message,
 )
-from segql.lists import read_id_list
+from segql.lists import LIST_COLUMN, read_id_list
 from segql.timeutil import parse_time_literal
 
 
@@ -335,13 +335,35 @@ class Checker:
         elif isinstance(condition, ast.InSegment):
             self.in_segment(condition, scope)
         elif isinstance(condition, ast.IdList):
-            if condition.kind == "list":  # a table of ids is the warehouse's to check
+            if condition.kind == "list":
                 config = self.analyzer.config
                 read_id_list(config.root, condition.name, config.entity.id, condition.span)
+            else:
+                self.id_table(condition)
         elif isinstance(condition, ast.Sequence):
             self.sequence(condition, scope)
         else:
             raise TypeError(f"not a condition: {condition!r}")
+
+    def id_table(self, condition: ast.IdList) -> None:
+        """``from table schema.table``: the table exists and has a ``person_id`` column
+        (where the warehouse's catalog was read)."""
+        catalog = self.analyzer.catalog
+        if not catalog.is_known:
+            return
+        columns = catalog.columns(condition.name)
+        if columns is None or not catalog.has_table(condition.name):
+            raise SegqlNameError(
+                f"table '{condition.name}' of this list segment does not exist in the warehouse",
+                condition.span,
+            )
+        if LIST_COLUMN not in columns:
+            found = ", ".join(sorted(columns)) or "none"
+            raise SegqlNameError(
+                f"table '{condition.name}' of this list segment has no '{LIST_COLUMN}' column"
+                f" (its columns: {found})",
+                condition.span,
+            )
 
     def compare(self, compare: ast.Compare, scope: Scope) -> None:
         left = self.expr(compare.left, scope)

@@ -70,7 +70,13 @@ class Project:
 
     def read_catalog(self, warehouse: Warehouse) -> Catalog:
         """Read the catalog through an open connection and keep it."""
-        self.catalog = warehouse.catalog(tables_of(self.config))
+        listed = [
+            node.name
+            for segment in self.definitions.segments.values()
+            for node in walk(segment)
+            if isinstance(node, ast.IdList) and node.kind == "table"
+        ]
+        self.catalog = warehouse.catalog(list(dict.fromkeys([*tables_of(self.config), *listed])))
         self.__dict__.pop("analyzer", None)  # names now resolve against this catalog
         return self.catalog
 

@@ -14,7 +14,7 @@ from segql.errors import SegqlErrors
 from segql.parser import parse
 from segql.printer import format_module
 from segql.project import load_project
-from tests.support.engines import Engine
+from tests.support.engines import Engine, Table
 from tests.support.runtime import RuntimeProject
 from tests.support.scenario import (
     account,
@@ -82,3 +82,24 @@ def test_a_run_reads_the_list_file_and_table(runtime: RuntimeProject) -> None:
     (runtime.root / "lists" / "vip.csv").write_text("3\n")
     runtime.run(datetime(2026, 1, 11))
     assert {p for s, p in runtime.members() if s == "vip"} == {"3"}
+
+
+def test_check_names_a_list_table_that_is_missing_or_has_no_person_id(
+    runtime: RuntimeProject,
+) -> None:
+    """``segql check`` reads the catalog of a ``from table`` list too: a missing table or
+    one without ``person_id`` is an error at the segment's line, before any run fails."""
+    assert runtime.cli("check").returncode == 0
+    prefix = load_project(runtime.root).config.entity.table.removesuffix("people")
+    runtime.write_rules(RULES.replace("from table accounts", f"from table {prefix}acounts"))
+    missing = runtime.cli("check")
+    assert missing.returncode == 1
+    assert f"table '{prefix}acounts' of this list segment does not exist" in missing.stderr
+    assert "rules.segql:3:" in missing.stderr
+    runtime.load({"tiers": Table((("tier", "text"),), (("gold",),))})
+    runtime.write_rules(RULES.replace("from table accounts", f"from table {prefix}tiers"))
+    no_column = runtime.cli("check")
+    assert no_column.returncode == 1, no_column.stderr
+    assert (
+        f"table '{prefix}tiers' of this list segment has no 'person_id' column (its columns: tier)"
+    ) in no_column.stderr
