@@ -181,14 +181,24 @@ def test_a_duplicate_json_key_reads_its_last_value(engine: Engine) -> None:
             (3, '{"plan": "pro", "note": "plan", "plan": null}'),
             (4, '{"plan": "pro", "x": {"plan": "free"}}'),  # the inner one is another key
             (5, '{"a\\"b": 1, "a\\"b": 2, "n": 1}'),
+            (6, '{"a_b": 1, "axb": 2, "ayb": 3}'),  # LIKE's _ matches x: not a duplicate
+            (7, '{"axb": 2, "a_b": 5, "ayb": 3, "a_b": 1}'),
+            (8, '{"axb": 1, "ayb": 1}'),
         ]
     )
     rules = (
         "segment pro where did purchase where plan = 'pro'\n"
         'segment quoted where did purchase where `a"b` = 2\n'
+        "segment underscore where did purchase where a_b = 1\n"
+        "segment no_underscore where did purchase where a_b is not set\n"
     )
     project = text_properties_project(rules)
-    expected = {"pro": {1, 4}, "quoted": {5}}
+    expected = {
+        "pro": {1, 4},
+        "quoted": {5},
+        "underscore": {6, 7},
+        "no_underscore": {1, 2, 3, 4, 5, 8},
+    }
     assert run_reference(project, tables, T) == expected
     engine.load(tables)
     assert run_sql(engine, project, T) == expected
