@@ -334,19 +334,12 @@ def _last_duplicate(document: exp.Expr, key: str, first: exp.Expr) -> exp.Expr:
     found among ``JSON_KEYS`` and the values ``$.*`` in the same order; else ``first``.
     ``CASE WHEN CAST(p AS TEXT) LIKE '%"k"%"k"%' THEN ... ELSE p ->> '/k' END``."""
     quoted = json.dumps(key, ensure_ascii=False)
+    pattern = "%" + _like_literal(quoted) + "%" + _like_literal(quoted) + "%"
     text = exp.cast(document.copy(), TYPE.VARCHAR, copy=False)
-    again: exp.Expr
-    if "\\" in quoted:
-        pattern = "%" + _like_literal(quoted) + "%" + _like_literal(quoted) + "%"
-        again = exp.Escape(
-            this=exp.Like(this=text, expression=exp.Literal.string(pattern)),
-            expression=exp.Literal.string("\\"),
-        )
-    else:
-        # No ESCAPE clause: DuckDB's LIKE is then about a quarter faster. A % or _ in the
-        # key matches more text than the key; such a row only takes the exact lookup.
-        pattern = "%" + quoted + "%" + quoted + "%"
-        again = exp.Like(this=text, expression=exp.Literal.string(pattern))
+    again = exp.Escape(
+        this=exp.Like(this=text, expression=exp.Literal.string(pattern)),
+        expression=exp.Literal.string("\\"),
+    )
     keys = _call("JSON_KEYS", document.copy())
     from_end = _call("LIST_POSITION", _call("LIST_REVERSE", keys), exp.Literal.string(key))
     index = exp.Sub(
