@@ -650,17 +650,6 @@ def _broken_pipe() -> NoReturn:
     )
 
 
-def last_committed_as_of(project: Project, warehouse: Any) -> datetime:
-    """The as-of of the last committed run, or now (UTC) when nothing has run yet."""
-    from segql.reports import Reports
-    from segql.timeutil import utc_now
-
-    schema = project.config.warehouse.schema
-    if warehouse.table_columns(f"{schema}.segql_meta") is None:
-        return utc_now()
-    return Reports(warehouse, schema).last_as_of() or utc_now()
-
-
 @main.command()
 @click.argument("condition")
 @as_of_option
@@ -672,7 +661,7 @@ def preview(obj: Context, condition: str, as_of: str | None, sample: int, fmt: F
     """Count the people a condition selects, with a sample; nothing is written.
 
     Without --as-of the time is the last committed run's as-of (now before any run)."""
-    from segql.preview import preview_condition
+    from segql.preview import last_committed_as_of, preview_condition
     from segql.warehouse import connect
 
     project = obj.project()
