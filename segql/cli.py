@@ -746,6 +746,26 @@ def report(obj: Context, out: Path, days: int) -> None:
     click.echo(f"wrote {path}")
 
 
+@main.command()
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port on 127.0.0.1 (0: any free port).",
+)
+@click.option("--read-only", is_flag=True, help="Refuse every change (exclude, save).")
+@click.pass_obj
+@handle_errors
+def ui(obj: Context, port: int, read_only: bool) -> None:
+    """Serve the local app on 127.0.0.1: segments, members, people and a builder.
+
+    Prints the address to open, with a token that is new at each start (docs/ui.md)."""
+    from segql.ui import serve
+
+    serve(obj.project().config.root, port, read_only, click.echo)
+
+
 @main.group()
 def dbt() -> None:
     """segql inside dbt: models that dbt builds."""
