@@ -177,14 +177,16 @@ def segment_detail(
 def member_page(
     reading: Reading, name: str, columns: list[str], search: str, page: int
 ) -> MemberPage:
-    """One page of ``segql members NAME --columns ...``, rows holding ``search`` in a cell."""
+    """One page of ``segql members NAME --columns ...``: the rows whose id or one of the
+    chosen columns holds ``search`` (ignoring case)."""
     assert reading.reports is not None
     everyone = member_rows(reading.project, reading.warehouse, reading.reports, name, columns, None)
     wanted = search.strip().casefold()
     rows = [
         row
         for row in everyone.rows
-        if not wanted or any(wanted in str(value).casefold() for value in row if value is not None)
+        if not wanted
+        or any(wanted in str(v).casefold() for v in (row[0], *row[3:]) if v is not None)
     ]
     pages = max(1, -(-len(rows) // PAGE))
     page = min(max(1, page), pages)
