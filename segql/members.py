@@ -68,14 +68,16 @@ def column_values(
     """By id as text: the id in its column's own type, then each of ``columns`` (people
     columns as stored, traits at ``as_of``); of everybody, or of ``person_ids`` only.
     The names must have passed ``check_columns``."""
+    if person_ids is not None and not person_ids:
+        return {}
     traits = [c for c in columns if c in project.definitions.traits]
     entity_columns = [c for c in columns if c not in traits]
     entity = project.config.entity
     select = _keyed(table_ref(entity.table), entity.id, entity_columns)
     if person_ids is not None:
-        key = exp.cast(exp.column(entity.id, quoted=True), "VARCHAR")
-        select = select.where(key.isin(*(exp.Literal.string(str(p)) for p in person_ids)))
-    values = _by_key(warehouse, select) if person_ids is None or person_ids else {}
+        text_id = exp.cast(exp.column(entity.id, quoted=True), "VARCHAR")
+        select = select.where(text_id.isin(*(exp.Literal.string(str(p)) for p in person_ids)))
+    values = _by_key(warehouse, select)
     trait_values: dict[str, tuple[Any, ...]] = {}
     if traits:
         options = (

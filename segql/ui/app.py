@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -142,7 +143,7 @@ def create_app(root: Path, keys: Secrets, read_only: bool = False) -> Guard:
             with workspace.reading() as reading:
                 check = builder.check_condition(reading, condition, columns)
         except SegqlError as error:
-            check = builder.Check(condition, errors=builder._problems(error))
+            check = builder.Check(condition, errors=builder.problems(error))
         return page(request, "builder_result.html.j2", check=check)
 
     async def builder_save(request: Request) -> Response:
@@ -153,7 +154,6 @@ def create_app(root: Path, keys: Secrets, read_only: bool = False) -> Guard:
             return JSONResponse({"ok": False, "error": "send the fields as JSON"}, 400)
         fields = {k: str(body.get(k) or "") for k in ("name", "condition", "title",
                                                       "description", "tags")}  # fmt: skip
-        from starlette.concurrency import run_in_threadpool
 
         def save() -> builder.Saved:
             with workspace.reading() as reading:
@@ -185,7 +185,6 @@ def create_app(root: Path, keys: Secrets, read_only: bool = False) -> Guard:
             return JSONResponse(
                 {"ok": False, "error": "give the person's id and a reason (kept with it)"}, 400
             )
-        from starlette.concurrency import run_in_threadpool
 
         def add() -> int:
             with workspace.overrides() as (project, overrides):

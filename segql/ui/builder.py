@@ -73,7 +73,8 @@ class Check:
         return not self.errors and self.count is not None
 
 
-def _problems(error: SegqlError) -> list[Problem]:
+def problems(error: SegqlError) -> list[Problem]:
+    """Each error of ``error`` (one, or the several a check found together)."""
     errors = error.errors if isinstance(error, SegqlErrors) else [error]
     return [Problem.of(e) for e in errors]
 
@@ -88,7 +89,7 @@ def check_condition(reading: Reading, condition: str, columns: list[str]) -> Che
         as_of = last_committed_as_of(project, warehouse)
         count, ids = preview_condition(project, warehouse, condition, as_of, SAMPLE)
     except SegqlError as error:
-        return Check(condition, errors=_problems(error))
+        return Check(condition, errors=problems(error))
     warnings = [Problem.of(u, "warning") for u in _unseen_in_condition(project, reading, parsed)]
     explanation = explain_condition(project, warehouse, parsed, as_of)
     try:

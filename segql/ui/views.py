@@ -15,12 +15,15 @@ from markupsafe import Markup
 
 from segql.explain import Explanation, explain_segment
 from segql.members import member_rows
+from segql.output import render
 from segql.overrides import COLUMNS as OVERRIDE_COLUMNS
+from segql.overrides import Overrides
 from segql.person import person_history, person_segments, person_traits
 from segql.preview import last_committed_as_of
+from segql.printer import format_definition
 from segql.report import charts
-from segql.report.queries import ReportData, SegmentFigures, collect_segment_figures
-from segql.reports import Rows
+from segql.report.queries import SegmentFigures, collect_segment_figures
+from segql.reports import Reports, Rows
 from segql.ui.workspace import Reading
 
 DAYS = 30  # the period of the overview and of the stat cards, as `segql stats` defaults
@@ -77,7 +80,7 @@ def overview(reading: Reading) -> Overview:
     for name, definition in definitions.items():
         recorded = name in versions
         entered, exited = moves.get(name, (0, 0))
-        figure = figures.get(name)
+        figure = figures.get(name)  # None: no run recorded it yet
         lines.append(
             SegmentLine(
                 name,
@@ -88,9 +91,7 @@ def overview(reading: Reading) -> Overview:
                 sizes.get(name, 0) if recorded else None,
                 entered,
                 exited,
-                charts.sparkline(figure)
-                if figure
-                else charts.sparkline(SegmentFigures(name, None, None, True)),
+                charts.sparkline(figure or SegmentFigures(name, None, None, in_project=True)),
             )
         )
     tags = sorted({tag for line in lines for tag in line.tags})
@@ -128,9 +129,6 @@ class SegmentDetail:
 def segment_detail(
     reading: Reading, name: str, columns: list[str], search: str, page: int
 ) -> SegmentDetail:
-    from segql.printer import format_definition
-    from segql.store import Store
-
     project, reports = reading.project, reading.reports
     project.select([name])  # an unknown name is an error, with a suggestion
     definition = project.definitions.segments[name]
@@ -152,9 +150,7 @@ def segment_detail(
             size, moves = charts.size_chart(figure, data), charts.moves_chart(figure, data)
             runs = [(p.commit_seq, p.as_of, p.size, p.entered, p.exited) for p in figure.points]
         members = member_page(reading, name, columns, search, page)
-        from segql.overrides import Overrides
-
-        listed = Overrides(reading.warehouse, Store(reports.store.schema)).list(name)
+        listed = Overrides(reading.warehouse, reports.store).list(name)
         overrides = [dict(zip(OVERRIDE_COLUMNS, row, strict=True)) for row in listed]
     return SegmentDetail(
         name,
@@ -198,15 +194,9 @@ def member_page(
 
 def members_csv(reading: Reading, name: str, columns: list[str]) -> str:
     """Exactly what ``segql members NAME --columns ... --format csv`` prints."""
-    from segql.output import render
-
-    if reading.reports is None:
-        from segql.reports import Reports
-
-        Reports(reading.warehouse, reading.project.config.warehouse.schema)  # the clear error
-    assert reading.reports is not None
     reading.project.select([name])
-    rows = member_rows(reading.project, reading.warehouse, reading.reports, name, columns, None)
+    reports = reading.reports or Reports(reading.warehouse, reading.project.config.warehouse.schema)
+    rows = member_rows(reading.project, reading.warehouse, reports, name, columns, None)
     return render(rows.columns, rows.rows, "csv") + "\n"
 
 
@@ -241,6 +231,3 @@ def person_detail(reading: Reading, person_id: str, explain: str | None) -> Pers
     if chosen is not None:
         explanation = explain_segment(project, reading.warehouse, chosen, as_of, person_id)
     return PersonDetail(person_id, segments, history, traits, names, chosen, explanation, as_of)
-
-
-__all__ = ["ReportData"]
