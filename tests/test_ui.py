@@ -475,6 +475,20 @@ def test_a_port_in_use_is_a_clear_error() -> None:
         listener.close()
 
 
+def test_segql_ui_on_a_taken_port_says_so(demo: Path) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    try:
+        port = str(taken.getsockname()[1])
+        result = CliRunner().invoke(main, ["--project", str(demo), "ui", "--port", port])
+    finally:
+        taken.close()
+    assert result.exit_code == 1
+    assert f"error: port {port} on 127.0.0.1 is in use" in result.stderr
+    assert "Traceback" not in result.output
+
+
 def test_segql_ui_help_answers() -> None:
     result = CliRunner().invoke(main, ["ui", "--help"])
     assert result.exit_code == 0
