@@ -380,6 +380,21 @@ def test_builder_count_funnel_and_errors_are_preview_and_explain(
     assert error.attributes["suggestion"][0]["data-start"] == "0"
 
 
+def test_builder_errors_on_a_later_line_are_the_clis(app: TestClient, demo: Path) -> None:
+    condition = "status = 'paid'\n  and staus = 'x'\n  and plann = 'pro'"
+    result = CliRunner().invoke(main, ["--project", str(demo), "preview", condition])
+    assert result.exit_code == 1
+    page = Cells(app.get("/builder/check", params={"condition": condition}).text)
+    assert "\n".join(page.text("error")) == "\n".join(
+        " ".join(block.split())
+        for block in result.stderr.strip().split("\n\n")
+        if not block.strip().endswith("errors")
+    )
+    assert page.text("error")[0].startswith("<condition>:2:7: error: unknown property 'staus'")
+    starts = [int(a["data-start"] or -1) for a in page.attributes["suggestion"]]
+    assert [condition[s : s + 5] for s in starts] == ["staus", "plann"]
+
+
 def test_builder_funnel_equals_explain_of_the_saved_segment(
     app: TestClient, keys: Secrets, demo: Path
 ) -> None:
