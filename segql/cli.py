@@ -650,17 +650,6 @@ def _broken_pipe() -> NoReturn:
     )
 
 
-def last_committed_as_of(project: Project, warehouse: Any) -> datetime:
-    """The as-of of the last committed run, or now (UTC) when nothing has run yet."""
-    from segql.reports import Reports
-    from segql.timeutil import utc_now
-
-    schema = project.config.warehouse.schema
-    if warehouse.table_columns(f"{schema}.segql_meta") is None:
-        return utc_now()
-    return Reports(warehouse, schema).last_as_of() or utc_now()
-
-
 @main.command()
 @click.argument("condition")
 @as_of_option
@@ -672,7 +661,7 @@ def preview(obj: Context, condition: str, as_of: str | None, sample: int, fmt: F
     """Count the people a condition selects, with a sample; nothing is written.
 
     Without --as-of the time is the last committed run's as-of (now before any run)."""
-    from segql.preview import preview_condition
+    from segql.preview import last_committed_as_of, preview_condition
     from segql.warehouse import connect
 
     project = obj.project()
@@ -755,6 +744,26 @@ def report(obj: Context, out: Path, days: int) -> None:
     with _ReadSession(obj) as session:
         path = write_report(session.warehouse, session.project, days, out)
     click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port on 127.0.0.1 (0: any free port).",
+)
+@click.option("--read-only", is_flag=True, help="Refuse every change (exclude, save).")
+@click.pass_obj
+@handle_errors
+def ui(obj: Context, port: int, read_only: bool) -> None:
+    """Serve the local app on 127.0.0.1: segments, members, people and a builder.
+
+    Prints the address to open, with a token that is new at each start (docs/ui.md)."""
+    from segql.ui import serve
+
+    serve(obj.project().config.root, port, read_only, click.echo)
 
 
 @main.group()

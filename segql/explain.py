@@ -53,6 +53,19 @@ def explain_segment(
     definition = project.definitions.segments[segment]
     condition = definition.where if definition.where is not None else definition.enter
     assert condition is not None
+    return explain_condition(project, warehouse, condition, as_of, person_id, segment)
+
+
+def explain_condition(
+    project: Project,
+    warehouse: Warehouse,
+    condition: ast.Condition,
+    as_of: datetime,
+    person_id: str | None = None,
+    segment: str = "",
+) -> Explanation:
+    """``explain_segment`` for a condition that is not (yet) a segment of the project, as
+    the builder of ``segql ui`` shows it."""
     items = list(condition.items) if isinstance(condition, ast.And) else [condition]
     taken = set(project.definitions.segments) | set(project.definitions.traits)
     prefix = "_explain"

@@ -4,6 +4,7 @@ as that type, and optionally columns of the people table and traits beside them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlglot import exp
@@ -29,41 +30,15 @@ def member_rows(
     limit: int | None,
 ) -> Rows:
     """``person_id``, ``entered_at``, ``run_id`` and the asked-for columns of each member."""
-    project.read_catalog(warehouse)
-    entity = project.config.entity
-    people = set(project.catalog.columns(entity.table) or ())
-    traits = [c for c in columns if c in project.definitions.traits]
-    for name in columns:
-        if name not in people and name not in project.definitions.traits:
-            raise SegqlNameError(
-                unknown_name_message("column", name, [*people, *project.definitions.traits]),
-                help="--columns takes columns of the people table and traits",
-            )
+    check_columns(project, warehouse, columns)
     recorded = reports.members(segment, None).rows
-    entity_columns = [c for c in columns if c in people and c not in traits]
-    values = _by_key(warehouse, _entity_query(project, entity_columns))
-    trait_values: dict[str, tuple[Any, ...]] = {}
-    if traits:
-        as_of = reports.last_as_of() or utc_now()
-        query = compile_values_query(
-            project.analyzer,
-            {name: ast.Name(name) for name in traits},
-            get_dialect(warehouse.dialect.name),
-            as_of,
-            QueryOptions(),
-        )
-        trait_values = _by_key(warehouse, _keyed(query.subquery("v"), "person_id", traits))
+    values = column_values(project, warehouse, columns, reports.last_as_of() or utc_now())
     rows = []
     for person, entered_at, run_id in recorded:
         found = values.get(str(person))
         native = found[0] if found else person
         row: list[Any] = [native, entered_at, run_id]
-        for name in columns:
-            if name in traits:
-                found_trait = trait_values.get(str(person))
-                row.append(found_trait[1 + traits.index(name)] if found_trait else None)
-            else:
-                row.append(found[1 + entity_columns.index(name)] if found else None)
+        row.extend(found[1:] if found else (None,) * len(columns))
         rows.append(tuple(row))
     rows.sort(key=lambda r: (isinstance(r[0], str), r[0]))
     if limit is not None:
@@ -71,9 +46,66 @@ def member_rows(
     return Rows(("person_id", "entered_at", "run_id", *columns), rows)
 
 
-def _entity_query(project: Project, columns: Sequence[str]) -> exp.Select:
+def check_columns(project: Project, warehouse: Warehouse, columns: Sequence[str]) -> None:
+    """Every name is a column of the people table or a trait (an error names the closest)."""
+    project.read_catalog(warehouse)
+    people = set(project.catalog.columns(project.config.entity.table) or ())
+    for name in columns:
+        if name not in people and name not in project.definitions.traits:
+            raise SegqlNameError(
+                unknown_name_message("column", name, [*people, *project.definitions.traits]),
+                help="--columns takes columns of the people table and traits",
+            )
+
+
+def column_values(
+    project: Project,
+    warehouse: Warehouse,
+    columns: Sequence[str],
+    as_of: datetime,
+    person_ids: Sequence[str] | None = None,
+) -> dict[str, tuple[Any, ...]]:
+    """By id as text: the id in its column's own type, then each of ``columns`` (people
+    columns as stored, traits at ``as_of``); of everybody, or of ``person_ids`` only.
+    The names must have passed ``check_columns``."""
+    if person_ids is not None and not person_ids:
+        return {}
+    traits = [c for c in columns if c in project.definitions.traits]
+    entity_columns = [c for c in columns if c not in traits]
     entity = project.config.entity
-    return _keyed(table_ref(entity.table), entity.id, columns)
+    select = _keyed(table_ref(entity.table), entity.id, entity_columns)
+    if person_ids is not None:
+        text_id = exp.cast(exp.column(entity.id, quoted=True), "VARCHAR")
+        select = select.where(text_id.isin(*(exp.Literal.string(str(p)) for p in person_ids)))
+    values = _by_key(warehouse, select)
+    trait_values: dict[str, tuple[Any, ...]] = {}
+    if traits:
+        options = (
+            QueryOptions()
+            if person_ids is None
+            else QueryOptions(person_ids=tuple(str(p) for p in person_ids))
+        )
+        query = compile_values_query(
+            project.analyzer,
+            {name: ast.Name(name) for name in traits},
+            get_dialect(warehouse.dialect.name),
+            as_of,
+            options,
+        )
+        trait_values = _by_key(warehouse, _keyed(query.subquery("v"), "person_id", traits))
+    found: dict[str, tuple[Any, ...]] = {}
+    for key, row in values.items():
+        own = trait_values.get(key)
+        found[key] = (
+            row[0],
+            *(
+                (own[1 + traits.index(c)] if own else None)
+                if c in traits
+                else row[1 + entity_columns.index(c)]
+                for c in columns
+            ),
+        )
+    return found
 
 
 def _keyed(source: exp.Expr, id_column: str, columns: Sequence[str]) -> exp.Select:

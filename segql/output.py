@@ -103,3 +103,8 @@ def _text(value: Any) -> str:
         return f"{value:.4g}" if abs(value) < 1e15 else str(value)
     plain = _plain(value)
     return str(plain)
+
+
+def cell_text(value: Any) -> str:
+    """One value as the aligned table writes it (``segql ui`` shows values so)."""
+    return _text(value)

@@ -38,3 +38,14 @@ def preview_condition(
     person = exp.column("person_id", quoted=True)
     ids = warehouse.run(exp.select(person).from_(query).order_by(person.copy()).limit(sample))
     return int(count), [row[0] for row in ids]
+
+
+def last_committed_as_of(project: Project, warehouse: Warehouse) -> datetime:
+    """The as-of of the last committed run, or now (UTC) when nothing has run yet: the
+    time ``segql preview`` (and the builder of ``segql ui``) counts at by default."""
+    from segql.reports import Reports
+
+    schema = project.config.warehouse.schema
+    if warehouse.table_columns(f"{schema}.segql_meta") is None:
+        return utc_now()
+    return Reports(warehouse, schema).last_as_of() or utc_now()

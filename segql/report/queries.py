@@ -7,7 +7,7 @@ Python, never a member id.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -277,6 +277,30 @@ class ReportQueries:
 
 def collect_report(warehouse: Warehouse, project: Project, days: int) -> ReportData:
     """Ask the warehouse for every aggregate the page shows."""
+    data = collect_segment_figures(warehouse, project, days)
+    queries = ReportQueries(Store(data.schema))
+    overlap_names = [f.name for f in data.segments if f.size > 0][:OVERLAP_LIMIT]
+    overlap: dict[tuple[str, str], int] = {}
+    if overlap_names:
+        for a, b, count in warehouse.run(queries.overlap(overlap_names)):
+            overlap[(a, b)] = int(count)
+
+    run_counts = {str(status): int(count) for status, count in warehouse.run(queries.run_counts())}
+    log = [
+        RunLogRow(
+            str(r[0]), _as_datetime(r[1]), _as_datetime(r[2]), _as_datetime(r[3]), str(r[4]),
+            None if r[5] is None else int(r[5]), r[6], int(r[7] or 0), int(r[8] or 0),
+        )
+        for r in warehouse.run(queries.run_log(RUN_LOG_LIMIT))
+    ]  # fmt: skip
+    return replace(
+        data, overlap_names=overlap_names, overlap=overlap, runs=log, run_counts=run_counts
+    )
+
+
+def collect_segment_figures(warehouse: Warehouse, project: Project, days: int) -> ReportData:
+    """Each segment's size, moves in the period and size after each run (the figures of the
+    report's segment cards, also shown by ``segql ui``); no overlap and no run log."""
     if days < 1:
         raise SegqlError(f"--days must be at least 1 (got {days})")
     schema = project.config.warehouse.schema
@@ -324,20 +348,6 @@ def collect_report(warehouse: Warehouse, project: Project, days: int) -> ReportD
     ]  # fmt: skip
     shown.sort(key=lambda f: (-f.size, f.name))
 
-    overlap_names = [f.name for f in shown if f.size > 0][:OVERLAP_LIMIT]
-    overlap: dict[tuple[str, str], int] = {}
-    if overlap_names:
-        for a, b, count in warehouse.run(queries.overlap(overlap_names)):
-            overlap[(a, b)] = int(count)
-
-    run_counts = {str(status): int(count) for status, count in warehouse.run(queries.run_counts())}
-    log = [
-        RunLogRow(
-            str(r[0]), _as_datetime(r[1]), _as_datetime(r[2]), _as_datetime(r[3]), str(r[4]),
-            None if r[5] is None else int(r[5]), r[6], int(r[7] or 0), int(r[8] or 0),
-        )
-        for r in warehouse.run(queries.run_log(RUN_LOG_LIMIT))
-    ]  # fmt: skip
     return ReportData(
         project=project.config.root.name,
         schema=schema,
@@ -345,10 +355,10 @@ def collect_report(warehouse: Warehouse, project: Project, days: int) -> ReportD
         last_as_of=last,
         since=since,
         segments=shown,
-        overlap_names=overlap_names,
-        overlap=overlap,
-        runs=log,
-        run_counts=run_counts,
+        overlap_names=[],
+        overlap={},
+        runs=[],
+        run_counts={},
     )
 
 
