@@ -804,14 +804,7 @@ class Parser:
         with self.nested():
             while self.at_word("when"):
                 self.advance()
-                condition = self.parse_condition()
-                if not self.at_word("then"):
-                    raise self.error(
-                        "'then' and a value after the condition",
-                        help="inside `case when`, write `did ...` in parentheses: "
-                        "case when (did login within 7 days) then 1 end",
-                    )
-                self.advance()
+                condition = self.parse_branch_condition()
                 branches.append((condition, self.parse_expr()))
             default = None
             if self.at_word("else"):
@@ -822,6 +815,31 @@ class Parser:
                 raise self.error(f"'when', {expected} in the case expression")
             self.advance()
         return ast.CaseWhen(tuple(branches), default, span=self.span_from(start))
+
+    def parse_branch_condition(self) -> ast.Condition:
+        """A branch's condition, up to the first ``then`` outside parentheses: that one is
+        the branch's, even after ``did x`` (a sequence there is written in parentheses).
+        While the condition is parsed, that ``then`` is an operator no rule takes."""
+        depth, end = 0, self.pos
+        while self.tokens[end].kind != "EOF":
+            token = self.tokens[end]
+            if token.kind == "OP" and token.value in "()":
+                depth += 1 if token.value == "(" else -1
+            elif depth == 0 and token.is_word("then"):
+                break
+            end += 1
+        then = self.tokens[end]
+        if then.kind == "EOF":
+            raise self.error("a condition and 'then' after 'when'", then)
+        self.tokens[end] = Token("OP", then.value, then.span)
+        try:
+            condition = self.parse_condition()
+        finally:
+            self.tokens[end] = then
+        if self.pos != end:
+            raise self.error("'then' and a value after the condition")
+        self.advance()
+        return condition
 
 
 def _number_value(text: str) -> int | float:
