@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlglot import exp
 
-from segql import project_from_text
+from segql import ast, project_from_text
 from segql.catalog import Catalog
 from segql.compiler import QueryOptions, compile_membership_query, compile_values_query
 from segql.config import config_from_dict
@@ -74,9 +74,7 @@ def test_round_trip_of_every_construct() -> None:
 
 def test_names_that_look_like_the_new_words_still_parse() -> None:
     """`member`, `ever`, `entered` as columns: the new forms need the words after them."""
-    module = parse(
-        "segment a where member = 1 and ever in ('x') and entered is set and `end` > 0"
-    )
+    module = parse("segment a where member = 1 and ever in ('x') and entered is set and `end` > 0")
     assert parse(format_module(module)) == module
 
 
@@ -145,10 +143,9 @@ def test_a_segment_may_name_itself_in_a_history_condition() -> None:
 # --- values on every engine ----------------------------------------------------------------
 
 
-def _values(
-    engine: Engine, project: Project, values: dict[str, str]
-) -> dict[Any, dict[str, Any]]:
-    exprs = {label: parse(f"trait x = {text}").definitions[0].expr for label, text in values.items()}  # type: ignore[union-attr]
+def _values(engine: Engine, project: Project, values: dict[str, str]) -> dict[Any, dict[str, Any]]:
+    traits = parse("\n".join(f"trait {label} = {text}" for label, text in values.items()))
+    exprs = {d.name: d.expr for d in traits.definitions if isinstance(d, ast.Trait)}
     project.check()
     query = compile_values_query(
         project.analyzer, exprs, get_dialect(engine.dialect), T, QueryOptions()
