@@ -817,15 +817,19 @@ class Parser:
         return ast.CaseWhen(tuple(branches), default, span=self.span_from(start))
 
     def parse_branch_condition(self) -> ast.Condition:
-        """A branch's condition, up to the first ``then`` outside parentheses: that one is
-        the branch's, even after ``did x`` (a sequence there is written in parentheses).
+        """A branch's condition, up to the first ``then`` outside parentheses and inner
+        ``case``s: that one is the branch's, even after ``did x`` (a sequence there is written in parentheses).
         While the condition is parsed, that ``then`` is an operator no rule takes."""
-        depth, end = 0, self.pos
+        depth, inner_cases, end = 0, 0, self.pos
         while self.tokens[end].kind != "EOF":
             token = self.tokens[end]
             if token.kind == "OP" and token.value in "()":
                 depth += 1 if token.value == "(" else -1
-            elif depth == 0 and token.is_word("then"):
+            elif token.is_word("case") and self.tokens[end + 1].is_word("when"):
+                inner_cases += 1  # a case inside the condition has thens of its own
+            elif token.is_word("end") and inner_cases > 0:
+                inner_cases -= 1
+            elif depth == 0 and inner_cases == 0 and token.is_word("then"):
                 break
             end += 1
         then = self.tokens[end]

@@ -51,6 +51,7 @@ trait ltv = sum(purchase.amount)
 trait tier = case when ltv >= 1000 then 'gold' when ltv >= 250 then 'silver' else 'bronze' end
 trait no_else = case when did login within 7 days then 1 end
 trait seq = case when (did signup then login within 1 day) then 1 else 0 end
+trait nested = case when case when ltv > 1 then 1 else 0 end = 1 then 'a' end
 segment holdout where bucket(100, 'spring_promo') < 10 and bucket(4) = 0
 segment send where not in holdout
 segment top where ltv >= quantile(0.8, ltv) and ltv > 2 * population_avg(ltv)
