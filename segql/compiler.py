@@ -44,7 +44,7 @@ from segql.checker import PERSON, Analyzer, PersonScope, RowScope, is_relative_p
 from segql.config import SourceConfig
 from segql.dialect import TYPE, Dialect
 from segql.errors import SegqlError
-from segql.history_sql import HistorySource, history_select, project_history
+from segql.history_sql import HistorySource, history_select, project_history, recorded_select
 from segql.lists import LIST_COLUMN, read_id_list
 from segql.naming import (
     aggregate_name,
@@ -60,6 +60,7 @@ from segql.sqltext import generate_sql
 PERSON_ID = "person_id"
 _PEOPLE = "segql_people"
 _STAGE_0 = "segql_stage_0"
+_RECORDED = "segql_recorded"  # the recorded changes history conditions read (9.6)
 EVENT_TIME = "event_time"
 EVENT_NAME = "event_name"
 PROPERTIES = "properties"
@@ -440,6 +441,10 @@ class QueryBuilder:
             name = f"segql_seq_{column}"
             ctes.append(_cte(name, self.sequence_sql[column]))
             joins.append(name)
+        if self.histories:
+            segments = [test.segment for test in self.histories]
+            recorded = recorded_select(self.history_source, self.now(), segments)
+            ctes.append(_cte(_RECORDED, recorded))
         for column in self.histories.values():
             ctes.append(_cte(f"segql_hist_{column}", self.history_sql[column]))
         stage = exp.select(exp.column(PERSON_ID, table=_PEOPLE, quoted=True)).from_(
@@ -1403,9 +1408,7 @@ class QueryBuilder:
             since = (
                 None if test.duration is None else self.shift(self.now(), test.duration, -1)
             )
-            self.history_sql[column] = history_select(
-                test, self.history_source, self.now(), since
-            )
+            self.history_sql[column] = history_select(test, _RECORDED, since)
         return self.column_ref(self.histories[test])
 
     def join_history(self, stage: exp.Select, column: str) -> exp.Select:

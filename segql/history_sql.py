@@ -1,9 +1,9 @@
 """Conditions on recorded membership as SQL (language.md 9.6).
 
-Each condition is a select of the ids (as text, as ``segql_history`` keeps them) of the
-people for whom it holds, read from the changes of committed runs whose as-of is before
-``T``: a run never sees its own changes, so a rerun at the same as-of gives the same
-answer and a segment may name itself.
+The changes of committed runs whose as-of is before ``T`` are read once (``segql_recorded``);
+each condition is a select from them of the ids (as text, as ``segql_history`` keeps them)
+of the people for whom it holds. A run never sees its own changes, so a rerun at the same
+as-of gives the same answer, and a segment may name itself.
 """
 
 from __future__ import annotations
@@ -43,13 +43,12 @@ def _column(name: str) -> exp.Column:
     return exp.column(name, quoted=True)
 
 
-def history_select(
-    test: ast.HistoryTest, source: HistorySource, now: exp.Expr, since: exp.Expr | None
-) -> exp.Select:
-    """``person_id`` of each person the test holds for, once. ``now`` is ``T``; ``since``
-    is ``T - D`` for the tests that take a duration."""
+def recorded_select(source: HistorySource, now: exp.Expr, segments: list[str]) -> exp.Select:
+    """The changes every condition reads, read once: those of ``segments`` recorded by
+    committed runs before ``now`` (``T``)."""
+    names = [exp.Literal.string(name) for name in sorted(set(segments))]
     filters: list[exp.Expr] = [
-        _column("segment").eq(exp.Literal.string(test.segment)),
+        _column("segment").isin(*names),
         exp.LT(this=_column("as_of"), expression=now),
     ]
     if source.runs is not None:
@@ -59,7 +58,21 @@ def history_select(
             .where(_column("status").eq(exp.Literal.string("committed")), copy=False)
         )
         filters.append(exp.In(this=_column("run_id"), query=committed.subquery(copy=False)))
-    select = exp.select(_column("person_id")).from_(source.history.copy(), copy=False)
+    columns = [_column(name) for name in ("segment", "person_id", "change", "as_of", "commit_seq")]
+    return (
+        exp.select(*columns)
+        .from_(source.history.copy(), copy=False)
+        .where(_all(filters), copy=False)
+    )
+
+
+def history_select(test: ast.HistoryTest, recorded: str, since: exp.Expr | None) -> exp.Select:
+    """``person_id`` of each person the test holds for, once, from the CTE ``recorded``
+    (``recorded_select``). ``since`` is ``T - D`` for the tests that take a duration."""
+    filters: list[exp.Expr] = [_column("segment").eq(exp.Literal.string(test.segment))]
+    select = exp.select(_column("person_id")).from_(
+        exp.to_identifier(recorded, quoted=True), copy=False
+    )
     if test.kind == "member_for":
         assert since is not None
         select = select.where(_all(filters), copy=False).group_by(_column("person_id"), copy=False)

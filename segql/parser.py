@@ -818,8 +818,9 @@ class Parser:
 
     def parse_branch_condition(self) -> ast.Condition:
         """A branch's condition, up to the first ``then`` outside parentheses and inner
-        ``case``s: that one is the branch's, even after ``did x`` (a sequence there is written in parentheses).
-        While the condition is parsed, that ``then`` is an operator no rule takes."""
+        ``case``s: that one is the branch's, even after ``did x`` (a sequence there is
+        written in parentheses). While the condition is parsed, that ``then`` is an
+        operator no rule takes."""
         depth, inner_cases, end = 0, 0, self.pos
         while self.tokens[end].kind != "EOF":
             token = self.tokens[end]
