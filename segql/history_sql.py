@@ -33,6 +33,22 @@ def project_history(schema: str) -> HistorySource:
     return HistorySource(_table(schema, HISTORY_TABLE), _table(schema, RUNS_TABLE))
 
 
+def no_history() -> HistorySource:
+    """No recorded runs (segql's tables not made yet): every condition on them is false."""
+    columns = (
+        ("segment", "VARCHAR"),
+        ("person_id", "VARCHAR"),
+        ("change", "VARCHAR"),
+        ("as_of", "TIMESTAMP"),
+        ("commit_seq", "BIGINT"),
+        ("run_id", "VARCHAR"),
+    )
+    empty = exp.select(
+        *(exp.alias_(exp.cast(exp.null(), kind), name, quoted=True) for name, kind in columns)
+    ).where(exp.false())
+    return HistorySource(empty.subquery("segql_no_history"), runs=None)
+
+
 def _table(schema: str, name: str) -> exp.Table:
     return exp.Table(
         this=exp.to_identifier(name, quoted=True), db=exp.to_identifier(schema, quoted=True)

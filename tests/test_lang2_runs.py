@@ -95,3 +95,19 @@ def test_runs_read_the_history_committed_before_them(runtime: RuntimeProject) ->
     definitions = list(project.definitions.segments.values())
     found = evaluate(definitions, project.config, data, D1 + 4 * DAY, history=changes)
     assert {k: {str(p) for p in v} for k, v in found.items()} == expected_d5
+
+
+def test_evaluate_before_any_run_reads_no_history(tmp_path: Path) -> None:
+    """``segql eval --person`` before the first run (segql's tables not made yet): the
+    conditions on recorded membership are false, not an error; after runs, they read it."""
+    runtime = RuntimeProject(tmp_path / "project", "duckdb")
+    runtime.write_rules(RULES)
+    runtime.load(_tables({1: "paid", 2: "paid", 3: "free"}))
+    project = load_project(runtime.root)
+    assert project.evaluate(["1", "3"], as_of=D1) == {"1": ["paid"], "3": ["returning"]}
+    runtime.run(D1)
+    runtime.load(_tables({1: "paid", 2: "free", 3: "free"}))
+    runtime.run(D1 + 2 * DAY)
+    assert project.evaluate(["1", "2", "3"], as_of=D1 + 2 * DAY) == {
+        "1": ["paid", "veteran"], "2": [], "3": ["returning"]
+    }  # fmt: skip
