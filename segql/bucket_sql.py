@@ -6,7 +6,8 @@ each reads hex digits into a number its own way (``'x'||h::bit(32)`` on PostgreS
 on Spark, ``TO_NUMBER(h, 'XXXXXXXX')`` on Snowflake, ``FROM_BASE`` on Trino), some of them
 signed. So the digits are read here one at a time, with the position of each in
 ``'0123456789abcdef'``: one expression, the same on every dialect, that cannot overflow
-(it stays below 2^32 in a BIGINT).
+(it stays below 2^32 in a BIGINT). A dialect may say it has an exact cast of hex text to
+an unsigned number (``hex_digits = "hex_cast"``: DuckDB), which is faster.
 """
 
 from __future__ import annotations
@@ -39,8 +40,17 @@ def digest_hex(person: exp.Expr, salt: str) -> exp.Expr:
     return exp.Lower(this=exp.MD5(this=keyed))
 
 
-def bucket_from_hex(digest: exp.Expr, buckets: int) -> exp.Expr:
-    """The first eight hex digits of ``digest`` as a number, ``mod buckets``."""
+def bucket_from_hex(digest: exp.Expr, buckets: int, hex_digits: str = "positions") -> exp.Expr:
+    """The first eight hex digits of ``digest`` as a number, ``mod buckets``; ``hex_digits``
+    is the dialect's way to read them (``Dialect.hex_digits``)."""
+    count = exp.Literal.number(buckets)
+    if hex_digits == "hex_cast":
+        first = exp.Substring(
+            this=digest, start=exp.Literal.number(1), length=exp.Literal.number(DIGITS_READ)
+        )
+        hex_text = exp.Concat(expressions=[exp.Literal.string("0x"), first])
+        number = exp.cast(hex_text, TYPE.UBIGINT, copy=False)
+        return exp.Mod(this=number, expression=count)
     total: exp.Expr | None = None
     for index in range(DIGITS_READ):
         digit = exp.Substring(
@@ -58,4 +68,4 @@ def bucket_from_hex(digest: exp.Expr, buckets: int) -> exp.Expr:
         )
         total = term if total is None else exp.Add(this=total, expression=term)
     assert total is not None
-    return exp.Mod(this=exp.Paren(this=total), expression=exp.Literal.number(buckets))
+    return exp.Mod(this=exp.Paren(this=total), expression=count)

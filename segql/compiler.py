@@ -1349,9 +1349,10 @@ class QueryBuilder:
         salt = call.args[1].value if len(call.args) > 1 else self.config.salt  # type: ignore[union-attr]
         if salt not in self.bucket_digests:
             column = self.new_column(column_name(["bucket_md5"], salt, exact=False))
-            digest = digest_hex(self.column_ref(PERSON_ID), str(salt))
-            self.bucket_digests[salt] = self.add_column(column, digest)  # type: ignore[index]
-        return bucket_from_hex(self.column_ref(self.bucket_digests[salt]), buckets)  # type: ignore[index]
+            text = digest_hex(self.column_ref(PERSON_ID), str(salt))
+            self.bucket_digests[salt] = self.add_column(column, text)  # type: ignore[index]
+        digest = self.column_ref(self.bucket_digests[salt])  # type: ignore[index]
+        return bucket_from_hex(digest, buckets, self.dialect.hex_digits)
 
     def statistic_column(self, call: ast.Call) -> str:
         """A population value (``quantile``, ``median``, ``population_*``): one row of

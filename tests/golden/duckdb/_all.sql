@@ -417,9 +417,7 @@ WITH "segql_people" AS (
     END AS "ntile_5_233de2",
     COALESCE(
       "in__subscribers"
-      AND (
-        CAST(STRPOS('0123456789abcdef', SUBSTRING("bucket_md5_10f284", 1, 1)) - 1 AS BIGINT) * 268435456 + CAST(STRPOS('0123456789abcdef', SUBSTRING("bucket_md5_10f284", 2, 1)) - 1 AS BIGINT) * 16777216 + CAST(STRPOS('0123456789abcdef', SUBSTRING("bucket_md5_10f284", 3, 1)) - 1 AS BIGINT) * 1048576 + CAST(STRPOS('0123456789abcdef', SUBSTRING("bucket_md5_10f284", 4, 1)) - 1 AS BIGINT) * 65536 + CAST(STRPOS('0123456789abcdef', SUBSTRING("bucket_md5_10f284", 5, 1)) - 1 AS BIGINT) * 4096 + CAST(STRPOS('0123456789abcdef', SUBSTRING("bucket_md5_10f284", 6, 1)) - 1 AS BIGINT) * 256 + CAST(STRPOS('0123456789abcdef', SUBSTRING("bucket_md5_10f284", 7, 1)) - 1 AS BIGINT) * 16 + CAST(STRPOS('0123456789abcdef', SUBSTRING("bucket_md5_10f284", 8, 1)) - 1 AS BIGINT)
-      ) % 100 < 10,
+      AND CAST('0x' || SUBSTRING("bucket_md5_10f284", 1, 8) AS UBIGINT) % 100 < 10,
       FALSE
     ) AS "in__promo_holdout"
   FROM "segql_stage_1"
