@@ -31,7 +31,7 @@ from segql.printer import format_module
 from segql.project import Project
 from segql.reference import RecordedChange, evaluate, evaluate_traits
 from tests.support.engines import Engine, Table
-from tests.support.scenario import make_project, make_tables, person
+from tests.support.scenario import event, make_project, make_tables, person
 
 T = datetime(2026, 3, 15, 12, 0, 0)
 DAY = timedelta(days=1)
@@ -457,3 +457,28 @@ def test_plan_shows_population_values_as_not_incremental() -> None:
     assert "population values (over everybody, one row, recomputed each run):" in text
     assert "quantile(0.8, ltv2)" in text
     assert any(c.kind == "bucket_digest" for s in plan.stages for c in s.columns)
+
+
+def test_case_inside_an_event_filter(engine: Engine) -> None:
+    """A ``case`` over a row's columns, in an event filter: its conditions read the row."""
+    rules = """
+    segment big_orders where count(purchase where (case when amount >= 10 then 'big'
+                                                        when amount is set then 'small'
+                                                        end) = 'big') >= 2
+    segment unpriced where did purchase where (case when amount >= 0 then 1 end) is not set
+    """
+    tables = make_tables(
+        people=[person(i) for i in (1, 2, 3)],
+        events=[
+            event(1, "purchase", T - DAY, amount=10.0),
+            event(1, "purchase", T - DAY, amount=25.0),
+            event(2, "purchase", T - DAY, amount=10.0),
+            event(2, "purchase", T - DAY, amount=9.5),
+            event(3, "purchase", T - DAY),  # no amount: neither branch, so null
+        ],
+    )
+    engine.load(tables)
+    project = make_project(rules)
+    expected = {"big_orders": {1}, "unpriced": {3}}
+    assert _members(engine, project) == expected
+    assert _reference(project, tables) == expected
