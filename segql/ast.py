@@ -57,7 +57,21 @@ POPULATION_FUNCTIONS: dict[str, tuple[int, int | None]] = {
     "row_number": (1, 1),
     "percent_rank": (1, 1),
 }
-FUNCTIONS = {**SCALAR_FUNCTIONS, **POPULATION_FUNCTIONS}
+# --- v2: lang2 (language.md 9.5, 9.7) ---
+# bucket(n[, 'salt']): a stable number 0..n-1 from the person's id (a scalar of the id).
+BUCKET_FUNCTIONS: dict[str, tuple[int, int | None]] = {"bucket": (1, 2)}
+# One value over everybody, the same for every person (not a rank).
+POPULATION_VALUES: dict[str, tuple[int, int | None]] = {
+    "quantile": (2, 2),
+    "median": (1, 1),
+    "population_avg": (1, 1),
+    "population_min": (1, 1),
+    "population_max": (1, 1),
+    "population_count": (1, 1),
+}
+FUNCTIONS = {
+    **SCALAR_FUNCTIONS, **POPULATION_FUNCTIONS, **BUCKET_FUNCTIONS, **POPULATION_VALUES
+}  # fmt: skip
 
 
 def _span() -> Any:
@@ -197,6 +211,19 @@ class Aggregate:
     span: Span | None = _span()
 
 
+# --- v2: lang2 (language.md 9.8) ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CaseWhen:
+    """``case when C1 then A [when C2 then B ...] [else E] end``: the value of the first
+    condition that holds (a null makes a condition false); null without ``else``."""
+
+    branches: tuple[tuple[Condition, Expr], ...]
+    default: Expr | None = None
+    span: Span | None = _span()
+
+
 Expr = (
     Number
     | String
@@ -211,6 +238,7 @@ Expr = (
     | Arithmetic
     | Call
     | Aggregate
+    | CaseWhen
 )
 
 
@@ -332,6 +360,22 @@ class IdList:
     span: Span | None = _span()
 
 
+# --- v2: lang2 (language.md 9.6) ------------------------------------------------------
+
+HistoryKind = Literal["entered", "exited", "member_for", "ever"]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryTest:
+    """A condition on the membership that earlier committed runs recorded (as-of < T):
+    ``entered X within D``, ``exited X within D``, ``member of X for D``, ``ever in X``."""
+
+    kind: HistoryKind
+    segment: str
+    duration: Duration | None = None
+    span: Span | None = _span()
+
+
 Condition = (
     IdList
     | And
@@ -346,6 +390,7 @@ Condition = (
     | InSegment
     | Sequence
     | Truth
+    | HistoryTest
 )
 
 

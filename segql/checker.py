@@ -195,7 +195,13 @@ class Analyzer:
             return self.aggregate_type(expr)
         if isinstance(expr, ast.Call):
             return self.call_type(expr, scope)
+        if isinstance(expr, ast.CaseWhen):
+            return self.case_type(expr, scope)
         raise TypeError(f"not an expression: {expr!r}")
+
+    def case_type(self, case: ast.CaseWhen, scope: Scope) -> ValueType:
+        """The one kind of a ``case`` expression's branches (language.md 9.8)."""
+        return _common_type(self.type_of(value, scope) for value in case_values(case)) or "any"
 
     def aggregate_type(self, aggregate: ast.Aggregate) -> ValueType:
         if aggregate.func in ("first_time", "last_time"):
@@ -207,6 +213,8 @@ class Analyzer:
         return "number"
 
     def call_type(self, call: ast.Call, scope: Scope) -> ValueType:
+        if call.func in ("population_min", "population_max"):
+            return self.type_of(call.args[0], scope)
         if call.func in ("lower", "upper"):
             return "string"
         if call.func in ("coalesce", "least", "greatest"):
@@ -342,6 +350,8 @@ class Checker:
                 self.id_table(condition)
         elif isinstance(condition, ast.Sequence):
             self.sequence(condition, scope)
+        elif isinstance(condition, ast.HistoryTest):
+            self.history_test(condition, scope)
         else:
             raise TypeError(f"not a condition: {condition!r}")
 
@@ -501,6 +511,8 @@ class Checker:
         if isinstance(expr, ast.Call):
             self.call(expr, scope)
             return analyzer.call_type(expr, scope)
+        if isinstance(expr, ast.CaseWhen):
+            return self.case_when(expr, scope)
         return analyzer.type_of(expr, scope)
 
     def number(self, expr: ast.Expr, scope: Scope, what: str) -> None:
@@ -547,6 +559,9 @@ class Checker:
             )
 
     def call(self, call: ast.Call, scope: Scope) -> None:
+        if call.func in ast.BUCKET_FUNCTIONS or call.func in ast.POPULATION_VALUES:
+            self.lang2_call(call, scope)
+            return
         kinds = [self.expr(arg, scope) for arg in call.args]
         func = call.func
         if func in ast.POPULATION_FUNCTIONS and isinstance(scope, RowScope):
@@ -573,6 +588,99 @@ class Checker:
                 wanted = " or ".join(expected)
                 raise SegqlTypeError(f"{func}() takes a {wanted}, but this is a {kind}", arg.span)
 
+    # --- v2: lang2 (language.md 9.5 to 9.8) ---------------------------------------------
+
+    def lang2_call(self, call: ast.Call, scope: Scope) -> None:
+        """``bucket(n[, 'salt'])`` and the population values (``quantile`` and the rest)."""
+        func = call.func
+        if isinstance(scope, RowScope):
+            what = "reads the person's id" if func == "bucket" else "is a value over everybody"
+            raise SegqlTypeError(
+                f"{func}() {what}, so it cannot stand inside an event filter", call.span,
+                help="move it out of the event filter",
+            )  # fmt: skip
+        if func == "bucket":
+            count = call.args[0]
+            if not (isinstance(count, ast.Number) and isinstance(count.value, int)):
+                raise SegqlTypeError(
+                    "the first argument of bucket() is a whole number of buckets",
+                    count.span,
+                    help="for example bucket(100) < 10 for a stable 10%",
+                )
+            if count.value < 1:
+                raise SegqlTypeError("bucket() needs at least 1 bucket", count.span)
+            if len(call.args) > 1 and not isinstance(call.args[1], ast.String):
+                raise SegqlTypeError(
+                    "the salt of bucket() is a quoted text", call.args[1].span,
+                    help="for example bucket(100, 'spring_promo')",
+                )  # fmt: skip
+            return
+        if func == "quantile":
+            p = call.args[0]
+            if not isinstance(p, ast.Number):
+                raise SegqlTypeError(
+                    "the first argument of quantile() is a number from 0 to 1", p.span,
+                    help="for example quantile(0.8, lifetime_value)",
+                )  # fmt: skip
+            if not 0 <= p.value <= 1:
+                raise SegqlTypeError(
+                    f"quantile() takes p from 0 to 1, found {p.value}", p.span,
+                    help="the 80th percentile is quantile(0.8, ...)",
+                )  # fmt: skip
+        value = call.args[-1]
+        kind = self.expr(value, scope)
+        wanted: tuple[ValueType, ...] = _POPULATION_VALUE_KINDS[func]
+        if wanted and kind not in (*wanted, "json", "any", "null"):
+            raise SegqlTypeError(
+                f"{func}() takes a {' or '.join(wanted)}, but this is a {kind}", value.span
+            )
+
+    def case_when(self, case: ast.CaseWhen, scope: Scope) -> ValueType:
+        """Each condition checked, and every branch of one kind (language.md 9.8)."""
+        for condition, _ in case.branches:
+            self._guard(partial(self.condition, condition, scope))
+        kinds = [(value, self.expr(value, scope)) for value in case_values(case)]
+        known = [(value, kind) for value, kind in kinds if kind not in ("null", "any", "json")]
+        for value, kind in known[1:]:
+            if kind != known[0][1]:
+                raise SegqlTypeError(
+                    f"the branches of case are of one kind: this is a {kind}, "
+                    f"the first is a {known[0][1]}",
+                    value.span,
+                    help="give every branch values of one kind (numbers, texts, times)",
+                )
+        return known[0][1] if known else "null"
+
+    def history_test(self, test: ast.HistoryTest, scope: Scope) -> None:
+        """The segment named has a definition (it may be the segment being defined)."""
+        if isinstance(scope, RowScope):
+            raise SegqlTypeError(
+                "a condition on recorded membership is about the person, not an event row",
+                test.span,
+                help="move it out of the event filter",
+            )
+        segments = self.analyzer.definitions.segments
+        if test.segment not in segments:
+            raise SegqlNameError(
+                unknown_name_message("segment", test.segment, segments), test.span
+            )
+
+
+def case_values(case: ast.CaseWhen) -> list[ast.Expr]:
+    """The values a ``case`` can give: every branch's, and the ``else``."""
+    values = [value for _, value in case.branches]
+    return values if case.default is None else [*values, case.default]
+
+
+# The kinds each population value takes (empty: any kind).
+_POPULATION_VALUE_KINDS: dict[str, tuple[ValueType, ...]] = {
+    "quantile": ("number",),
+    "median": ("number",),
+    "population_avg": ("number",),
+    "population_min": ("number", "time"),
+    "population_max": ("number", "time"),
+    "population_count": (),
+}
 
 _ACTIVE = ("active_days", "active_weeks", "active_months")
 _ARGUMENT_KINDS: dict[str, tuple[ValueType, ...]] = {

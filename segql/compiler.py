@@ -38,19 +38,29 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect as SqlglotDialect
 
 from segql import ast
+from segql.bucket_sql import bucket_from_hex, digest_hex
 from segql.catalog import ValueType
 from segql.checker import PERSON, Analyzer, PersonScope, RowScope, is_relative_point, walk
 from segql.config import SourceConfig
 from segql.dialect import TYPE, Dialect
 from segql.errors import SegqlError
+from segql.history_sql import HistorySource, history_select, project_history, recorded_select
 from segql.lists import LIST_COLUMN, read_id_list
-from segql.naming import aggregate_name, column_name, population_name, sequence_name
+from segql.naming import (
+    aggregate_name,
+    column_name,
+    duration_name,
+    population_name,
+    sequence_name,
+)
+from segql.population_values import statistic_select
 from segql.reach import Guard, merge, reach, reaches_whole, seconds
 from segql.sqltext import generate_sql
 
 PERSON_ID = "person_id"
 _PEOPLE = "segql_people"
 _STAGE_0 = "segql_stage_0"
+_RECORDED = "segql_recorded"  # the recorded changes history conditions read (9.6)
 EVENT_TIME = "event_time"
 EVENT_NAME = "event_name"
 PROPERTIES = "properties"
@@ -130,6 +140,9 @@ class QueryOptions:
     tables: Callable[[str, str | None], exp.Expr] | None = None
     as_of_sql: exp.Expr | None = None
     person_ids: tuple[str, ...] | None = None
+    # Where conditions on recorded membership read (language.md 9.6); None: segql's own
+    # tables in the project's schema.
+    history: HistorySource | None = None
 
 
 def compile_membership_query(
@@ -203,6 +216,13 @@ class QueryBuilder:
         self.passes: list[tuple[str, str, list[Guard] | None, tuple[str, ...]]] = []
         self.person_ids = options.person_ids
         self.pushed = False  # decided once the conditions are compiled
+        # v2 (lang2): conditions on recorded membership, population values, bucket digests
+        self.history_source = options.history or project_history(self.config.warehouse.schema)
+        self.histories: dict[ast.HistoryTest, str] = {}
+        self.history_sql: dict[str, exp.Select] = {}  # by column
+        # population value column -> (function, its input column, p for quantiles)
+        self.statistics: dict[str, tuple[str, str, float | None]] = {}
+        self.bucket_digests: dict[str, str] = {}  # salt -> column of the id's md5 hex
 
     # --- the query ---------------------------------------------------------------------
 
@@ -389,6 +409,12 @@ class QueryBuilder:
                     if column in self.edges:
                         ctes.append(_cte(_edges(column), self.edges_select(last, column)))
                         _join(select, exp.to_identifier(_edges(column), quoted=True), kind="CROSS")
+                    if column in self.statistics:
+                        func, value_name, p = self.statistics[column]
+                        values = statistic_select(last, value_name, func, p, _statistic(column))
+                        ctes.append(_cte(_statistics(column), values))
+                        statistics = exp.to_identifier(_statistics(column), quoted=True)
+                        _join(select, statistics, kind="CROSS")
             ctes.append(_cte(name, select))
             last = name
         return last
@@ -415,6 +441,12 @@ class QueryBuilder:
             name = f"segql_seq_{column}"
             ctes.append(_cte(name, self.sequence_sql[column]))
             joins.append(name)
+        if self.histories:
+            segments = [test.segment for test in self.histories]
+            recorded = recorded_select(self.history_source, self.now(), segments)
+            ctes.append(_cte(_RECORDED, recorded))
+        for column in self.histories.values():
+            ctes.append(_cte(f"segql_hist_{column}", self.history_sql[column]))
         stage = exp.select(exp.column(PERSON_ID, table=_PEOPLE, quoted=True)).from_(
             exp.to_identifier(_PEOPLE, quoted=True)
         )
@@ -439,6 +471,8 @@ class QueryBuilder:
             stage = stage.select(_alias(found.is_(exp.null()).not_(), column), copy=False)
         for segment, column in self.current.items():
             stage = self.join_current_members(stage, segment, column)
+        for column in self.histories.values():
+            stage = self.join_history(stage, column)
         ctes.append(_cte(_STAGE_0, stage))
         return ctes
 
@@ -1013,6 +1047,8 @@ class QueryBuilder:
             return self.sequence_column(condition)
         if isinstance(condition, ast.IdList):
             return self.id_list(condition)
+        if isinstance(condition, ast.HistoryTest):
+            return self.history_column(condition)
         raise TypeError(f"not a condition: {condition!r}")
 
     def types(
@@ -1106,6 +1142,8 @@ class QueryBuilder:
             return self.aggregate_column(expr)
         if isinstance(expr, ast.Call):
             return self.call(expr, scope, row, want)
+        if isinstance(expr, ast.CaseWhen):
+            return self.case_when(expr, scope, row, want)
         raise TypeError(f"not an expression: {expr!r}")
 
     def entity_column(self, name: str) -> exp.Column:
@@ -1141,6 +1179,10 @@ class QueryBuilder:
         want: ValueType | None,
     ) -> exp.Expr:
         func = call.func
+        if func in ast.POPULATION_VALUES:
+            return self.column_ref(self.statistic_column(call))
+        if func in ast.BUCKET_FUNCTIONS:
+            return self.bucket(call)
         if func in ast.POPULATION_FUNCTIONS:
             return self.column_ref(self.population_column(call))
         if func in ("days_since", "hours_since"):
@@ -1298,6 +1340,98 @@ class QueryBuilder:
                 edge = exp.Bracket(this=sorted_values.copy(), expressions=[position], offset=1)
             select = select.select(_alias(edge, _edge(number, k)), copy=False)
         return select
+
+    # --- v2: lang2 (language.md 9.5 to 9.8) ---------------------------------------------
+
+    def bucket(self, call: ast.Call) -> exp.Expr:
+        """``bucket(n[, 'salt'])``: from the md5 of the id, a column computed once per salt."""
+        buckets = int(call.args[0].value)  # type: ignore[union-attr]
+        salt = call.args[1].value if len(call.args) > 1 else self.config.salt  # type: ignore[union-attr]
+        if salt not in self.bucket_digests:
+            column = self.new_column(column_name(["bucket_md5"], salt, exact=False))
+            text = digest_hex(self.column_ref(PERSON_ID), str(salt))
+            self.bucket_digests[salt] = self.add_column(column, text)  # type: ignore[index]
+        digest = self.column_ref(self.bucket_digests[salt])  # type: ignore[index]
+        return bucket_from_hex(digest, buckets, self.dialect.hex_digits)
+
+    def statistic_column(self, call: ast.Call) -> str:
+        """A population value (``quantile``, ``median``, ``population_*``): one row of
+        aggregates over everybody's input, joined to every person in the next stage."""
+        if call in self.population:
+            return self.population[call]
+        name = self.new_column(population_name(call))
+        argument = call.args[-1]
+        value_name = self.add_column(
+            self.new_column(f"input__{name}"), self.value(argument, PERSON, None, None)
+        )
+        self.population_inputs[name] = value_name
+        p: float | None = None
+        if call.func == "quantile":
+            p = float(call.args[0].value)  # type: ignore[union-attr]
+        elif call.func == "median":
+            p = 0.5
+        self.statistics[name] = (call.func, value_name, p)
+        value = exp.column(_statistic(name), table=_statistics(name), quoted=True)
+        self.population[call] = self.add_column(name, value)
+        self.stages[name] = self.stages.get(value_name, 0) + 1  # after its input
+        return name
+
+    def case_when(
+        self,
+        case: ast.CaseWhen,
+        scope: PersonScope | RowScope,
+        row: _Row | None,
+        want: ValueType | None,
+    ) -> exp.Expr:
+        """``CASE WHEN``: SQL's unknown and false both pass to the next branch, which is
+        two-valued logic already."""
+        kind = self.analyzer.type_of(case, scope)
+        wanted = want if kind in ("any", "null", "json") else kind
+        ifs = [
+            exp.If(
+                this=self.condition(condition, scope, row),
+                true=self.value(value, scope, row, wanted),
+            )
+            for condition, value in case.branches
+        ]
+        default = None if case.default is None else self.value(case.default, scope, row, wanted)
+        return exp.Case(ifs=ifs, default=default)
+
+    def history_column(self, test: ast.HistoryTest) -> exp.Column:
+        """A condition on recorded membership: the people it holds for, read once."""
+        if test not in self.histories:
+            parts = [test.kind, test.segment]
+            if test.duration is not None:
+                parts.append(duration_name(test.duration))
+            column = self.new_column(column_name(parts, test))
+            self.histories[test] = column
+            self.stages[column] = 0
+            since = (
+                None if test.duration is None else self.shift(self.now(), test.duration, -1)
+            )
+            self.history_sql[column] = history_select(test, _RECORDED, since)
+        return self.column_ref(self.histories[test])
+
+    def join_history(self, stage: exp.Select, column: str) -> exp.Select:
+        """Stage 0 gains ``column``: whether the person is among the history CTE's ids
+        (kept as text)."""
+        alias = f"segql_hist_{column}"
+        person = exp.cast(
+            exp.column(PERSON_ID, table=_PEOPLE, quoted=True), TYPE.VARCHAR, copy=False
+        )
+        on = exp.column(PERSON_ID, table=alias, quoted=True).eq(person)
+        _join(stage, exp.to_identifier(alias, quoted=True), on=on, side="LEFT")
+        found = exp.column(PERSON_ID, table=alias, quoted=True).is_(exp.null()).not_()
+        return stage.select(_alias(found, column), copy=False)
+
+
+def _statistics(column: str) -> str:
+    """The CTE of one population value."""
+    return f"segql_stat_{column}"
+
+
+def _statistic(column: str) -> str:
+    return f"value__{column}"
 
 
 _COMPARISONS = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}

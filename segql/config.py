@@ -69,6 +69,7 @@ class ProjectConfig:
     sources: dict[str, SourceConfig] = field(default_factory=dict)
     segments_dir: str = "segments"
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    salt: str = ""  # [project] salt: bucket()'s default salt (language.md 9.5)
 
     @property
     def tzinfo(self) -> ZoneInfo:
@@ -163,7 +164,16 @@ def config_from_dict(raw: dict[str, Any], root: Path, text: str | None = None) -
         sources=sources,
         segments_dir=_str(project_raw, "segments", "project", "segments"),
         raw=raw,
+        salt=_salt(project_raw),
     )
+
+
+def _salt(project_raw: dict[str, Any]) -> str:
+    """``[project] salt``: any text, ``''`` by default."""
+    value = project_raw.get("salt", "")
+    if not isinstance(value, str):
+        raise SegqlConfigError(f"salt in [project] of {CONFIG_FILE} must be a string")
+    return value
 
 
 def expand_env(text: str, what: str) -> str:

@@ -64,6 +64,7 @@ class SourceSection(_Section):
 
 class ProjectSection(_Section):
     segments: Text = "segments"
+    salt: str = ""  # bucket()'s default salt
 
 
 class DbtSection(_Section):

@@ -54,6 +54,7 @@ from sqlglot import exp
 from segql.compiler import QueryOptions, compile_membership_query
 from segql.dialect import Dialect, get_dialect
 from segql.errors import SegqlConfigError, SegqlError
+from segql.history_sql import HistorySource
 from segql.project import Project
 from segql.runner import definition_hash
 from segql.sqltext import generate_sql
@@ -112,6 +113,21 @@ SEGQL_NO_MEMBERS
   {%- endset -%}
 {%- else -%}
   {%- set segql_previous_members = segql_previous -%}
+{%- endif -%}
+"""
+
+# Conditions on recorded membership (language.md 9.6) read the history model as the
+# builds before this one left it: found beside this model, or no rows before the first.
+# Not through ref(): the history model is built from this one.
+RECORDED_HISTORY_JINJA = """\
+{%- set segql_history_relation = adapter.get_relation(
+      database=this.database, schema=this.schema, identifier='segql_history') -%}
+{%- if segql_history_relation is none -%}
+  {%- set segql_recorded_history -%}
+SEGQL_NO_RECORDED_HISTORY
+  {%- endset -%}
+{%- else -%}
+  {%- set segql_recorded_history = segql_history_relation -%}
 {%- endif -%}
 """
 
@@ -278,10 +294,12 @@ def membership_model(
     def table(name: str, alias: str | None) -> exp.Expr:
         return _jinja_table(jinja.slot(config.location(name).jinja()), alias)
 
+    recorded = jinja.slot("{{ segql_recorded_history }}")
     options = QueryOptions(
         members_table=exp.Table(this=previous),
         tables=table,
         as_of_sql=_as_of(jinja),
+        history=HistorySource(exp.Table(this=recorded), runs=None),
     )
     query = compile_membership_query(project.analyzer, names, dialect, options=options)
     membership = exp.select(
@@ -299,7 +317,26 @@ def membership_model(
         ).where(exp.false())
         empty = generate_sql(no_members.subquery("segql_no_members"), dialect.sqlglot)
         parts.append(PREVIOUS_MEMBERS_JINJA.replace("SEGQL_NO_MEMBERS", _escape_jinja(empty)))
+    if "segql_recorded_history" in sql:
+        parts.append(_recorded_history_jinja(dialect))
     return "\n".join([*parts, sql, ""])
+
+
+def _recorded_history_jinja(dialect: Dialect) -> str:
+    """The Jinja that names the recorded history, or an empty one of its columns."""
+    columns = (
+        ("segment", "VARCHAR"),
+        ("person_id", "VARCHAR"),
+        ("change", "VARCHAR"),
+        ("as_of", "TIMESTAMP"),
+        ("commit_seq", "BIGINT"),
+        ("run_id", "VARCHAR"),
+    )
+    no_history = exp.select(
+        *(exp.alias_(exp.cast(exp.null(), kind), name, quoted=True) for name, kind in columns)
+    ).where(exp.false())
+    empty = generate_sql(no_history.subquery("segql_no_recorded_history"), dialect.sqlglot)
+    return RECORDED_HISTORY_JINJA.replace("SEGQL_NO_RECORDED_HISTORY", _escape_jinja(empty))
 
 
 def history_model(project: Project, names: list[str], dialect: Dialect) -> str:

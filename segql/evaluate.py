@@ -15,6 +15,7 @@ from sqlglot import exp
 
 from segql.compiler import MembershipQuery, QueryOptions, collector_paused, compile_membership_query
 from segql.dialect import Dialect, get_dialect
+from segql.history_sql import no_history
 from segql.overrides import Overrides
 from segql.project import Project
 from segql.store import EVERY_SEGMENT, MEMBERS, OVERRIDES, Store
@@ -43,7 +44,9 @@ def evaluate_people(
     rules = [name for name in names if name not in paused]
     if rules and people:
         options = QueryOptions(
-            members_table=store.table(MEMBERS) if recorded else None, person_ids=people
+            members_table=store.table(MEMBERS) if recorded else None,
+            person_ids=people,
+            history=None if recorded else no_history(),  # no runs: no recorded membership
         )
         dialect = get_dialect(warehouse.dialect.name)
         for query in person_queries(project, dialect, rules, as_of or utc_now(), options):

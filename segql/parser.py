@@ -32,6 +32,9 @@ CONTEXTUAL = frozenset(
         "at", "least", "most", "exactly", "times", "time", "last", "person",
     }
 )  # fmt: skip
+# v2 (lang2): words of `case when`, and of the conditions on recorded membership; the
+# printer backticks names that use them.
+LANG2_WORDS = frozenset({"case", "else", "end", "entered", "exited", "member", "ever"})
 COMPARE_OPS = {"=": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _TAIL_WORDS = ("in", "not", "between", "contains", "starts", "ends", "matches", "is")
 _TIME_WORDS = ("within", "before", "after", "since")
@@ -364,6 +367,9 @@ class Parser:
             self.advance()
             spec = self.parse_sugar_spec()
             return self.parse_count_suffix(spec, start)
+        history = self.parse_history_test()
+        if history is not None:
+            return history
         if self.peek().kind == "EOF":
             raise self.error("a condition")
         expr = self.parse_expr()
@@ -669,6 +675,8 @@ class Parser:
             expr = self.parse_expr()
             self.expect_op(")", "')' to close the parenthesis")
             return expr
+        if token.is_word("case") and self.at_word("when", ahead=1):
+            return self.parse_case_when()
         if token.kind == "IDENT":
             if self.at_op("(", ahead=1) and not token.quoted:
                 return self.parse_call()
@@ -741,6 +749,102 @@ class Parser:
         spec = ast.EventSpec(ref, where, window, span=self.span_from(spec_start))
         self.expect_op(")", "a window or ')' to close the aggregate")
         return ast.Aggregate(func, spec, prop, span=self.span_from(token))  # type: ignore[arg-type]
+
+    # --- v2: lang2 (language.md 9.6, 9.8) ----------------------------------------------
+
+    def at_segment_name(self, ahead: int) -> bool:
+        token = self.peek(ahead)
+        if token.kind != "IDENT":
+            return False
+        return token.quoted or token.value.lower() not in RESERVED
+
+    def parse_history_test(self) -> ast.HistoryTest | None:
+        """``entered X within D``, ``exited X within D``, ``member of X for D``, ``ever in
+        X`` (None when the tokens are none of these: then they are an expression)."""
+        start = self.peek()
+        if self.at_word("entered", "exited") and self.at_segment_name(1):
+            word = self.advance().value.lower()
+            segment, _ = self.parse_name("a segment name")
+            if not self.at_word("within"):
+                raise self.error(
+                    f"'within' and a duration after '{word} {segment}'",
+                    help=f"for example `{word} {segment} within 7 days`",
+                )
+            self.advance()
+            duration = self.parse_duration()
+            return ast.HistoryTest(word, segment, duration, span=self.span_from(start))  # type: ignore[arg-type]
+        if self.at_word("member") and self.at_word("of", ahead=1):
+            self.advance()
+            self.advance()
+            segment, _ = self.parse_name("a segment name after 'member of'")
+            if not self.at_word("for"):
+                raise self.error(
+                    f"'for' and a duration after 'member of {segment}'",
+                    help=f"for example `member of {segment} for 30 days`",
+                )
+            self.advance()
+            duration = self.parse_duration()
+            return ast.HistoryTest("member_for", segment, duration, span=self.span_from(start))
+        if (
+            self.at_word("ever")
+            and self.at_word("in", ahead=1)
+            and self.at_segment_name(2)
+            and not self.at_word("last", ahead=2)
+        ):
+            self.advance()
+            self.advance()
+            segment, _ = self.parse_name("a segment name after 'ever in'")
+            return ast.HistoryTest("ever", segment, span=self.span_from(start))
+        return None
+
+    def parse_case_when(self) -> ast.CaseWhen:
+        """``case when C then A ... [else E] end``."""
+        start = self.advance()  # "case"
+        branches: list[tuple[ast.Condition, ast.Expr]] = []
+        with self.nested():
+            while self.at_word("when"):
+                self.advance()
+                condition = self.parse_branch_condition()
+                branches.append((condition, self.parse_expr()))
+            default = None
+            if self.at_word("else"):
+                self.advance()
+                default = self.parse_expr()
+            if not self.at_word("end"):
+                expected = "'else' or 'end'" if default is None else "'end'"
+                raise self.error(f"'when', {expected} in the case expression")
+            self.advance()
+        return ast.CaseWhen(tuple(branches), default, span=self.span_from(start))
+
+    def parse_branch_condition(self) -> ast.Condition:
+        """A branch's condition, up to the first ``then`` outside parentheses and inner
+        ``case``s: that one is the branch's, even after ``did x`` (a sequence there is
+        written in parentheses). While the condition is parsed, that ``then`` is an
+        operator no rule takes."""
+        depth, inner_cases, end = 0, 0, self.pos
+        while self.tokens[end].kind != "EOF":
+            token = self.tokens[end]
+            if token.kind == "OP" and token.value in "()":
+                depth += 1 if token.value == "(" else -1
+            elif token.is_word("case") and self.tokens[end + 1].is_word("when"):
+                inner_cases += 1  # a case inside the condition has thens of its own
+            elif token.is_word("end") and inner_cases > 0:
+                inner_cases -= 1
+            elif depth == 0 and inner_cases == 0 and token.is_word("then"):
+                break
+            end += 1
+        then = self.tokens[end]
+        if then.kind == "EOF":
+            raise self.error("a condition and 'then' after 'when'", then)
+        self.tokens[end] = Token("OP", then.value, then.span)
+        try:
+            condition = self.parse_condition()
+        finally:
+            self.tokens[end] = then
+        if self.pos != end:
+            raise self.error("'then' and a value after the condition")
+        self.advance()
+        return condition
 
 
 def _number_value(text: str) -> int | float:

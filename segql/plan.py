@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 AggregateLayout = Literal["pass", "bitmap", "distinct"]
-ColumnKind = Literal["trait", "segment", "population_input", "population"]
+ColumnKind = Literal["trait", "segment", "population_input", "population", "bucket_digest"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,34 @@ class PopulationFunction:
 
 
 @dataclass(frozen=True)
+class PopulationValue:
+    """One value over everybody (``quantile``, ``median``, ``population_avg``, ...) of a
+    per-person value, the same for every person: an aggregate of everybody's input, which
+    a change to anyone's input changes, so never updated from new rows alone."""
+
+    column: str
+    function: str
+    input_column: str
+    definition: str
+    segments: tuple[str, ...]
+    incremental: bool = False
+
+
+@dataclass(frozen=True)
+class HistoryRead:
+    """A condition on recorded membership (``entered X within D``, ...): the changes of
+    committed runs before the as-of time, read from ``table``. It moves with T and with
+    each run, so it is read again every run."""
+
+    column: str
+    definition: str
+    segment: str
+    table: str
+    segments: tuple[str, ...]
+    incremental: bool = False
+
+
+@dataclass(frozen=True)
 class ComputedColumn:
     """A per-person column computed after the passes."""
 
@@ -134,6 +162,8 @@ class Plan:
     population_functions: tuple[PopulationFunction, ...]
     stages: tuple[Stage, ...]
     segments: tuple[SegmentPlan, ...]
+    population_values: tuple[PopulationValue, ...] = ()
+    history_reads: tuple[HistoryRead, ...] = ()
 
     @property
     def aggregates(self) -> tuple[PlannedAggregate, ...]:
@@ -189,6 +219,7 @@ def describe_plan(plan: Plan) -> str:
             lines.append(
                 f"  {function.column}: {function.definition}, {how}{_for(function.segments)}"
             )
+    lines += _lang2_lines(plan)
     lines += ["", "segments:"]
     for segment in plan.segments:
         kind = " (hysteresis)" if segment.hysteresis else ""
@@ -196,6 +227,22 @@ def describe_plan(plan: Plan) -> str:
         if segment.reads:
             lines.append(f"    reads: {', '.join(segment.reads)}")
     return "\n".join(lines) + "\n"
+
+
+def _lang2_lines(plan: Plan) -> list[str]:
+    """Population values and history reads (language.md 9.6, 9.7), each recomputed."""
+    lines: list[str] = []
+    if plan.population_values:
+        lines += ["", "population values (over everybody, one row, recomputed each run):"]
+        for value in plan.population_values:
+            lines.append(f"  {value.column}: {value.definition}{_for(value.segments)}")
+    if plan.history_reads:
+        lines += ["", "recorded membership (committed runs before the as-of time):"]
+        for read in plan.history_reads:
+            lines.append(
+                f"  {read.column}: {read.definition}, from {read.table}{_for(read.segments)}"
+            )
+    return lines
 
 
 def _guards(one_pass: AggregatePass) -> str:

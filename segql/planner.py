@@ -19,10 +19,12 @@ from segql.plan import (
     ColumnKind,
     ComputedColumn,
     DistinctCount,
+    HistoryRead,
     Plan,
     PlannedAggregate,
     PlannedSequence,
     PopulationFunction,
+    PopulationValue,
     RowGuard,
     SegmentPlan,
     SourceRead,
@@ -30,6 +32,7 @@ from segql.plan import (
 )
 from segql.printer import format_condition, format_expr, format_window
 from segql.reach import Guard, Reach
+from segql.sqltext import generate_sql
 
 # Kinds whose value over old rows and new rows follows from the two values alone.
 _MERGEABLE = frozenset({"count", "sum", "avg", "min", "max", "first_time", "last_time"})
@@ -76,9 +79,42 @@ class _PlanReader:
                     segments=self.used_by(column),
                 )
                 for call, column in builder.population.items()
+                if column not in builder.statistics
             ),
             stages=self.stages(),
             segments=tuple(self.segment_plan(name) for name in self.segment_names),
+            population_values=self.population_values(),
+            history_reads=self.history_reads(),
+        )
+
+    # --- v2: lang2 (language.md 9.5 to 9.7) --------------------------------------------
+
+    def population_values(self) -> tuple[PopulationValue, ...]:
+        builder = self.builder
+        return tuple(
+            PopulationValue(
+                column=column,
+                function=call.func,
+                input_column=builder.population_inputs[column],
+                definition=format_expr(call),
+                segments=self.used_by(column),
+            )
+            for call, column in builder.population.items()
+            if column in builder.statistics
+        )
+
+    def history_reads(self) -> tuple[HistoryRead, ...]:
+        builder = self.builder
+        table = generate_sql(builder.history_source.history, builder.dialect.sqlglot)
+        return tuple(
+            HistoryRead(
+                column=column,
+                definition=format_condition(test),
+                segment=test.segment,
+                table=table,
+                segments=self.used_by(column),
+            )
+            for test, column in builder.histories.items()
         )
 
     # --- sources and their passes -------------------------------------------------------
@@ -146,6 +182,8 @@ class _PlanReader:
             kinds[column] = ("trait", format_expr(builder.definitions.traits[name].expr))
         for name, column in builder.flags.items():
             kinds[column] = ("segment", name)
+        for salt, column in builder.bucket_digests.items():
+            kinds[column] = ("bucket_digest", f"md5 of salt {salt!r} ':' id, as hex")
         for call, column in builder.population.items():
             kinds[column] = ("population", format_expr(call))
             kinds.setdefault(
@@ -208,6 +246,12 @@ class _PlanReader:
                 case ast.Call() if node in builder.population:
                     found.add(builder.population[node])
                     found.add(builder.population_inputs[builder.population[node]])
+                case ast.HistoryTest() if node in builder.histories:
+                    found.add(builder.histories[node])
+                case ast.Call() if node.func in ast.BUCKET_FUNCTIONS:
+                    salt = node.args[1].value if len(node.args) > 1 else builder.config.salt  # type: ignore[union-attr]
+                    if salt in builder.bucket_digests:
+                        found.add(builder.bucket_digests[salt])  # type: ignore[index]
                 case ast.InSegment():
                     if node.segment in builder.flags:
                         found.add(builder.flags[node.segment])

@@ -12,10 +12,10 @@ import re
 from segql import ast
 from segql.errors import Source, Span
 from segql.lexer import WORD_UNITS, tokenize
-from segql.parser import CONTEXTUAL, RESERVED, Parser
+from segql.parser import CONTEXTUAL, LANG2_WORDS, RESERVED, Parser
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_NEEDS_BACKTICKS = RESERVED | CONTEXTUAL | frozenset(WORD_UNITS)
+_NEEDS_BACKTICKS = RESERVED | CONTEXTUAL | frozenset(WORD_UNITS) | LANG2_WORDS
 _LINE = 88
 
 # Precedence of conditions and of arithmetic: a child looser than its place is parenthesized.
@@ -159,6 +159,8 @@ def _predicate(condition: ast.Condition, sugar: bool = True) -> str:
         if condition.within is not None:
             text += f" within {format_expr(condition.within)}"
         return text
+    if isinstance(condition, ast.HistoryTest):
+        return _history_test(condition)
     raise TypeError(f"not a condition: {condition!r}")
 
 
@@ -242,7 +244,35 @@ def _expr(expr: ast.Expr, place: int) -> str:
         return f"{expr.func}({', '.join(format_expr(a) for a in expr.args)})"
     if isinstance(expr, ast.Aggregate):
         return f"{expr.func}({_spec(expr.spec, expr.prop)})"
+    if isinstance(expr, ast.CaseWhen):
+        return _case_when(expr)
     raise TypeError(f"not an expression: {expr!r}")
+
+
+# --- v2: lang2 (language.md 9.6, 9.8) -----------------------------------------------------
+
+
+def _history_test(test: ast.HistoryTest) -> str:
+    segment = name(test.segment)
+    if test.kind == "ever":
+        return f"ever in {segment}"
+    assert test.duration is not None
+    duration = format_expr(test.duration)
+    if test.kind == "member_for":
+        return f"member of {segment} for {duration}"
+    return f"{test.kind} {segment} within {duration}"
+
+
+def _case_when(case: ast.CaseWhen) -> str:
+    """A condition of a branch is written as in an event filter (``did`` as a count, a
+    sequence in parentheses): a ``did`` there would take the branch's ``then`` as its own."""
+    parts = ["case"]
+    for condition, value in case.branches:
+        parts += ["when", _condition(condition, _OR, in_filter=True), "then", format_expr(value)]
+    if case.default is not None:
+        parts += ["else", format_expr(case.default)]
+    parts.append("end")
+    return " ".join(parts)
 
 
 def format_source(text: str, path: str = "<input>") -> str:

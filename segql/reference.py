@@ -24,6 +24,7 @@ from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any, Literal, TypeVar, cast
 
 from segql import ast
+from segql.bucket_sql import bucket_of
 from segql.config import ProjectConfig, SourceConfig
 from segql.errors import (
     SegqlConfigError,
@@ -61,6 +62,7 @@ def evaluate(
     as_of: datetime,
     segments: Sequence[str] | None = None,
     current_members: Mapping[str, set[Any]] | None = None,
+    history: Sequence[RecordedChange] = (),
 ) -> dict[str, set[Any]]:
     """Members of each segment at ``as_of``: segment name -> set of person ids.
 
@@ -69,8 +71,10 @@ def evaluate(
     seg`` reads the segment's own rules); ``segments`` picks which
     segments to return (all by default). ``current_members`` holds the members recorded
     before this run, which only hysteresis (``enter when``/``exit when``) segments use.
+    ``history`` holds the changes committed runs recorded, which conditions on recorded
+    membership (``entered X within D``, ...) read: those with an as-of before ``as_of``.
     """
-    evaluator = _Evaluator(definitions, config, tables, as_of, current_members or {})
+    evaluator = _Evaluator(definitions, config, tables, as_of, current_members or {}, history)
     names = list(evaluator.segments) if segments is None else list(segments)
     return {name: evaluator.segment_members(name) for name in names}
 
@@ -82,17 +86,29 @@ def evaluate_traits(
     as_of: datetime,
     segments: Sequence[str] | None = None,
     current_members: Mapping[str, set[Any]] | None = None,
+    history: Sequence[RecordedChange] = (),
 ) -> dict[str, dict[Any, Any]]:
     """Every trait's value per person at ``as_of``: trait name -> person id -> value.
 
     Takes the same inputs as ``evaluate`` (``segments`` is accepted and ignored) so that a
     failing comparison can be debugged by looking at the traits behind it.
     """
-    evaluator = _Evaluator(definitions, config, tables, as_of, current_members or {})
+    evaluator = _Evaluator(definitions, config, tables, as_of, current_members or {}, history)
     return {
         name: {person: evaluator.trait_value(name, person) for person in evaluator.people}
         for name in evaluator.traits
     }
+
+
+@dataclass(frozen=True)
+class RecordedChange:
+    """One row of ``segql_history`` of a committed run: what history conditions read."""
+
+    segment: str
+    person_id: str
+    change: Literal["enter", "exit"]
+    as_of: datetime
+    commit_seq: int
 
 
 # --- values ------------------------------------------------------------------------------
@@ -392,8 +408,10 @@ class _Evaluator:
         tables: Tables,
         as_of: datetime,
         current_members: Mapping[str, set[Any]],
+        history: Sequence[RecordedChange] = (),
     ):
         self.config = config
+        self.history = history
         self.tables = tables
         self.now = _normalize(as_of)
         self.tzinfo = config.tzinfo
@@ -576,6 +594,8 @@ class _Evaluator:
         if isinstance(condition, ast.Truth):
             value = self._typed(self.value(condition.expr, scope), "bool", condition.expr)
             return value is True
+        if isinstance(condition, ast.HistoryTest):
+            return self._holds_history(condition, scope.person)
         raise TypeError(f"unknown condition {condition!r}")  # pragma: no cover
 
     def _holds_compare(self, condition: ast.Compare, scope: _Scope) -> bool:
@@ -718,7 +738,16 @@ class _Evaluator:
         if isinstance(node, ast.Call):
             if node.func in ast.POPULATION_FUNCTIONS:
                 return self._population_value(node, scope)
+            if node.func in ast.POPULATION_VALUES:
+                return self._population_statistic(node, scope)
+            if node.func in ast.BUCKET_FUNCTIONS:
+                return self._bucket(node, scope)
             return self._call(node, scope)
+        if isinstance(node, ast.CaseWhen):
+            for condition, value in node.branches:
+                if self.holds(condition, scope):
+                    return self.value(value, scope)
+            return None if node.default is None else self.value(node.default, scope)
         if isinstance(node, ast.Aggregate):
             return self._person_cached(node, scope.person, self._aggregate)
         raise TypeError(f"unknown expression {node!r}")  # pragma: no cover
@@ -1003,6 +1032,81 @@ class _Evaluator:
         # The person must have had the full period to act: a.t + D <= T.
         return any(_shift(a, node.within, 1) <= self.now and not followed(a) for a in a_times)
 
+    # --- v2: lang2 (language.md 9.5 to 9.7) --------------------------------------------------
+
+    def _bucket(self, node: ast.Call, scope: _Scope) -> int:
+        """``int(first 8 hex digits of md5(salt || ':' || id), 16) mod n``."""
+        if scope.row is not None:
+            raise SegqlTypeError("bucket() cannot be used inside an event filter", node.span)
+        count = node.args[0]
+        if not isinstance(count, ast.Number) or count.value != int(count.value) or count.value < 1:
+            raise SegqlTypeError("bucket() takes a whole number of buckets", count.span)
+        salt = self.config.salt
+        if len(node.args) > 1:
+            given = node.args[1]
+            if not isinstance(given, ast.String):
+                raise SegqlTypeError("the salt of bucket() is a quoted text", given.span)
+            salt = given.value
+        return bucket_of(scope.person, salt, int(count.value))
+
+    def _population_statistic(self, node: ast.Call, scope: _Scope) -> Any:
+        """``quantile``, ``median`` and ``population_*``: one value over every person whose
+        value is not null (the same for everybody)."""
+        if scope.row is not None:
+            raise SegqlTypeError(f"{node.func}() cannot be used inside an event filter", node.span)
+        if node not in self._population_cache:
+            values = [self.value(node.args[-1], _Scope(person)) for person in self.people]
+            present = [value for value in values if value is not None]
+            self._population_cache[node] = {None: self._statistic(node, present)}
+        return self._population_cache[node][None]
+
+    def _statistic(self, node: ast.Call, values: list[Any]) -> Any:
+        func = node.func
+        if func == "population_count":
+            return len(values)
+        if not values:
+            return None
+        if func in ("population_min", "population_max"):
+            if len({_kind(value) for value in values}) > 1:
+                raise SegqlTypeError(f"{func}() over values of different types", node.span)
+            return min(values) if func == "population_min" else max(values)
+        if any(_kind(value) != "number" for value in values):
+            raise SegqlTypeError(f"{func}() needs numbers", node.span)
+        numbers = sorted(float(value) for value in values)
+        if func == "population_avg":
+            return math.fsum(numbers) / len(numbers)
+        p = 0.5
+        if func == "quantile":
+            given = node.args[0]
+            if not isinstance(given, ast.Number) or not 0 <= given.value <= 1:
+                raise SegqlTypeError("quantile() takes p from 0 to 1", given.span)
+            p = float(given.value)
+        return _percentile_linear(numbers, p)
+
+    def _holds_history(self, test: ast.HistoryTest, person: Any) -> bool:
+        """Conditions on the changes committed runs recorded before ``T`` (language.md 9.6)."""
+        if test.segment not in self.segments:
+            raise SegqlNameError(
+                unknown_name_message("segment", test.segment, self.segments), test.span
+            )
+        text = str(person)
+        rows = [
+            row
+            for row in self.history
+            if row.segment == test.segment and row.person_id == text and row.as_of < self.now
+        ]
+        if test.kind == "ever":
+            return any(row.change == "enter" for row in rows)
+        assert test.duration is not None
+        since = _shift(self.now, test.duration, -1)
+        if test.kind == "member_for":
+            if not rows:
+                return False
+            last = max(rows, key=lambda row: row.commit_seq)
+            return last.change == "enter" and last.as_of <= since
+        change = "enter" if test.kind == "entered" else "exit"
+        return any(row.change == change and row.as_of > since for row in rows)
+
 
 def _sum(values: Sequence[Any]) -> Any:
     """The sum of numbers (0 when there are none), mixing int, Decimal and float safely."""
@@ -1020,4 +1124,4 @@ def _calendar_periods(func: str, days: set[date]) -> set[Any]:
     return {(day.year, day.month) for day in days}
 
 
-__all__ = ["JsonValue", "evaluate", "evaluate_traits"]
+__all__ = ["JsonValue", "RecordedChange", "evaluate", "evaluate_traits"]

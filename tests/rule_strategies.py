@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from segql import ast
 from segql.printer import format_module
-from tests.support.engines import Table
+from tests.support.engines import ColumnType, Table
 from tests.support.scenario import account, event, make_tables, person, subscription
 
 T = datetime(2026, 3, 15, 12, 0, 0)
@@ -152,6 +152,8 @@ class _Gen:
         return [ast.Name(n) for n, k in self.ctx.traits.items() if k == kind]
 
     def number(self, depth: int) -> ast.Expr:
+        if depth > 0 and self.chance(0.1):
+            return self.lang2_number(depth)
         choice = self.draw(st.integers(0, 13 if depth > 0 else 4))
         traits = self._trait_of(NUMBER)
         if choice == 0:
@@ -218,6 +220,8 @@ class _Gen:
         return ast.Call(func, (arg,))
 
     def text(self, depth: int) -> ast.Expr:
+        if depth > 0 and self.chance(0.06):
+            return self.case_value(TEXT, depth)
         choice = self.draw(st.integers(0, 5 if depth > 0 else 1))
         traits = self._trait_of(TEXT)
         if choice == 0:
@@ -496,6 +500,8 @@ class _Gen:
         return self.predicate(max(depth, 1))
 
     def predicate(self, depth: int) -> ast.Condition:
+        if self.chance(0.06):
+            return self.history_test()
         choice = self.draw(st.integers(0, 9))
         if choice == 0 and self.ctx.segments:
             return ast.InSegment(self.pick(self.ctx.segments))
@@ -532,6 +538,44 @@ class _Gen:
         then = ast.EventSpec(then.ref, then.where, None)
         within = self.pick(WITHIN_DURATIONS) if self.chance(0.7) else None
         return ast.Sequence(first, then, negated=self.chance(0.4), within=within)
+
+    # --- v2: lang2 (language.md 9.5 to 9.8) ---------------------------------------------
+
+    def lang2_number(self, depth: int) -> ast.Expr:
+        """``bucket()``, a population value, or a ``case`` of numbers."""
+        choice = self.draw(st.integers(0, 2))
+        if choice == 0:
+            count: tuple[ast.Expr, ...] = (_num(self.pick(BUCKET_COUNTS)),)
+            salt = self.pick(BUCKET_SALTS)
+            return ast.Call("bucket", count if salt is None else (*count, ast.String(salt)))
+        if choice == 1:
+            func = self.pick(tuple(ast.POPULATION_VALUES))
+            value = self.number(depth - 1)
+            if func == "quantile":
+                return ast.Call(func, (_num(self.pick(QUANTILE_PS)), value))
+            return ast.Call(func, (value,))
+        return self.case_value(NUMBER, depth)
+
+    def case_value(self, kind: str, depth: int) -> ast.Expr:
+        branches = tuple(
+            (self.condition(depth - 1), self.expr(kind, depth - 1))
+            for _ in range(self.draw(st.integers(1, 3)))
+        )
+        default = self.expr(kind, depth - 1) if self.chance(0.6) else None
+        return ast.CaseWhen(branches, default)
+
+    def history_test(self) -> ast.Condition:
+        """A condition on recorded membership, of an earlier segment or the one being
+        drawn (a segment may name itself there)."""
+        segment = self.pick([*self.ctx.segments, f"s{len(self.ctx.segments) + 1}"])
+        kind = self.pick(("entered", "exited", "member_for", "ever"))
+        duration = None if kind == "ever" else self.pick(WITHIN_DURATIONS)
+        return ast.HistoryTest(kind, segment, duration)
+
+
+BUCKET_COUNTS = (1, 2, 3, 10, 100)
+BUCKET_SALTS = (None, None, "", "promo", "a:b", "it's")
+QUANTILE_PS = (0, 0.25, 0.5, 0.8, 1)
 
 
 def _distinct(args: list[ast.Expr]) -> list[ast.Expr]:
@@ -659,6 +703,55 @@ subscription_rows = st.builds(
 account_rows = st.builds(account, person_ids, _maybe(TEXT_VALUES["tier"]))
 
 
+# --- v2: lang2: recorded membership (language.md 9.6) ---------------------------------------
+
+HISTORY_COLUMNS: tuple[tuple[str, ColumnType], ...] = (
+    ("segment", "text"),
+    ("person_id", "text"),
+    ("change", "text"),
+    ("as_of", "timestamp"),
+    ("commit_seq", "integer"),
+    ("run_id", "text"),
+)
+RUNS_COLUMNS: tuple[tuple[str, ColumnType], ...] = (("run_id", "text"), ("status", "text"))
+# Run times: on the grid (before T, at T and after it), in commit order.
+RUN_TIMES = tuple(sorted({*GRID_TIMES, T}))
+
+
+@st.composite
+def recorded_history(draw: Any) -> dict[str, Table]:
+    """``segql_history`` and ``segql_runs`` as runs leave them: runs in commit order, as-of
+    never going back, each change the opposite of the pair's last committed one (a failed
+    run's rows are there too, and read by nobody)."""
+    times = sorted(draw(st.lists(st.sampled_from(RUN_TIMES), max_size=5)))
+    state: set[tuple[str, str]] = set()
+    history: list[tuple[Any, ...]] = []
+    runs: list[tuple[Any, ...]] = []
+    for seq, as_of in enumerate(times, 1):
+        run_id = f"r{seq}"
+        committed = draw(st.integers(0, 9)) > 0
+        runs.append((run_id, "committed" if committed else "failed"))
+        pairs = draw(
+            st.lists(
+                st.tuples(
+                    st.sampled_from([f"s{i}" for i in range(1, 7)]),
+                    st.integers(1, 9).map(str),
+                ),
+                max_size=8,
+                unique=True,
+            )
+        )
+        for pair in pairs:
+            change = "exit" if pair in state else "enter"
+            history.append((*pair, change, as_of, seq, run_id))
+            if committed:
+                state ^= {pair}
+    return {
+        "segql_history": Table(HISTORY_COLUMNS, tuple(history)),
+        "segql_runs": Table(RUNS_COLUMNS, tuple(runs)),
+    }
+
+
 @st.composite
 def datasets(draw: Any) -> dict[str, Table]:
     """People (0-12 rows, duplicates and null ids), events (0-40), subscriptions, accounts."""
@@ -666,12 +759,13 @@ def datasets(draw: Any) -> dict[str, Table]:
     # shrink towards empty tables.
     n_people = draw(st.one_of(st.integers(0, 12), st.integers(4, 12)))
     n_events = draw(st.one_of(st.integers(0, 40), st.integers(10, 40)))
-    return make_tables(
+    tables = make_tables(
         people=draw(st.lists(people_rows, min_size=n_people, max_size=n_people)),
         events=draw(st.lists(event_rows, min_size=n_events, max_size=n_events)),
         subscriptions=draw(st.lists(subscription_rows, max_size=8)),
         accounts=draw(st.lists(account_rows, max_size=6)),
     )
+    return {**tables, **draw(recorded_history())}
 
 
 def describe_tables(tables: dict[str, Table]) -> str:

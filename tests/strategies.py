@@ -138,7 +138,11 @@ def calls(arguments: st.SearchStrategy[ast.Expr]) -> st.SearchStrategy[ast.Call]
 def expressions(depth: int = MAX_DEPTH) -> st.SearchStrategy[ast.Expr]:
     """Any expression; aggregates (which hold conditions) only while ``depth > 0``."""
     # Flattened so that an aggregate is one choice among the leaves, not half of them.
-    base = leaf_expressions if depth == 0 else st.one_of(*LEAF_EXPRESSIONS, aggregates(depth))
+    base = (
+        leaf_expressions
+        if depth == 0
+        else st.one_of(*LEAF_EXPRESSIONS, aggregates(depth), case_whens(depth))
+    )
 
     def extend(children: st.SearchStrategy[ast.Expr]) -> st.SearchStrategy[ast.Expr]:
         return st.one_of(
@@ -236,6 +240,31 @@ def predicates(depth: int) -> st.SearchStrategy[ast.Condition]:
         st.builds(ast.InSegment, identifiers),
         sequences(depth),
         sugar_compares(depth),
+        history_tests,
+    )
+
+
+# --- v2: lang2 (language.md 9.6, 9.8) ---------------------------------------------------
+
+history_tests = st.one_of(
+    st.builds(
+        ast.HistoryTest, st.sampled_from(("entered", "exited", "member_for")), identifiers,
+        durations,
+    ),
+    st.builds(ast.HistoryTest, st.just("ever"), identifiers),
+)  # fmt: skip
+
+
+@functools.cache
+def case_whens(depth: int) -> st.SearchStrategy[ast.CaseWhen]:
+    """``case when ... end``, whose conditions and values cost one unit of depth; the
+    conditions include the sugar (``did x``) that would take a ``then`` as a sequence's."""
+    condition = st.one_of(conditions(depth - 1), sugar_compares(depth - 1))
+    branch = st.tuples(condition, expressions(depth - 1))
+    return st.builds(
+        ast.CaseWhen,
+        st.lists(branch, min_size=1, max_size=3).map(tuple),
+        st.none() | expressions(depth - 1),
     )
 
 

@@ -41,6 +41,13 @@ segment paid_curly
   where status = 'paid' and email != '{{ x }} {% y %} {# z #}'
 """
 
+# Conditions on recorded membership: the models read the history model as the builds
+# before left it, segql its own history; both must give the same members.
+RECORDED_SEGMENT = """\
+segment engaged_before
+  where member of engaged for 10 days or exited engaged within 30 days or ever in engaged_before
+"""
+
 
 def dbt_executable() -> Path:
     """The dbt of this virtual environment; missing fails in CI and skips elsewhere."""
@@ -61,6 +68,7 @@ def make_example(folder: Path, people: int = 400) -> tuple[Path, Path, Path]:
     shutil.copytree(EXAMPLE, folder / "dbt_side")
     segql_side = folder / "dbt_side" / "segql"
     (segql_side / "segments" / "curly.segql").write_text(CURLY_SEGMENT, encoding="utf-8")
+    (segql_side / "segments" / "recorded.segql").write_text(RECORDED_SEGMENT, encoding="utf-8")
     generate_demo_warehouse(segql_side / "warehouse.duckdb", people=people, anchor=AS_OF_2.date())
     shutil.copytree(segql_side, folder / "segql_side")
     dbt_project = folder / "dbt_side" / "dbt_project"
@@ -174,6 +182,9 @@ def test_membership_model_equals_segql_run(scenario: Scenario) -> None:
     segments = {segment for segment, _ in scenario.dbt_members[1]}
     # The comparison means something: most segments have members, hysteresis included.
     assert {"engaged", "power_users", "big_subscribers", "paid_curly"} <= segments
+    # ... and the one that reads the recorded history has members only at the second
+    assert "engaged_before" in segments
+    assert "engaged_before" not in {segment for segment, _ in scenario.dbt_members[0]}
     assert len(scenario.dbt_members[1]) > 100
     engaged = {person for segment, person in scenario.dbt_members[1] if segment == "engaged"}
     assert engaged != scenario.engaged_without_memory  # members stayed by `exit when`

@@ -18,6 +18,8 @@ from segql import ast
 from segql.demo import init_project
 from segql.parser import parse
 from segql.project import Project, load_project
+from segql.store import Store
+from segql.warehouse import connect
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 FENCE = re.compile(r"^```segql\n(.*?)^```", re.DOTALL | re.MULTILINE)
@@ -47,7 +49,14 @@ def test_the_reference_and_recipes_have_blocks() -> None:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Project:
     folder = tmp_path_factory.mktemp("docs_demo") / "demo"
     init_project(folder, people=300, seed=7, anchor=date(2026, 11, 1))
-    return load_project(folder)
+    project = load_project(folder)
+    # segql's own tables, as after a first run: conditions on recorded membership read them
+    warehouse = connect(project.config)
+    try:
+        Store(project.config.warehouse.schema).ensure_tables(warehouse)
+    finally:
+        warehouse.close()
+    return project
 
 
 def _with_block(demo: Project, module: ast.Module) -> Project:

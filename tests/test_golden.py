@@ -69,7 +69,10 @@ def test_each_source_table_is_read_once() -> None:
     cte_names = {cte.alias for cte in tree.find_all(sqlglot.exp.CTE)}
     assert all(name.startswith("segql_") for name in cte_names)
     base_tables = [t.name for t in tree.find_all(sqlglot.exp.Table) if t.name not in cte_names]
-    assert sorted(base_tables) == ["events", "people", "subscriptions"]
+    # and segql's history (with its runs, for which are committed), for `member of` & co.
+    assert sorted(base_tables) == [
+        "events", "people", "segql_history", "segql_runs", "subscriptions"
+    ]  # fmt: skip
 
 
 def test_without_as_of_the_time_is_a_bind_parameter() -> None:

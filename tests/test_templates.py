@@ -67,6 +67,7 @@ def test_the_expected_templates_are_listed() -> None:
         "focus",
         "rfm",
         "activity_classes",
+        "ab_holdout",
     }
     for info in list_templates():
         assert info.title and info.description.strip()
@@ -388,3 +389,30 @@ def test_activity_classes(duckdb_engine: DuckDBEngine) -> None:
         "activity_dormant": {8, 9},
         "activity_churned": {10, 11},
     }
+
+
+def test_ab_holdout(duckdb_engine: DuckDBEngine) -> None:
+    """The audience splits by md5 of salt:id (computed here with hashlib), into a holdout
+    and the rest; people outside the audience are in neither."""
+    import hashlib
+
+    ids = range(1, 41)
+    tables = make_tables(
+        people=[person(i) for i in ids],
+        events=[event(i, "purchase", T - DAY) for i in ids if i != 40]
+        + [event(40, "purchase", T - 100 * DAY)],
+    )
+    found = members(duckdb_engine, "ab_holdout", tables, {"percent": "30", "salt": "s1"})
+
+    def bucket(i: int) -> int:
+        return int(hashlib.md5(f"s1:{i}".encode()).hexdigest()[:8], 16) % 100
+
+    holdout = {i for i in ids if i != 40 and bucket(i) < 30}
+    assert found == {
+        "promo_audience": set(range(1, 40)),
+        "promo_holdout": holdout,
+        "promo_send": set(range(1, 40)) - holdout,
+    }
+    assert 0 < len(holdout) < 39  # the split splits
+    other = members(duckdb_engine, "ab_holdout", tables, {"percent": "30", "salt": "s2"})
+    assert other["promo_holdout"] != holdout  # another experiment, another split

@@ -11,11 +11,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sqlglot import exp
+
 from segql import project_from_text
 from segql.catalog import Catalog
+from segql.compiler import QueryOptions, compile_membership_query
 from segql.config import ProjectConfig, config_from_dict
+from segql.dialect import get_dialect
+from segql.history_sql import HistorySource
 from segql.project import Project
-from segql.reference import evaluate
+from segql.reference import RecordedChange, evaluate
 from tests.support.engines import ColumnType, Engine, Table
 
 SCHEMA: dict[str, tuple[tuple[str, ColumnType], ...]] = {
@@ -147,7 +152,12 @@ def run_sql(
 ) -> dict[str, set[Any]]:
     """Members per segment from the compiled query on an engine (tables already loaded)."""
     names = project.select(segments)
-    sql = project.compile(dialect=engine.dialect, as_of=as_of, segments=names)
+    project.check()
+    options = QueryOptions(history=LOADED_HISTORY)  # recorded membership: loaded as tables
+    query = compile_membership_query(
+        project.analyzer, names, get_dialect(engine.dialect), as_of, options=options
+    )
+    sql = query.sql
     found: dict[str, set[Any]] = {name: set() for name in names}
     for segment, person_id in engine.query(sql):
         found[segment].add(_normalize_id(person_id))
@@ -167,8 +177,30 @@ def run_reference(
         *project.definitions.traits.values(),
         *project.definitions.priorities,
     ]
-    result = evaluate(definitions, project.config, data, as_of, segments=names)
+    history = recorded_changes(tables)
+    result = evaluate(definitions, project.config, data, as_of, segments=names, history=history)
     return {name: {_normalize_id(p) for p in result[name]} for name in names}
+
+
+# Recorded membership (language.md 9.6) in a test: tables ``segql_history`` and
+# ``segql_runs`` loaded beside the others (none loaded: the rules have no such condition).
+LOADED_HISTORY = HistorySource(
+    exp.Table(this=exp.to_identifier("segql_history", quoted=True)),
+    exp.Table(this=exp.to_identifier("segql_runs", quoted=True)),
+)
+
+
+def recorded_changes(tables: Mapping[str, Table]) -> list[RecordedChange]:
+    """The committed runs' rows of a loaded ``segql_history``, for the reference."""
+    if "segql_history" not in tables:
+        return []
+    runs = tables["segql_runs"].rows
+    committed = {run_id for run_id, status in runs if status == "committed"}
+    return [
+        RecordedChange(segment, person_id, change, as_of, commit_seq)
+        for segment, person_id, change, as_of, commit_seq, run_id in tables["segql_history"].rows
+        if run_id in committed
+    ]
 
 
 def _normalize_id(value: Any) -> Any:

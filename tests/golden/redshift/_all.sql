@@ -81,7 +81,14 @@ WITH "segql_people" AS (
         WHEN "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '7 DAY'
         THEN 1
       END
-    ) AS "count__any__7day"
+    ) AS "count__any__7day",
+    COUNT(
+      CASE
+        WHEN "event_name" = 'purchase'
+        AND "event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '90 DAY'
+        THEN 1
+      END
+    ) AS "count__purchase__90day"
   FROM "segql_rows_events"
   WHERE
     (
@@ -180,6 +187,57 @@ WITH "segql_people" AS (
         AND "b"."event_name" = 'order'
     )
     AND DATEADD(DAY, 1, "a"."event_time") <= CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+), "segql_recorded" AS (
+  SELECT
+    "segment",
+    "person_id",
+    "change",
+    "as_of",
+    "commit_seq"
+  FROM "segql"."segql_history"
+  WHERE
+    "segment" IN ('high_ltv', 'loyal_payers', 'subscribers')
+    AND "as_of" < CAST('2026-03-15 12:00:00' AS TIMESTAMP)
+    AND "run_id" IN (
+      SELECT
+        "run_id"
+      FROM "segql"."segql_runs"
+      WHERE
+        "status" = 'committed'
+    )
+), "segql_hist_member_for__subscribers__30day" AS (
+  SELECT
+    "person_id"
+  FROM "segql_recorded"
+  WHERE
+    "segment" = 'subscribers'
+  GROUP BY
+    "person_id"
+  HAVING
+    MAX(CASE WHEN "change" = 'enter' THEN "commit_seq" END) > COALESCE(MAX(CASE WHEN "change" = 'exit' THEN "commit_seq" END), -1)
+    AND MAX(CASE WHEN "change" = 'enter' THEN "as_of" END) <= CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY'
+), "segql_hist_entered__high_ltv__7day" AS (
+  SELECT DISTINCT
+    "person_id"
+  FROM "segql_recorded"
+  WHERE
+    "segment" = 'high_ltv'
+    AND "change" = 'enter'
+    AND "as_of" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '7 DAY'
+), "segql_hist_exited__loyal_payers__1day" AS (
+  SELECT DISTINCT
+    "person_id"
+  FROM "segql_recorded"
+  WHERE
+    "segment" = 'loyal_payers'
+    AND "change" = 'exit'
+    AND "as_of" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '1 DAY'
+), "segql_hist_ever__loyal_payers" AS (
+  SELECT DISTINCT
+    "person_id"
+  FROM "segql_recorded"
+  WHERE
+    "segment" = 'loyal_payers' AND "change" = 'enter'
 ), "segql_stage_0" AS (
   SELECT
     "segql_people"."person_id",
@@ -196,9 +254,14 @@ WITH "segql_people" AS (
     COALESCE("segql_distinct_active_weeks__any"."active_weeks__any", 0) AS "active_weeks__any",
     "segql_aggs_events"."last_time__purchase" AS "last_time__purchase",
     COALESCE("segql_aggs_events"."count__any__7day", 0) AS "count__any__7day",
+    COALESCE("segql_aggs_events"."count__purchase__90day", 0) AS "count__purchase__90day",
     COALESCE("segql_aggs_subscriptions"."count__subscriptions_7d658b", 0) AS "count__subscriptions_7d658b",
     NOT "segql_seq_did__trial_started__then__purchase__wi_79225c"."person_id" IS NULL AS "did__trial_started__then__purchase__wi_79225c",
-    NOT "segql_seq_did_not__cart__then__order__within__1d_8049b6"."person_id" IS NULL AS "did_not__cart__then__order__within__1d_8049b6"
+    NOT "segql_seq_did_not__cart__then__order__within__1d_8049b6"."person_id" IS NULL AS "did_not__cart__then__order__within__1d_8049b6",
+    NOT "segql_hist_member_for__subscribers__30day"."person_id" IS NULL AS "member_for__subscribers__30day",
+    NOT "segql_hist_entered__high_ltv__7day"."person_id" IS NULL AS "entered__high_ltv__7day",
+    NOT "segql_hist_exited__loyal_payers__1day"."person_id" IS NULL AS "exited__loyal_payers__1day",
+    NOT "segql_hist_ever__loyal_payers"."person_id" IS NULL AS "ever__loyal_payers"
   FROM "segql_people"
   LEFT JOIN "segql_aggs_events"
     ON "segql_aggs_events"."person_id" = "segql_people"."person_id"
@@ -212,6 +275,14 @@ WITH "segql_people" AS (
     ON "segql_seq_did__trial_started__then__purchase__wi_79225c"."person_id" = "segql_people"."person_id"
   LEFT JOIN "segql_seq_did_not__cart__then__order__within__1d_8049b6"
     ON "segql_seq_did_not__cart__then__order__within__1d_8049b6"."person_id" = "segql_people"."person_id"
+  LEFT JOIN "segql_hist_member_for__subscribers__30day"
+    ON "segql_hist_member_for__subscribers__30day"."person_id" = CAST("segql_people"."person_id" AS VARCHAR)
+  LEFT JOIN "segql_hist_entered__high_ltv__7day"
+    ON "segql_hist_entered__high_ltv__7day"."person_id" = CAST("segql_people"."person_id" AS VARCHAR)
+  LEFT JOIN "segql_hist_exited__loyal_payers__1day"
+    ON "segql_hist_exited__loyal_payers__1day"."person_id" = CAST("segql_people"."person_id" AS VARCHAR)
+  LEFT JOIN "segql_hist_ever__loyal_payers"
+    ON "segql_hist_ever__loyal_payers"."person_id" = CAST("segql_people"."person_id" AS VARCHAR)
 ), "segql_edges_qcut_5_5e3360" AS (
   SELECT
     PERCENTILE_CONT(0.2) WITHIN GROUP (ORDER BY
@@ -222,6 +293,20 @@ WITH "segql_people" AS (
       "sum__purchase__amount") AS "edge_3__qcut_5_5e3360",
     PERCENTILE_CONT(0.8) WITHIN GROUP (ORDER BY
       "sum__purchase__amount") AS "edge_4__qcut_5_5e3360"
+  FROM "segql_stage_0"
+), "segql_stat_quantile_2f1d90" AS (
+  SELECT
+    PERCENTILE_CONT(0.8) WITHIN GROUP (ORDER BY
+      CAST("sum__purchase__amount" AS DOUBLE PRECISION)) AS "value__quantile_2f1d90"
+  FROM "segql_stage_0"
+), "segql_stat_population_avg_90c9af" AS (
+  SELECT
+    AVG(CAST("count__purchase__90day" AS DOUBLE PRECISION)) AS "value__population_avg_90c9af"
+  FROM "segql_stage_0"
+), "segql_stat_median_1418d1" AS (
+  SELECT
+    PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY
+      CAST("sum__purchase__amount" AS DOUBLE PRECISION)) AS "value__median_1418d1"
   FROM "segql_stage_0"
 ), "segql_stage_1" AS (
   SELECT
@@ -252,9 +337,24 @@ WITH "segql_people" AS (
         THEN 1
         ELSE 0
       END
-    END AS "qcut_5_5e3360"
+    END AS "qcut_5_5e3360",
+    COALESCE("count__subscriptions_7d658b" >= 1, FALSE) AS "in__subscribers",
+    LOWER(MD5('spring_promo:' || CAST("person_id" AS VARCHAR))) AS "bucket_md5_10f284",
+    "segql_stat_quantile_2f1d90"."value__quantile_2f1d90" AS "quantile_2f1d90",
+    "segql_stat_population_avg_90c9af"."value__population_avg_90c9af" AS "population_avg_90c9af",
+    CASE
+      WHEN "sum__purchase__amount" >= 1000
+      THEN 'gold'
+      WHEN "sum__purchase__amount" >= 250
+      THEN 'silver'
+      ELSE 'bronze'
+    END AS "trait__tier",
+    "segql_stat_median_1418d1"."value__median_1418d1" AS "median_1418d1"
   FROM "segql_stage_0"
   CROSS JOIN "segql_edges_qcut_5_5e3360"
+  CROSS JOIN "segql_stat_quantile_2f1d90"
+  CROSS JOIN "segql_stat_population_avg_90c9af"
+  CROSS JOIN "segql_stat_median_1418d1"
 ), "segql_stage_2" AS (
   SELECT
     *,
@@ -264,7 +364,14 @@ WITH "segql_people" AS (
       ELSE CAST(CEIL(
         CAST(5 * COUNT("input__ntile_5_233de2") OVER (ORDER BY "input__ntile_5_233de2") AS DOUBLE PRECISION) / COUNT("input__ntile_5_233de2") OVER ()
       ) AS BIGINT)
-    END AS "ntile_5_233de2"
+    END AS "ntile_5_233de2",
+    COALESCE(
+      "in__subscribers"
+      AND (
+        CAST(POSITION(SUBSTRING("bucket_md5_10f284" FROM 1 FOR 1) IN '0123456789abcdef') - 1 AS BIGINT) * 268435456 + CAST(POSITION(SUBSTRING("bucket_md5_10f284" FROM 2 FOR 1) IN '0123456789abcdef') - 1 AS BIGINT) * 16777216 + CAST(POSITION(SUBSTRING("bucket_md5_10f284" FROM 3 FOR 1) IN '0123456789abcdef') - 1 AS BIGINT) * 1048576 + CAST(POSITION(SUBSTRING("bucket_md5_10f284" FROM 4 FOR 1) IN '0123456789abcdef') - 1 AS BIGINT) * 65536 + CAST(POSITION(SUBSTRING("bucket_md5_10f284" FROM 5 FOR 1) IN '0123456789abcdef') - 1 AS BIGINT) * 4096 + CAST(POSITION(SUBSTRING("bucket_md5_10f284" FROM 6 FOR 1) IN '0123456789abcdef') - 1 AS BIGINT) * 256 + CAST(POSITION(SUBSTRING("bucket_md5_10f284" FROM 7 FOR 1) IN '0123456789abcdef') - 1 AS BIGINT) * 16 + CAST(POSITION(SUBSTRING("bucket_md5_10f284" FROM 8 FOR 1) IN '0123456789abcdef') - 1 AS BIGINT)
+      ) % 100 < 10,
+      FALSE
+    ) AS "in__promo_holdout"
   FROM "segql_stage_1"
 )
 SELECT
@@ -344,7 +451,7 @@ SELECT
   "person_id"
 FROM "segql_stage_2"
 WHERE
-  "count__subscriptions_7d658b" >= 1
+  "in__subscribers"
 UNION ALL
 SELECT
   'rfm_champions' AS "segment",
@@ -358,4 +465,49 @@ SELECT
   "person_id"
 FROM "segql_stage_2"
 WHERE
-  COALESCE("count__any__7day" >= 20, FALSE);
+  COALESCE("count__any__7day" >= 20, FALSE)
+UNION ALL
+SELECT
+  'promo_holdout' AS "segment",
+  "person_id"
+FROM "segql_stage_2"
+WHERE
+  "in__promo_holdout"
+UNION ALL
+SELECT
+  'promo_send' AS "segment",
+  "person_id"
+FROM "segql_stage_2"
+WHERE
+  "in__subscribers" AND NOT "in__promo_holdout"
+UNION ALL
+SELECT
+  'top_spenders' AS "segment",
+  "person_id"
+FROM "segql_stage_2"
+WHERE
+  "sum__purchase__amount" >= "quantile_2f1d90"
+UNION ALL
+SELECT
+  'above_average' AS "segment",
+  "person_id"
+FROM "segql_stage_2"
+WHERE
+  "count__purchase__90day" > 2 * "population_avg_90c9af"
+UNION ALL
+SELECT
+  'gold_tier' AS "segment",
+  "person_id"
+FROM "segql_stage_2"
+WHERE
+  "trait__tier" = 'gold' AND "sum__purchase__amount" > "median_1418d1"
+UNION ALL
+SELECT
+  'loyal_payers' AS "segment",
+  "person_id"
+FROM "segql_stage_2"
+WHERE
+  "member_for__subscribers__30day"
+  OR "entered__high_ltv__7day"
+  OR "exited__loyal_payers__1day"
+  OR "ever__loyal_payers";

@@ -1,0 +1,57 @@
+-- Golden SQL: segment promo_send of tests/golden/segments.segql, dialect bigquery,
+-- as of 2026-03-15 12:00:00. Rewrite: pytest tests/test_golden.py --update-golden
+WITH `segql_people` AS (
+  SELECT
+    `person_id` AS `person_id`
+  FROM `people`
+  WHERE
+    NOT `person_id` IS NULL
+  GROUP BY
+    `person_id`
+), `segql_rows_subscriptions` AS (
+  SELECT
+    `source_rows`.`person_id` AS `person_id`,
+    `source_rows`.`created_at` AS `event_time`,
+    `source_rows`.`status` AS `c_status`
+  FROM `subscriptions` AS `source_rows`
+  WHERE
+    `source_rows`.`created_at` <= CAST('2026-03-15 12:00:00' AS DATETIME)
+), `segql_aggs_subscriptions` AS (
+  SELECT
+    `person_id`,
+    COUNT(CASE WHEN `c_status` = 'active' THEN 1 END) AS `count__subscriptions_7d658b`
+  FROM `segql_rows_subscriptions`
+  GROUP BY
+    `person_id`
+), `segql_stage_0` AS (
+  SELECT
+    `segql_people`.`person_id`,
+    COALESCE(`segql_aggs_subscriptions`.`count__subscriptions_7d658b`, 0) AS `count__subscriptions_7d658b`
+  FROM `segql_people`
+  LEFT JOIN `segql_aggs_subscriptions`
+    ON `segql_aggs_subscriptions`.`person_id` = `segql_people`.`person_id`
+), `segql_stage_1` AS (
+  SELECT
+    *,
+    COALESCE(`count__subscriptions_7d658b` >= 1, FALSE) AS `in__subscribers`,
+    LOWER(TO_HEX(MD5(CONCAT('spring_promo:', CAST(`person_id` AS STRING))))) AS `bucket_md5_10f284`
+  FROM `segql_stage_0`
+), `segql_stage_2` AS (
+  SELECT
+    *,
+    COALESCE(
+      `in__subscribers`
+      AND MOD(
+        CAST(INSTR('0123456789abcdef', SUBSTRING(`bucket_md5_10f284`, 1, 1)) - 1 AS INT64) * 268435456 + CAST(INSTR('0123456789abcdef', SUBSTRING(`bucket_md5_10f284`, 2, 1)) - 1 AS INT64) * 16777216 + CAST(INSTR('0123456789abcdef', SUBSTRING(`bucket_md5_10f284`, 3, 1)) - 1 AS INT64) * 1048576 + CAST(INSTR('0123456789abcdef', SUBSTRING(`bucket_md5_10f284`, 4, 1)) - 1 AS INT64) * 65536 + CAST(INSTR('0123456789abcdef', SUBSTRING(`bucket_md5_10f284`, 5, 1)) - 1 AS INT64) * 4096 + CAST(INSTR('0123456789abcdef', SUBSTRING(`bucket_md5_10f284`, 6, 1)) - 1 AS INT64) * 256 + CAST(INSTR('0123456789abcdef', SUBSTRING(`bucket_md5_10f284`, 7, 1)) - 1 AS INT64) * 16 + CAST(INSTR('0123456789abcdef', SUBSTRING(`bucket_md5_10f284`, 8, 1)) - 1 AS INT64),
+        100
+      ) < 10,
+      FALSE
+    ) AS `in__promo_holdout`
+  FROM `segql_stage_1`
+)
+SELECT
+  'promo_send' AS `segment`,
+  `person_id`
+FROM `segql_stage_2`
+WHERE
+  `in__subscribers` AND NOT `in__promo_holdout`;
