@@ -44,7 +44,13 @@ from segql.config import SourceConfig
 from segql.dialect import TYPE, Dialect
 from segql.errors import SegqlError
 from segql.lists import LIST_COLUMN, read_id_list
-from segql.naming import aggregate_name, column_name, population_name, sequence_name
+from segql.naming import (
+    aggregate_name,
+    column_name,
+    funnel_name,
+    population_name,
+    sequence_name,
+)
 from segql.reach import Guard, merge, reach, reaches_whole, seconds
 from segql.sqltext import generate_sql
 
@@ -56,7 +62,7 @@ EVENT_NAME = "event_name"
 PROPERTIES = "properties"
 _COUNT_LIKE = frozenset(
     {"count", "count_distinct", "sum", "active_days", "active_weeks", "active_months"}
-)
+) | {"streak"}
 _SECONDS = {"day": 86400, "hour": 3600}
 # Aggregate passes per source at most, where the dialect splits them by guard.
 _MAX_PASSES = 4
@@ -617,6 +623,9 @@ class QueryBuilder:
         shared pass where the dialect has one.
         """
         spec = aggregate.spec
+        if aggregate.func == "streak" or spec.last is not None:
+            self.add_ranked_aggregate(aggregate, column, needs)
+            return
         row = _Row(needs.source)
         distinct = self.distinct_value(aggregate, row)
         if distinct is not None and not self.fits_bitmap(aggregate.func, spec.window):
@@ -630,6 +639,18 @@ class QueryBuilder:
         needs.guards[column] = Guard(names, reach(spec.window))
         if spec.where is None and reaches_whole(spec.window):
             needs.guard_only[column] = aggregate
+
+    def add_ranked_aggregate(
+        self, aggregate: ast.Aggregate, column: str, needs: _SourceNeeds
+    ) -> None:
+        """``streak()`` and ``among last N`` (language v2): a ``GROUP BY person`` of their
+        own over ranked rows (``segql.ranked``), joined to the people."""
+        from segql.ranked import last_rows_select, streak_select  # they build on this module
+
+        build = streak_select if aggregate.func == "streak" else last_rows_select
+        needs.separate[column] = build(self, aggregate, column)
+        kind = "streak" if aggregate.func == "streak" else "last"
+        needs.held_in[column] = f"segql_{kind}_{column}"
 
     def shared_sql(
         self, aggregate: ast.Aggregate, row: _Row, match: exp.Expr | None
@@ -779,6 +800,10 @@ class QueryBuilder:
     def window(self, window: ast.Window, time: exp.Expr, row: _Row | None) -> exp.Expr:
         """A window on a row's time (the time of ``row``'s source)."""
         instant = row is not None and self.source_instant(row.source)
+        if isinstance(window, ast.WindowPeriod):
+            from segql.calendar import period_test  # it builds on this module
+
+            return period_test(self, window, time, instant, up_to_now=False)
         if isinstance(window, ast.WindowWithin):
             # Source rows are already at or before T: only the lower bound is left to test.
             since = self.shift(self.now(), window.duration, -1)
@@ -946,6 +971,8 @@ class QueryBuilder:
         """Can SQL give unknown for this predicate? (A guess on the safe side.)"""
         if isinstance(condition, (ast.IsSet, ast.InSegment, ast.Sequence, ast.IdList)):
             return False
+        if isinstance(condition, ast.Funnel):
+            return False
         operands = [n for n in walk(condition) if isinstance(n, ast.Expr.__args__)]
         return not all(_never_null(n) for n in operands if not isinstance(n, ast.EventSpec))
 
@@ -1011,9 +1038,31 @@ class QueryBuilder:
             return self.column_ref(self.segment_flag(condition.segment))
         if isinstance(condition, ast.Sequence):
             return self.sequence_column(condition)
+        if isinstance(condition, (ast.Funnel, ast.PeriodTest)):
+            return self.v2_predicate(condition, scope, row)
         if isinstance(condition, ast.IdList):
             return self.id_list(condition)
         raise TypeError(f"not a condition: {condition!r}")
+
+    def v2_predicate(
+        self, condition: ast.Funnel | ast.PeriodTest, scope: PersonScope | RowScope,
+        row: _Row | None,
+    ) -> exp.Expr:  # fmt: skip
+        """Funnels of three steps or more, and calendar tests on a time (language v2)."""
+        if isinstance(condition, ast.PeriodTest):
+            from segql.calendar import period_test  # it builds on this module
+
+            time = self.value(condition.expr, scope, row, "time")
+            instant = self.holds_instant(condition.expr, scope)
+            return period_test(self, condition.period, time, instant, up_to_now=True)
+        if condition not in self.sequences:
+            from segql.funnels import funnel_select  # it builds on this module
+
+            column = self.new_column(funnel_name(condition))
+            self.sequences[condition] = column  # type: ignore[index]
+            self.stages[column] = 0
+            self.sequence_sql[column] = funnel_select(self, condition)
+        return self.column_ref(self.sequences[condition])  # type: ignore[index]
 
     def types(
         self, left: ast.Expr, right: ast.Expr, scope: PersonScope | RowScope
