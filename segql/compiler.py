@@ -193,7 +193,7 @@ class QueryBuilder:
         )
         self.entity_columns: set[str] = set()
         self.sources: dict[str, _SourceNeeds] = {}
-        self.sequences: dict[ast.Sequence, str] = {}
+        self.sequences: dict[ast.Sequence | ast.Funnel, str] = {}
         self.sequence_sql: dict[str, exp.Select] = {}  # by column
         self.current: dict[str, str] = {}  # hysteresis segment -> column of current membership
         self.stages: dict[str, int] = {PERSON_ID: 0}
@@ -1059,10 +1059,10 @@ class QueryBuilder:
             from segql.funnels import funnel_select  # it builds on this module
 
             column = self.new_column(funnel_name(condition))
-            self.sequences[condition] = column  # type: ignore[index]
+            self.sequences[condition] = column
             self.stages[column] = 0
             self.sequence_sql[column] = funnel_select(self, condition)
-        return self.column_ref(self.sequences[condition])  # type: ignore[index]
+        return self.column_ref(self.sequences[condition])
 
     def types(
         self, left: ast.Expr, right: ast.Expr, scope: PersonScope | RowScope
