@@ -447,6 +447,7 @@ class Checker:
         if isinstance(scope, RowScope):
             raise SegqlTypeError("a sequence cannot stand inside an event filter", sequence.span)
         for spec in (sequence.first, sequence.then):
+            self.no_last_rows_in_step(spec)
             source = self.spec(spec)
             if source.time is None:
                 raise SegqlTypeError(
@@ -468,6 +469,7 @@ class Checker:
                     "`then STEP within 7 days`",
                 )  # fmt: skip
         for spec in (funnel.first, *(step.spec for step in funnel.steps)):
+            self.no_last_rows_in_step(spec)
             source = self.spec(spec)
             if source.time is None:
                 raise SegqlTypeError(
@@ -475,6 +477,14 @@ class Checker:
                     spec.span,
                     help=f'set time = "..." in [sources.{source.name}]',
                 )
+
+    def no_last_rows_in_step(self, spec: ast.EventSpec) -> None:
+        if spec.last is not None:
+            raise SegqlTypeError(
+                "'among last' is not allowed in a step of a sequence", spec.span,
+                help="a step takes a filter, and the first step a window: "
+                "`did quiz within 30 days then ...`",
+            )  # fmt: skip
 
     def period_test(self, test: ast.PeriodTest, scope: Scope) -> None:
         kind = self.expr(test.expr, scope)
