@@ -30,9 +30,10 @@ def unit_steps(unit: str, count: int) -> ast.Duration:
     return ast.Duration(count, unit)  # type: ignore[arg-type]
 
 
-def truncated(unit: str, local: exp.Expr) -> exp.Expr:
-    """The start of the period that holds a local wall-clock time."""
-    return exp.TimestampTrunc(this=local, unit=exp.var(unit.upper()))
+def truncated(builder: QueryBuilder, unit: str, local: exp.Expr) -> exp.Expr:
+    """The start of the period that holds a local wall-clock time (ISO weeks)."""
+    name = builder.dialect.iso_week_unit if unit == "week" else unit.upper()
+    return exp.TimestampTrunc(this=local, unit=exp.var(name))
 
 
 def current_start(builder: QueryBuilder, unit: str, back: int = 0) -> exp.Expr:
@@ -42,12 +43,12 @@ def current_start(builder: QueryBuilder, unit: str, back: int = 0) -> exp.Expr:
     local_now = builder.local_time(builder.now(), instant=False)
     if back:  # in parentheses: AT TIME ZONE binds looser than - INTERVAL
         local_now = builder.shift(exp.Paren(this=local_now), unit_steps(unit, back), -1)
-    return truncated(unit, local_now)
+    return truncated(builder, unit, local_now)
 
 
 def row_period(builder: QueryBuilder, unit: str, time: exp.Expr, instant: bool) -> exp.Expr:
     """The local start of the period that holds a time (naive UTC, or an instant)."""
-    return truncated(unit, builder.local_time(time, instant))
+    return truncated(builder, unit, builder.local_time(time, instant))
 
 
 def period_test(

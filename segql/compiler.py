@@ -693,7 +693,8 @@ class QueryBuilder:
         local = self.local_time(time, instant)
         if func == "active_days":
             return exp.cast(local, TYPE.DATE, copy=False)
-        return exp.TimestampTrunc(this=local, unit=exp.var(_PERIODS[func].upper()))
+        unit = self.dialect.iso_week_unit if func == "active_weeks" else _PERIODS[func].upper()
+        return exp.TimestampTrunc(this=local, unit=exp.var(unit))
 
     def fits_bitmap(self, func: str, window: ast.Window | None) -> bool:
         """Whether ``active_*`` over this window can be a bitmap of 64 periods."""
