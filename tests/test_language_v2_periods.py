@@ -13,8 +13,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from segql import ast
 from segql.errors import SegqlError
 from segql.parser import parse
+from segql.plan import describe_plan
+from segql.printer import format_source
 from segql.project import Project
 from tests.support.engines import Engine, Table
 from tests.support.scenario import (
@@ -46,8 +49,15 @@ class Case:
 CASES: dict[str, Case] = {}
 
 
-def case(name: str, rules: str, expected: dict[str, set[int]], timezone: str = "UTC", **kw) -> None:
-    CASES[name] = Case(rules, make_tables(**kw), expected, timezone)
+def case(
+    name: str,
+    rules: str,
+    expected: dict[str, set[int]],
+    timezone: str = "UTC",
+    as_of: datetime = T,
+    **tables: list,
+) -> None:
+    CASES[name] = Case(rules, make_tables(**tables), expected, timezone, as_of)
 
 
 def _utc(*parts: int) -> datetime:
@@ -174,6 +184,36 @@ case(
         event(11, "login", T + timedelta(seconds=1)),  # after T: does not exist
         event(12, "login", _utc(2025, 10, 1, 4)),  # October 1, 00:00 EDT
         event(13, "login", _utc(2025, 10, 1, 3, 59)),  # September 30, 23:59 EDT
+    ],
+)
+
+
+FALL_BACK = datetime(2026, 11, 2, 12, 0)  # Monday; clocks went back on Sunday November 1
+
+case(
+    "calendar periods in New York when the clocks go back: a 25-hour yesterday",
+    """
+    segment yesterday_s where did login yesterday
+    segment today_s where did login today
+    segment previous_week where did login in previous week
+    segment streak_2 where streak(login, day) >= 2
+    """,
+    expected={
+        "yesterday_s": {1, 2, 4},
+        "today_s": {4},
+        "previous_week": {1, 2, 3, 4},
+        "streak_2": {4},
+    },
+    timezone="America/New_York",
+    as_of=FALL_BACK,
+    people=[person(i) for i in range(1, 6)],
+    events=[
+        event(1, "login", _utc(2026, 11, 2, 4, 30)),  # 23:30 EST on November 1
+        event(2, "login", _utc(2026, 11, 1, 4, 0)),  # 00:00 EDT on November 1
+        event(3, "login", _utc(2026, 11, 1, 3, 59)),  # 23:59 EDT on October 31
+        event(4, "login", _utc(2026, 11, 2, 5, 0)),  # 00:00 EST on November 2: today
+        event(4, "login", _utc(2026, 11, 1, 12, 0)),
+        event(5, "login", _utc(2026, 10, 25, 3, 59)),  # Saturday October 24 local: 2 weeks
     ],
 )
 
@@ -397,3 +437,77 @@ def test_error_text(name: str) -> None:
         project = Project(make_config(), [parse(text, "segments/growth.segql")], make_catalog())
         project.check()
     assert caught.value.render() == expected
+
+
+# --- syntax: aliases, round trip, the plan ------------------------------------------------
+
+
+def _where(text: str) -> object:
+    segment = parse(f"segment s where {text}").definitions[0]
+    return segment.where  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("short", "long"),
+    [
+        ("did login today", "did login in this day"),
+        ("did login yesterday", "did login in previous day"),
+        ("did login in previous 1 month", "did login in previous month"),
+        ("did login in previous 2 WEEKS", "did login in previous 2 weeks"),
+        ("did not a then b then c", "not (did a then b then c)"),
+        ("did not a then b", "not (did a then b)"),
+    ],
+)
+def test_each_alias_is_the_same_tree(short: str, long: str) -> None:
+    assert _where(short) == _where(long)
+
+
+def test_a_funnel_of_three_steps_is_one_node_with_the_negation_on_its_last_step() -> None:
+    funnel = _where("did a within 30 days then b within 1 hour then not c where x = 1 within 1 day")
+    assert isinstance(funnel, ast.Funnel)
+    assert funnel.negated and funnel.first.window == ast.WindowWithin(ast.Duration(30, "day"))
+    assert [step.spec.ref for step in funnel.steps] == ["b", "c"]
+    assert [step.within for step in funnel.steps] == [
+        ast.Duration(1, "hour"),
+        ast.Duration(1, "day"),
+    ]
+    assert funnel.steps[1].spec.where is not None
+
+
+def test_fmt_writes_the_v2_forms_back() -> None:
+    text = (
+        "segment a where did signup then trial within 7 days then not purchase within 14 days\n"
+        "segment b where count(login in previous 3 months) >= 2 and signup_at in this week\n"
+        "segment c where did login yesterday and did login today\n"
+        "segment d where streak(quiz where url = 'aws', week) >= 2\n"
+        "segment e where count(quiz where url = 'aws' among last 100) >= 2\n"
+    )
+    formatted = format_source(text)
+    expected = "\n".join(
+        line.replace(" where ", "\n  where ", 1) + "\n" for line in text.splitlines()
+    )
+    assert formatted == expected
+    assert parse(formatted) == parse(text)
+
+
+def test_the_plan_shows_the_v2_aggregates_and_none_is_incremental() -> None:
+    project = make_project(
+        """
+        segment s where streak(login, day) >= 7
+        segment m where count(login in this month) >= 2 and sum(purchase.amount in this year) > 1
+        segment l where count(quiz among last 10) >= 5
+        segment f where did a then b then not c within 1 day
+        """
+    )
+    plan = project.plan()
+    kinds = {a.definition: (a.layout, a.incremental) for a in plan.aggregates}
+    assert kinds == {
+        "streak(login, day)": ("streak", False),
+        "count(login in this month)": ("pass", False),
+        "sum(purchase.amount in this year)": ("pass", False),
+        "count(quiz among last 10)": ("last_rows", False),
+    }
+    assert [s.definition for s in plan.sequences] == ["did a then b then not c within 1 day"]
+    text = describe_plan(plan)
+    assert "streak segql_streak_streak__login__day" in text
+    assert "[last_rows]" in text and "[streak]" in text
