@@ -53,7 +53,7 @@ def hand_written_sql() -> str:
     return f"""
 WITH pricing AS (
   SELECT DISTINCT person_id, occurred_at AS t FROM events
-  WHERE event_type = 'page_view' AND url LIKE '%pricing%'
+  WHERE event_type = 'page_view' AND url ILIKE '%pricing%'
     AND occurred_at > {as_of} - INTERVAL 30 DAY AND occurred_at <= {as_of}
 ), trial AS (
   SELECT DISTINCT person_id, occurred_at AS t FROM events

@@ -25,25 +25,20 @@ WITH `segql_people` AS (
       `b`.`person_id`,
       `b`.`event_time`
     FROM `segql_rows_events` AS `b`
+    INNER JOIN (
+      SELECT DISTINCT
+        `a`.`person_id`,
+        `a`.`event_time`
+      FROM `segql_rows_events` AS `a`
+      WHERE
+        `a`.`event_name` = 'cart_created'
+        AND `a`.`event_time` > DATE_SUB(CAST('2026-03-15 12:00:00' AS DATETIME), INTERVAL 30 DAY)
+    ) AS `a`
+      ON `b`.`person_id` = `a`.`person_id`
+      AND `b`.`event_time` > `a`.`event_time`
+      AND `b`.`event_time` <= DATE_ADD(`a`.`event_time`, INTERVAL 1 HOUR)
     WHERE
       `b`.`event_name` = 'checkout_started'
-      AND EXISTS(
-        SELECT
-          1
-        FROM (
-          SELECT DISTINCT
-            `a`.`person_id`,
-            `a`.`event_time`
-          FROM `segql_rows_events` AS `a`
-          WHERE
-            `a`.`event_name` = 'cart_created'
-            AND `a`.`event_time` > DATE_SUB(CAST('2026-03-15 12:00:00' AS DATETIME), INTERVAL 30 DAY)
-        ) AS `a`
-        WHERE
-          `b`.`person_id` = `a`.`person_id`
-          AND `b`.`event_time` > `a`.`event_time`
-          AND `b`.`event_time` <= DATE_ADD(`a`.`event_time`, INTERVAL 1 HOUR)
-      )
   ) AS `a`
   WHERE
     NOT EXISTS(

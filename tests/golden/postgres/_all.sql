@@ -246,40 +246,30 @@ WITH "segql_people" AS (
       "b"."person_id",
       "b"."event_time"
     FROM "segql_rows_events" AS "b"
+    INNER JOIN (
+      SELECT DISTINCT
+        "b"."person_id",
+        "b"."event_time"
+      FROM "segql_rows_events" AS "b"
+      INNER JOIN (
+        SELECT DISTINCT
+          "a"."person_id",
+          "a"."event_time"
+        FROM "segql_rows_events" AS "a"
+        WHERE
+          "a"."event_name" = 'signup'
+      ) AS "a"
+        ON "b"."person_id" = "a"."person_id"
+        AND "b"."event_time" > "a"."event_time"
+        AND "b"."event_time" <= "a"."event_time" + INTERVAL '7 DAY'
+      WHERE
+        "b"."event_name" = 'trial_started'
+    ) AS "a"
+      ON "b"."person_id" = "a"."person_id"
+      AND "b"."event_time" > "a"."event_time"
+      AND "b"."event_time" <= "a"."event_time" + INTERVAL '14 DAY'
     WHERE
       "b"."event_name" = 'purchase'
-      AND EXISTS(
-        SELECT
-          1
-        FROM (
-          SELECT DISTINCT
-            "b"."person_id",
-            "b"."event_time"
-          FROM "segql_rows_events" AS "b"
-          WHERE
-            "b"."event_name" = 'trial_started'
-            AND EXISTS(
-              SELECT
-                1
-              FROM (
-                SELECT DISTINCT
-                  "a"."person_id",
-                  "a"."event_time"
-                FROM "segql_rows_events" AS "a"
-                WHERE
-                  "a"."event_name" = 'signup'
-              ) AS "a"
-              WHERE
-                "b"."person_id" = "a"."person_id"
-                AND "b"."event_time" > "a"."event_time"
-                AND "b"."event_time" <= "a"."event_time" + INTERVAL '7 DAY'
-            )
-        ) AS "a"
-        WHERE
-          "b"."person_id" = "a"."person_id"
-          AND "b"."event_time" > "a"."event_time"
-          AND "b"."event_time" <= "a"."event_time" + INTERVAL '14 DAY'
-      )
   ) AS "a"
 ), "segql_seq_funnel_not__cart_created__checkout_sta_481a2a" AS (
   SELECT DISTINCT
@@ -289,25 +279,20 @@ WITH "segql_people" AS (
       "b"."person_id",
       "b"."event_time"
     FROM "segql_rows_events" AS "b"
+    INNER JOIN (
+      SELECT DISTINCT
+        "a"."person_id",
+        "a"."event_time"
+      FROM "segql_rows_events" AS "a"
+      WHERE
+        "a"."event_name" = 'cart_created'
+        AND "a"."event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY'
+    ) AS "a"
+      ON "b"."person_id" = "a"."person_id"
+      AND "b"."event_time" > "a"."event_time"
+      AND "b"."event_time" <= "a"."event_time" + INTERVAL '1 HOUR'
     WHERE
       "b"."event_name" = 'checkout_started'
-      AND EXISTS(
-        SELECT
-          1
-        FROM (
-          SELECT DISTINCT
-            "a"."person_id",
-            "a"."event_time"
-          FROM "segql_rows_events" AS "a"
-          WHERE
-            "a"."event_name" = 'cart_created'
-            AND "a"."event_time" > CAST('2026-03-15 12:00:00' AS TIMESTAMP) - INTERVAL '30 DAY'
-        ) AS "a"
-        WHERE
-          "b"."person_id" = "a"."person_id"
-          AND "b"."event_time" > "a"."event_time"
-          AND "b"."event_time" <= "a"."event_time" + INTERVAL '1 HOUR'
-      )
   ) AS "a"
   WHERE
     NOT EXISTS(

@@ -25,25 +25,20 @@ WITH "segql_people" AS (
       "b"."person_id",
       "b"."event_time"
     FROM "segql_rows_events" AS "b"
+    INNER JOIN (
+      SELECT DISTINCT
+        "a"."person_id",
+        "a"."event_time"
+      FROM "segql_rows_events" AS "a"
+      WHERE
+        "a"."event_name" = 'cart_created'
+        AND "a"."event_time" > DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ))
+    ) AS "a"
+      ON "b"."person_id" = "a"."person_id"
+      AND "b"."event_time" > "a"."event_time"
+      AND "b"."event_time" <= DATEADD(HOUR, 1, "a"."event_time")
     WHERE
       "b"."event_name" = 'checkout_started'
-      AND EXISTS(
-        SELECT
-          1
-        FROM (
-          SELECT DISTINCT
-            "a"."person_id",
-            "a"."event_time"
-          FROM "segql_rows_events" AS "a"
-          WHERE
-            "a"."event_name" = 'cart_created'
-            AND "a"."event_time" > DATEADD(DAY, 30 * -1, CAST('2026-03-15 12:00:00' AS TIMESTAMPNTZ))
-        ) AS "a"
-        WHERE
-          "b"."person_id" = "a"."person_id"
-          AND "b"."event_time" > "a"."event_time"
-          AND "b"."event_time" <= DATEADD(HOUR, 1, "a"."event_time")
-      )
   ) AS "a"
   WHERE
     NOT EXISTS(

@@ -25,40 +25,30 @@ WITH `segql_people` AS (
       `b`.`person_id`,
       `b`.`event_time`
     FROM `segql_rows_events` AS `b`
+    INNER JOIN (
+      SELECT DISTINCT
+        `b`.`person_id`,
+        `b`.`event_time`
+      FROM `segql_rows_events` AS `b`
+      INNER JOIN (
+        SELECT DISTINCT
+          `a`.`person_id`,
+          `a`.`event_time`
+        FROM `segql_rows_events` AS `a`
+        WHERE
+          `a`.`event_name` = 'signup'
+      ) AS `a`
+        ON `b`.`person_id` = `a`.`person_id`
+        AND `b`.`event_time` > `a`.`event_time`
+        AND `b`.`event_time` <= TIMESTAMPADD(DAY, 7, `a`.`event_time`)
+      WHERE
+        `b`.`event_name` = 'trial_started'
+    ) AS `a`
+      ON `b`.`person_id` = `a`.`person_id`
+      AND `b`.`event_time` > `a`.`event_time`
+      AND `b`.`event_time` <= TIMESTAMPADD(DAY, 14, `a`.`event_time`)
     WHERE
       `b`.`event_name` = 'purchase'
-      AND EXISTS(
-        SELECT
-          1
-        FROM (
-          SELECT DISTINCT
-            `b`.`person_id`,
-            `b`.`event_time`
-          FROM `segql_rows_events` AS `b`
-          WHERE
-            `b`.`event_name` = 'trial_started'
-            AND EXISTS(
-              SELECT
-                1
-              FROM (
-                SELECT DISTINCT
-                  `a`.`person_id`,
-                  `a`.`event_time`
-                FROM `segql_rows_events` AS `a`
-                WHERE
-                  `a`.`event_name` = 'signup'
-              ) AS `a`
-              WHERE
-                `b`.`person_id` = `a`.`person_id`
-                AND `b`.`event_time` > `a`.`event_time`
-                AND `b`.`event_time` <= TIMESTAMPADD(DAY, 7, `a`.`event_time`)
-            )
-        ) AS `a`
-        WHERE
-          `b`.`person_id` = `a`.`person_id`
-          AND `b`.`event_time` > `a`.`event_time`
-          AND `b`.`event_time` <= TIMESTAMPADD(DAY, 14, `a`.`event_time`)
-      )
   ) AS `a`
 ), `segql_stage_0` AS (
   SELECT
