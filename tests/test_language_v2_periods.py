@@ -72,6 +72,7 @@ case(
     segment f3_not where did signup within 30 days then trial within 1 day
       then not purchase within 2 days
     segment not_f3 where did not signup then trial then purchase
+    segment f3_never where did signup then trial then not purchase
     segment f4 where did signup then trial within 1 day then purchase within 1 day
       then renew within 1 day
     segment f3_filters where did signup where url = 'ads' then trial
@@ -85,6 +86,8 @@ case(
         # 6: the two days are not over yet; 8: they end at T exactly (x.t + D <= T)
         "f3_not": {5, 8},
         "not_f3": {3, 5, 6, 8, 14},
+        # without within: a reached trial with no purchase after it, up to T
+        "f3_never": {5, 6, 8},
         "f4": {10},
         "f3_filters": {11},
     },
