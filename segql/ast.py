@@ -34,10 +34,15 @@ AggregateFunc = Literal[
     "active_days",
     "active_weeks",
     "active_months",
+    "streak",
 ]
 
 AGGREGATES: tuple[str, ...] = AggregateFunc.__args__  # type: ignore[attr-defined]
 PROPERTY_AGGREGATES = frozenset({"count_distinct", "sum", "avg", "min", "max"})
+# Calendar periods (language v2): windows and time tests, and the periods of streak().
+PeriodUnit = Literal["day", "week", "month", "quarter", "year"]
+PERIOD_UNITS: tuple[str, ...] = PeriodUnit.__args__  # type: ignore[attr-defined]
+STREAK_UNITS = ("day", "week", "month")
 SCALAR_FUNCTIONS: dict[str, tuple[int, int | None]] = {
     # name: (fewest arguments, most arguments or None for any number)
     "days_since": (1, 1),
@@ -185,7 +190,18 @@ class WindowRange:
     span: Span | None = _span()
 
 
-Window = WindowWithin | WindowRange
+@dataclass(frozen=True, slots=True)
+class WindowPeriod:
+    """A calendar window in the project's timezone: ``in this month`` (``previous`` 0: from
+    the start of the period holding ``T`` up to ``T``) or ``in previous 3 months``
+    (``previous`` 3: the three whole periods before the current one)."""
+
+    unit: PeriodUnit
+    previous: int = 0
+    span: Span | None = _span()
+
+
+Window = WindowWithin | WindowRange | WindowPeriod
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +215,9 @@ class EventSpec:
     where: Condition | None = None
     window: Window | None = None
     span: Span | None = _span()
+    # ``among last N``: only the person's N most recent rows of the ref (RANK, newest first).
+    # Left out of the repr, which names columns (``segql.naming`` names it itself).
+    last: int | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +228,8 @@ class Aggregate:
     spec: EventSpec
     prop: str | None = None
     span: Span | None = _span()
+    # streak(spec, day|week|month); out of the repr as ``EventSpec.last`` is
+    period: PeriodUnit | None = field(default=None, repr=False)
 
 
 # --- v2: lang2 (language.md 9.8) ------------------------------------------------------
@@ -342,6 +363,35 @@ class Sequence:
 
 
 @dataclass(frozen=True, slots=True)
+class FunnelStep:
+    """``then [not] STEP [within D]`` of a funnel: measured from the step before it."""
+
+    spec: EventSpec
+    within: Duration | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Funnel:
+    """``did A then B within D1 then C within D2 ...``: three steps or more (two are a
+    ``Sequence``). ``negated``: the last step is ``then not``."""
+
+    first: EventSpec
+    steps: tuple[FunnelStep, ...]
+    negated: bool = False
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodTest:
+    """``signup_at in previous week``: a time in a calendar window (``WindowPeriod``)."""
+
+    expr: Expr
+    period: WindowPeriod
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class Truth:
     """A boolean expression used as a condition (``true``, a boolean column): null is false."""
 
@@ -391,6 +441,8 @@ Condition = (
     | Sequence
     | Truth
     | HistoryTest
+    | Funnel
+    | PeriodTest
 )
 
 

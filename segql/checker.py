@@ -352,6 +352,10 @@ class Checker:
             self.sequence(condition, scope)
         elif isinstance(condition, ast.HistoryTest):
             self.history_test(condition, scope)
+        elif isinstance(condition, ast.Funnel):
+            self.funnel(condition, scope)
+        elif isinstance(condition, ast.PeriodTest):
+            self.period_test(condition, scope)
         else:
             raise TypeError(f"not a condition: {condition!r}")
 
@@ -475,6 +479,7 @@ class Checker:
         if isinstance(scope, RowScope):
             raise SegqlTypeError("a sequence cannot stand inside an event filter", sequence.span)
         for spec in (sequence.first, sequence.then):
+            self.no_last_rows_in_step(spec)
             source = self.spec(spec)
             if source.time is None:
                 raise SegqlTypeError(
@@ -482,6 +487,45 @@ class Checker:
                     spec.span,
                     help=f'set time = "..." in [sources.{source.name}]',
                 )
+
+    def funnel(self, funnel: ast.Funnel, scope: Scope) -> None:
+        """Funnels of three steps or more (language v2): only the first step takes a window,
+        ``then not`` only ends one (the parser refuses both; trees can be built by hand)."""
+        if isinstance(scope, RowScope):
+            raise SegqlTypeError("a funnel cannot stand inside an event filter", funnel.span)
+        for step in funnel.steps:
+            if step.spec.window is not None or step.spec.last is not None:
+                raise SegqlTypeError(
+                    "only the first step of a funnel takes a window", step.spec.span,
+                    help="a later step is measured from the step before it: "
+                    "`then STEP within 7 days`",
+                )  # fmt: skip
+        for spec in (funnel.first, *(step.spec for step in funnel.steps)):
+            self.no_last_rows_in_step(spec)
+            source = self.spec(spec)
+            if source.time is None:
+                raise SegqlTypeError(
+                    f"source '{source.name}' has no time column, so it cannot be in a funnel",
+                    spec.span,
+                    help=f'set time = "..." in [sources.{source.name}]',
+                )
+
+    def no_last_rows_in_step(self, spec: ast.EventSpec) -> None:
+        if spec.last is not None:
+            raise SegqlTypeError(
+                "'among last' is not allowed in a step of a sequence", spec.span,
+                help="a step takes a filter, and the first step a window: "
+                "`did quiz within 30 days then ...`",
+            )  # fmt: skip
+
+    def period_test(self, test: ast.PeriodTest, scope: Scope) -> None:
+        kind = self.expr(test.expr, scope)
+        if kind not in ("time", "json", "any", "null"):
+            raise SegqlTypeError(
+                f"a calendar period tests a time, but this is a {kind}",
+                test.expr.span,
+                help="time tests apply to time columns and to first_time(...), last_time(...)",
+            )
 
     # --- expressions -------------------------------------------------------------------
 
@@ -536,7 +580,25 @@ class Checker:
             for point in (window.start, window.end):
                 if point is not None:
                     self.time_point(point, scope)
+        self.among_last(spec, source)
         return source
+
+    def among_last(self, spec: ast.EventSpec, source: SourceConfig) -> None:
+        """``among last N`` ranks rows by time and takes no other window."""
+        if spec.last is None:
+            return
+        if spec.window is not None:
+            raise SegqlTypeError(
+                "'among last' takes no other window", spec.window.span or spec.span,
+                help=f"the last {spec.last} rows are the newest up to the as-of time; "
+                "drop the window, or drop 'among last' and keep the window",
+            )  # fmt: skip
+        if source.time is None:
+            raise SegqlTypeError(
+                f"source '{source.name}' has no time column, so it has no last rows",
+                spec.span,
+                help=f'set time = "..." in [sources.{source.name}]',
+            )
 
     def aggregate(self, aggregate: ast.Aggregate, scope: Scope) -> None:
         if isinstance(scope, RowScope):
@@ -551,7 +613,16 @@ class Checker:
                     f"{aggregate.func}() adds numbers, but '{aggregate.prop}' is a {kind}",
                     aggregate.span,
                 )
-        needs_time = aggregate.func in ("first_time", "last_time", *_ACTIVE)
+        if aggregate.func == "streak" and (
+            aggregate.spec.window is not None or aggregate.spec.last is not None
+        ):
+            what = aggregate.spec.window or aggregate.spec
+            raise SegqlTypeError(
+                "streak() takes no window", what.span or aggregate.span,
+                help="a streak ends at the current period (or the one before it): "
+                "write streak(quiz_completed, day)",
+            )  # fmt: skip
+        needs_time = aggregate.func in ("first_time", "last_time", "streak", *_ACTIVE)
         if needs_time and source.time is None:
             raise SegqlTypeError(
                 f"{aggregate.func}() needs times, and source '{source.name}' has none",

@@ -50,6 +50,7 @@ from segql.naming import (
     aggregate_name,
     column_name,
     duration_name,
+    funnel_name,
     population_name,
     sequence_name,
 )
@@ -66,7 +67,7 @@ EVENT_NAME = "event_name"
 PROPERTIES = "properties"
 _COUNT_LIKE = frozenset(
     {"count", "count_distinct", "sum", "active_days", "active_weeks", "active_months"}
-)
+) | {"streak"}
 _SECONDS = {"day": 86400, "hour": 3600}
 # Aggregate passes per source at most, where the dialect splits them by guard.
 _MAX_PASSES = 4
@@ -200,7 +201,7 @@ class QueryBuilder:
         )
         self.entity_columns: set[str] = set()
         self.sources: dict[str, _SourceNeeds] = {}
-        self.sequences: dict[ast.Sequence, str] = {}
+        self.sequences: dict[ast.Sequence | ast.Funnel, str] = {}
         self.sequence_sql: dict[str, exp.Select] = {}  # by column
         self.current: dict[str, str] = {}  # hysteresis segment -> column of current membership
         self.stages: dict[str, int] = {PERSON_ID: 0}
@@ -651,6 +652,9 @@ class QueryBuilder:
         shared pass where the dialect has one.
         """
         spec = aggregate.spec
+        if aggregate.func == "streak" or spec.last is not None:
+            self.add_ranked_aggregate(aggregate, column, needs)
+            return
         row = _Row(needs.source)
         distinct = self.distinct_value(aggregate, row)
         if distinct is not None and not self.fits_bitmap(aggregate.func, spec.window):
@@ -664,6 +668,18 @@ class QueryBuilder:
         needs.guards[column] = Guard(names, reach(spec.window))
         if spec.where is None and reaches_whole(spec.window):
             needs.guard_only[column] = aggregate
+
+    def add_ranked_aggregate(
+        self, aggregate: ast.Aggregate, column: str, needs: _SourceNeeds
+    ) -> None:
+        """``streak()`` and ``among last N`` (language v2): a ``GROUP BY person`` of their
+        own over ranked rows (``segql.ranked``), joined to the people."""
+        from segql.ranked import last_rows_select, streak_select  # they build on this module
+
+        build = streak_select if aggregate.func == "streak" else last_rows_select
+        needs.separate[column] = build(self, aggregate, column)
+        kind = "streak" if aggregate.func == "streak" else "last"
+        needs.held_in[column] = f"segql_{kind}_{column}"
 
     def shared_sql(
         self, aggregate: ast.Aggregate, row: _Row, match: exp.Expr | None
@@ -706,7 +722,8 @@ class QueryBuilder:
         local = self.local_time(time, instant)
         if func == "active_days":
             return exp.cast(local, TYPE.DATE, copy=False)
-        return exp.TimestampTrunc(this=local, unit=exp.var(_PERIODS[func].upper()))
+        unit = self.dialect.iso_week_unit if func == "active_weeks" else _PERIODS[func].upper()
+        return exp.TimestampTrunc(this=local, unit=exp.var(unit))
 
     def fits_bitmap(self, func: str, window: ast.Window | None) -> bool:
         """Whether ``active_*`` over this window can be a bitmap of 64 periods."""
@@ -813,6 +830,10 @@ class QueryBuilder:
     def window(self, window: ast.Window, time: exp.Expr, row: _Row | None) -> exp.Expr:
         """A window on a row's time (the time of ``row``'s source)."""
         instant = row is not None and self.source_instant(row.source)
+        if isinstance(window, ast.WindowPeriod):
+            from segql.calendar import period_test  # it builds on this module
+
+            return period_test(self, window, time, instant, up_to_now=False)
         if isinstance(window, ast.WindowWithin):
             # Source rows are already at or before T: only the lower bound is left to test.
             since = self.shift(self.now(), window.duration, -1)
@@ -980,6 +1001,8 @@ class QueryBuilder:
         """Can SQL give unknown for this predicate? (A guess on the safe side.)"""
         if isinstance(condition, (ast.IsSet, ast.InSegment, ast.Sequence, ast.IdList)):
             return False
+        if isinstance(condition, ast.Funnel):
+            return False
         operands = [n for n in walk(condition) if isinstance(n, ast.Expr.__args__)]
         return not all(_never_null(n) for n in operands if not isinstance(n, ast.EventSpec))
 
@@ -1045,11 +1068,33 @@ class QueryBuilder:
             return self.column_ref(self.segment_flag(condition.segment))
         if isinstance(condition, ast.Sequence):
             return self.sequence_column(condition)
+        if isinstance(condition, (ast.Funnel, ast.PeriodTest)):
+            return self.v2_predicate(condition, scope, row)
         if isinstance(condition, ast.IdList):
             return self.id_list(condition)
         if isinstance(condition, ast.HistoryTest):
             return self.history_column(condition)
         raise TypeError(f"not a condition: {condition!r}")
+
+    def v2_predicate(
+        self, condition: ast.Funnel | ast.PeriodTest, scope: PersonScope | RowScope,
+        row: _Row | None,
+    ) -> exp.Expr:  # fmt: skip
+        """Funnels of three steps or more, and calendar tests on a time (language v2)."""
+        if isinstance(condition, ast.PeriodTest):
+            from segql.calendar import period_test  # it builds on this module
+
+            time = self.value(condition.expr, scope, row, "time")
+            instant = self.holds_instant(condition.expr, scope)
+            return period_test(self, condition.period, time, instant, up_to_now=True)
+        if condition not in self.sequences:
+            from segql.funnels import funnel_select  # it builds on this module
+
+            column = self.new_column(funnel_name(condition))
+            self.sequences[condition] = column
+            self.stages[column] = 0
+            self.sequence_sql[column] = funnel_select(self, condition)
+        return self.column_ref(self.sequences[condition])
 
     def types(
         self, left: ast.Expr, right: ast.Expr, scope: PersonScope | RowScope

@@ -55,6 +55,9 @@ class Dialect:
     # ntile from the values where the buckets step up (a sorted list of everybody's value)
     # instead of COUNT(...) OVER (ORDER BY ...), a window that sorts every person's row.
     ntile_edges: bool = False
+    # The unit that truncates a time to its ISO week (Monday first): BigQuery's WEEK starts
+    # on Sunday, its ISOWEEK on Monday.
+    iso_week_unit: str = "WEEK"
     # One GROUP BY pass per merged guard of a source's aggregates (the last 90 days; every
     # purchase), each joined to the people, instead of one pass over the rows of them all.
     pass_per_guard: bool = False

@@ -44,7 +44,30 @@ def aggregate_name(aggregate: ast.Aggregate) -> str:
         parts.append(duration_name(spec.window.duration))
     elif spec.window is not None:
         exact = False
+    parts += v2_name_parts(aggregate)
     return column_name(parts, aggregate, exact)
+
+
+def v2_name_parts(aggregate: ast.Aggregate) -> list[str]:
+    """What the repr leaves out of a v2 aggregate: ``among last N``, a streak's period,
+    a calendar window (``this_month``, ``prev3_month``)."""
+    parts = []
+    window = aggregate.spec.window
+    if isinstance(window, ast.WindowPeriod):
+        parts.append(f"this_{window.unit}" if window.previous == 0 else
+                     f"prev{window.previous}_{window.unit}")  # fmt: skip
+    if aggregate.spec.last is not None:
+        parts.append(f"last{aggregate.spec.last}")
+    if aggregate.period is not None:
+        parts.append(aggregate.period)
+    return parts
+
+
+def funnel_name(funnel: ast.Funnel) -> str:
+    """``funnel__signup__trial__purchase_1a2b3c`` (always hashed: the steps' windows)."""
+    refs = [funnel.first.ref or "any", *(step.spec.ref or "any" for step in funnel.steps)]
+    head = "funnel_not" if funnel.negated else "funnel"
+    return column_name([head, *refs], funnel, exact=False)
 
 
 def sequence_name(sequence: ast.Sequence) -> str:

@@ -35,6 +35,16 @@ CONTEXTUAL = frozenset(
 # v2 (lang2): words of `case when`, and of the conditions on recorded membership; the
 # printer backticks names that use them.
 LANG2_WORDS = frozenset({"case", "else", "end", "entered", "exited", "member", "ever"})
+# Words of the v2 constructs (calendar periods, among last): names that use them are
+# backticked by the printer.
+CONTEXTUAL = CONTEXTUAL | frozenset(
+    {"this", "previous", "today", "yesterday", "among", "quarter", "quarters"}
+)
+_PERIOD_WORDS = {
+    "day": "day", "days": "day", "week": "week", "weeks": "week", "month": "month",
+    "months": "month", "quarter": "quarter", "quarters": "quarter", "year": "year",
+    "years": "year",
+}  # fmt: skip
 COMPARE_OPS = {"=": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _TAIL_WORDS = ("in", "not", "between", "contains", "starts", "ends", "matches", "is")
 _TIME_WORDS = ("within", "before", "after", "since")
@@ -417,6 +427,9 @@ class Parser:
             right = self.parse_expr()
             op = COMPARE_OPS[token.value]
             return ast.Compare(op, expr, right, span=self.span_from(start))  # type: ignore[arg-type]
+        period = self.parse_period() if self.at_word("in") else None  # not `today`: a window
+        if period is not None:
+            return ast.PeriodTest(expr, period, span=self.span_from(start))
         negated = self.at_word("not") and self.at_word("in", "between", ahead=1)
         if negated:
             self.advance()
@@ -485,27 +498,59 @@ class Parser:
         if self.at_word("not"):
             self.advance()
             spec = self.parse_sugar_spec()
-            if self.at_word("then"):
-                raise self.error(
-                    "the end of 'did not ...'",
-                    help="a sequence is negated with `not (did A then B)` "
-                    "or `did A then not B within D`",
-                )
+            if self.at_word("then"):  # `did not` before a funnel negates the whole funnel
+                return ast.Not(self.parse_funnel(spec, start), span=self.span_from(start))
             count = ast.Aggregate("count", spec, span=spec.span)
             return ast.Compare("=", count, ast.Number(0), span=self.span_from(start))
         spec = self.parse_sugar_spec()
         if self.at_word("then"):
-            self.advance()
+            return self.parse_funnel(spec, start)
+        return self.parse_count_suffix(spec, start)
+
+    def parse_funnel(self, first: ast.EventSpec, start: Token) -> ast.Sequence | ast.Funnel:
+        """``then [not] STEP [within D]``, once or more: two steps are a ``Sequence``, more
+        a ``Funnel``. Only the first step takes a window; ``then not`` only ends one."""
+        steps: list[ast.FunnelStep] = []
+        negated = False
+        while self.at_word("then"):
+            then_token = self.advance()
+            if negated:
+                raise SegqlSyntaxError(
+                    "'then not' is allowed only as the last step of a funnel",
+                    then_token.span,
+                    help="move the negated step to the end, or test it on its own: "
+                    "`... and not (did A then B)`",
+                )
+            step_start = self.peek()
             negated = self.at_word("not")
             if negated:
                 self.advance()
-            then = self.parse_sugar_spec(window=False)
+            spec = self.parse_sugar_spec(window=False)
             within = None
             if self.at_word("within"):
                 self.advance()
                 within = self.parse_duration()
-            return ast.Sequence(spec, then, negated, within, span=self.span_from(start))
-        return self.parse_count_suffix(spec, start)
+            self.reject_step_window()
+            steps.append(ast.FunnelStep(spec, within, span=self.span_from(step_start)))
+        if len(steps) == 1:
+            step = steps[0]
+            return ast.Sequence(first, step.spec, negated, step.within, span=self.span_from(start))
+        return ast.Funnel(first, tuple(steps), negated, span=self.span_from(start))
+
+    def reject_step_window(self) -> None:
+        """A window after a later step of a funnel: only the first step takes one."""
+        token = self.peek()
+        window_follows = self.at_word("before", "after", "since", "between", "today", "yesterday")
+        window_follows = window_follows or (
+            self.at_word("in") and self.at_word("last", "this", "previous", ahead=1)
+        )
+        if window_follows or self.at_word("among"):
+            raise SegqlSyntaxError(
+                "only the first step of a funnel takes a window",
+                token.span,
+                help="a later step is measured from the step before it: "
+                "`then STEP within 7 days`; give the first step the window",
+            )
 
     def parse_count_suffix(self, spec: ast.EventSpec, start: Token) -> ast.Condition:
         count = ast.Aggregate("count", spec, span=spec.span)
@@ -536,8 +581,87 @@ class Parser:
         if self.at_word("where"):
             self.advance()
             where = self.parse_not()
-        found_window = self.parse_window() if window else None
-        return ast.EventSpec(ref, where, found_window, span=self.span_from(start))
+        if not window:
+            return ast.EventSpec(ref, where, None, span=self.span_from(start))
+        found_window, last = self.parse_window_and_last()
+        return ast.EventSpec(ref, where, found_window, span=self.span_from(start), last=last)
+
+    def parse_window_and_last(self) -> tuple[ast.Window | None, int | None]:
+        """A window and/or ``among last N``, in either order (the checker refuses both)."""
+        window = self.parse_window()
+        last = self.parse_among_last()
+        if last is not None and window is None:
+            window = self.parse_window()
+        return window, last
+
+    def parse_among_last(self) -> int | None:
+        """``among last N``: the person's N most recent rows of the ref."""
+        if not (self.at_word("among") and self.at_word("last", ahead=1)):
+            return None
+        self.advance()
+        self.advance()
+        token = self.peek()
+        if token.kind != "NUMBER" or not token.value.isdigit() or int(token.value) < 1:
+            raise self.error(
+                "a whole number of rows after 'among last'",
+                help="for example count(quiz_completed among last 100)",
+            )
+        self.advance()
+        return int(token.value)
+
+    def parse_period(self) -> ast.WindowPeriod | None:
+        """A calendar window: ``today``, ``yesterday``, ``in this week``, ``in previous
+        month``, ``in previous 3 months``; None when none starts here. ``in last month``
+        (no number) is an error that names both meanings."""
+        start = self.peek()
+        if self.at_word("today", "yesterday"):
+            self.advance()
+            return ast.WindowPeriod("day", 0 if start.is_word("today") else 1, span=start.span)
+        if not self.at_word("in"):
+            return None
+        if self.at_word("last", ahead=1) and self.peek(2).is_word(*_PERIOD_WORDS):
+            unit_token = self.peek(2)
+            unit = _PERIOD_WORDS[unit_token.value.lower()]
+            raise SegqlSyntaxError(
+                f"'in last {unit_token.value}' needs a number",
+                start.span.to(unit_token.span),
+                help=f"write `within 1 {unit}` (the last 1 {unit}, rolling) or "
+                f"`in previous {unit}` (the whole calendar {unit} before this one)",
+            )
+        if not self.at_word("this", "previous", ahead=1):
+            return None
+        self.advance()
+        which = self.advance().value.lower()
+        count = 1
+        if which == "previous" and self.peek().kind == "NUMBER":
+            number = self.peek()
+            if not number.value.isdigit() or int(number.value) < 1:
+                raise self.error("a whole number of periods", number)
+            count = int(self.advance().value)
+        unit_token = self.peek()
+        if not unit_token.is_word(*_PERIOD_WORDS):
+            raise self.error(
+                f"a period after 'in {which}': day, week, month, quarter or year",
+                help="for example `in this month` or `in previous 3 months`",
+            )
+        self.advance()
+        unit = _PERIOD_WORDS[unit_token.value.lower()]
+        plural = unit_token.value.lower() != unit
+        if which == "this" or count == 1:
+            if plural:
+                raise SegqlSyntaxError(
+                    f"'in {which} {unit_token.value}' takes one {unit}", unit_token.span,
+                    help=f"write `in {which} {unit}`"
+                    + ("" if which == "this" else f" or `in previous 2 {unit}s`"),
+                )  # fmt: skip
+        elif not plural:
+            raise SegqlSyntaxError(
+                f"{count} periods are written in the plural", unit_token.span,
+                help=f"write `in previous {count} {unit}s`",
+            )  # fmt: skip
+        previous = 0 if which == "this" else count
+        return ast.WindowPeriod(unit, previous, span=self.span_from(start))  # type: ignore[arg-type]
+
 
     def parse_ref(self) -> str | None:
         """An event name, a quoted event name, a source name, or ``any`` (``None``)."""
@@ -554,6 +678,9 @@ class Parser:
 
     def parse_window(self) -> ast.Window | None:
         start = self.peek()
+        period = self.parse_period()
+        if period is not None:
+            return period
         if self.at_word("within") or (self.at_word("in") and self.at_word("last", ahead=1)):
             self.advance()
             if self.at_word("last"):
@@ -745,8 +872,10 @@ class Parser:
         if self.at_word("where"):
             self.advance()
             where = self.parse_condition()
-        window = self.parse_window()
-        spec = ast.EventSpec(ref, where, window, span=self.span_from(spec_start))
+        window, last = self.parse_window_and_last()
+        spec = ast.EventSpec(ref, where, window, span=self.span_from(spec_start), last=last)
+        if func == "streak":
+            return self.parse_streak_unit(spec, token)
         self.expect_op(")", "a window or ')' to close the aggregate")
         return ast.Aggregate(func, spec, prop, span=self.span_from(token))  # type: ignore[arg-type]
 
@@ -845,6 +974,23 @@ class Parser:
             raise self.error("'then' and a value after the condition")
         self.advance()
         return condition
+    def parse_streak_unit(self, spec: ast.EventSpec, token: Token) -> ast.Aggregate:
+        """``streak(spec, day|week|month)``: the rest after the spec."""
+        self.expect_op(",", "',' and a period after the event: streak(quiz_completed, day)")
+        unit_token = self.peek()
+        unit = unit_token.value.lower() if unit_token.kind == "IDENT" else ""
+        if unit_token.quoted or unit not in ast.STREAK_UNITS:
+            suggestion = did_you_mean(unit.rstrip("s"), ast.STREAK_UNITS) if unit else None
+            raise self.error(
+                "day, week or month",
+                help=f"did you mean '{suggestion}'?" if suggestion else
+                "a streak counts consecutive days, weeks or months: streak(login, week)",
+            )  # fmt: skip
+        self.advance()
+        self.expect_op(")", "')' to close streak()")
+        return ast.Aggregate(
+            "streak", spec, None, span=self.span_from(token), period=unit  # type: ignore[arg-type]
+        )
 
 
 def _number_value(text: str) -> int | float:

@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-AggregateLayout = Literal["pass", "bitmap", "distinct"]
+# "streak" and "last_rows" (``among last N``): on their own, like a distinct count, over
+# ranked rows (segql.ranked).
+AggregateLayout = Literal["pass", "bitmap", "distinct", "streak", "last_rows"]
 ColumnKind = Literal["trait", "segment", "population_input", "population", "bucket_digest"]
 
 
@@ -201,7 +203,7 @@ def describe_plan(plan: Plan) -> str:
             lines.append(f"  pass {one_pass.name}: GROUP BY person over {_guards(one_pass)}")
             lines += [f"    {_aggregate(a)}" for a in one_pass.aggregates]
         for distinct in source.distinct_counts:
-            lines.append(f"  distinct count {distinct.name}, over only its rows:")
+            lines.append(f"  {_on_its_own(distinct)}")
             lines.append(f"    {_aggregate(distinct.aggregate)}")
     if plan.sequences:
         lines += ["", "sequences (each on its own, over the rows above):"]
@@ -243,6 +245,13 @@ def _lang2_lines(plan: Plan) -> list[str]:
                 f"  {read.column}: {read.definition}, from {read.table}{_for(read.segments)}"
             )
     return lines
+def _on_its_own(distinct: DistinctCount) -> str:
+    """How an aggregate computed on its own is introduced."""
+    if distinct.aggregate.layout == "streak":
+        return f"streak {distinct.name}, over the distinct periods of its rows:"
+    if distinct.aggregate.layout == "last_rows":
+        return f"last rows {distinct.name}, over each person's rows ranked newest first:"
+    return f"distinct count {distinct.name}, over only its rows:"
 
 
 def _guards(one_pass: AggregatePass) -> str:

@@ -155,7 +155,11 @@ class _PlanReader:
         column = self.aggregate_columns[aggregate]
         needs = self.builder.sources[self.analyzer.source_of(aggregate.spec).name]
         layout: AggregateLayout = "pass"
-        if column in needs.separate:
+        if aggregate.func == "streak":
+            layout = "streak"
+        elif aggregate.spec.last is not None:
+            layout = "last_rows"
+        elif column in needs.separate:
             layout = "distinct"
         elif aggregate.func.startswith("active_"):
             layout = "bitmap"
@@ -241,7 +245,7 @@ class _PlanReader:
             match node:
                 case ast.Aggregate() if node in self.aggregate_columns:
                     found.add(self.aggregate_columns[node])
-                case ast.Sequence() if node in builder.sequences:
+                case ast.Sequence() | ast.Funnel() if node in builder.sequences:
                     found.add(builder.sequences[node])
                 case ast.Call() if node in builder.population:
                     found.add(builder.population[node])
@@ -273,6 +277,9 @@ def is_incremental(aggregate: ast.Aggregate) -> bool:
     if aggregate.func not in _MERGEABLE:
         return False
     window = aggregate.spec.window
+    # the last N rows and calendar periods move with T: a new row can push an old one out
+    if aggregate.spec.last is not None or isinstance(window, ast.WindowPeriod):
+        return False
     if window is None:
         return True
     if isinstance(window, ast.WindowWithin):

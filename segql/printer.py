@@ -119,6 +119,8 @@ def _condition(condition: ast.Condition, place: int, in_filter: bool = False) ->
     if isinstance(condition, ast.Not):
         text = "not " + _condition(condition.operand, _NOT, in_filter)
         return f"({text})" if place > _NOT else text
+    if in_filter and isinstance(condition, ast.Funnel):
+        return f"({_predicate(condition)})"
     if in_filter and isinstance(condition, ast.Sequence):
         return f"({_predicate(condition)})"
     return _predicate(condition, sugar=not in_filter)
@@ -161,7 +163,33 @@ def _predicate(condition: ast.Condition, sugar: bool = True) -> str:
         return text
     if isinstance(condition, ast.HistoryTest):
         return _history_test(condition)
+    if isinstance(condition, (ast.Funnel, ast.PeriodTest)):
+        return _v2_predicate(condition)
     raise TypeError(f"not a condition: {condition!r}")
+
+
+def _v2_predicate(condition: ast.Funnel | ast.PeriodTest) -> str:
+    """Funnels of three steps or more, and calendar tests on a time (language v2)."""
+    if isinstance(condition, ast.PeriodTest):
+        return f"{format_expr(condition.expr)} {_period(condition.period, aliases=False)}"
+    text = f"did {_spec(condition.first, reach=_NOT)}"
+    for number, step in enumerate(condition.steps, 1):
+        negated = condition.negated and number == len(condition.steps)
+        text += " then " + ("not " if negated else "") + _spec(step.spec, reach=_NOT)
+        if step.within is not None:
+            text += f" within {format_expr(step.within)}"
+    return text
+
+
+def _period(window: ast.WindowPeriod, aliases: bool = True) -> str:
+    """``in this month``, ``in previous 3 months``; ``today``/``yesterday`` as windows."""
+    if aliases and window.unit == "day" and window.previous <= 1:
+        return "today" if window.previous == 0 else "yesterday"
+    if window.previous == 0:
+        return f"in this {window.unit}"
+    if window.previous == 1:
+        return f"in previous {window.unit}"
+    return f"in previous {window.previous} {window.unit}s"
 
 
 def _did_sugar(compare: ast.Compare) -> str | None:
@@ -186,10 +214,14 @@ def _spec(spec: ast.EventSpec, prop: str | None = None, reach: int = _OR) -> str
         text += " where " + _condition(spec.where, reach, in_filter=True)
     if spec.window is not None:
         text += " " + _window(spec.window)
+    if spec.last is not None:
+        text += f" among last {spec.last}"
     return text
 
 
 def _window(window: ast.Window) -> str:
+    if isinstance(window, ast.WindowPeriod):
+        return _period(window)
     if isinstance(window, ast.WindowWithin):
         return f"within {format_expr(window.duration)}"
     if window.start is not None and window.end is not None:
@@ -242,6 +274,8 @@ def _expr(expr: ast.Expr, place: int) -> str:
         return f"person.{name(expr.name)}"
     if isinstance(expr, ast.Call):
         return f"{expr.func}({', '.join(format_expr(a) for a in expr.args)})"
+    if isinstance(expr, ast.Aggregate) and expr.func == "streak":
+        return f"streak({_spec(expr.spec)}, {expr.period})"
     if isinstance(expr, ast.Aggregate):
         return f"{expr.func}({_spec(expr.spec, expr.prop)})"
     if isinstance(expr, ast.CaseWhen):

@@ -41,6 +41,8 @@ def reach(window: ast.Window | None) -> Reach:
         return None
     if isinstance(window, ast.WindowWithin):
         return window.duration
+    if isinstance(window, ast.WindowPeriod):
+        return period_reach(window)
     if isinstance(window.start, ast.Ago):
         return window.start.duration
     return window
@@ -49,11 +51,26 @@ def reach(window: ast.Window | None) -> Reach:
 def reaches_whole(window: ast.Window | None) -> bool:
     """Whether the window's reach is its whole test: all but ``between N ago and ...``,
     whose end the reach leaves out."""
+    if isinstance(window, ast.WindowPeriod):
+        return False  # a bound on the calendar window, not the window
     return not (
         isinstance(window, ast.WindowRange)
         and isinstance(window.start, ast.Ago)
         and window.end is not None
     )
+
+
+def period_reach(window: ast.WindowPeriod) -> ast.Duration:
+    """A bound on how far back a calendar window reaches: its periods and the current one,
+    plus one more unit (a day at least) for the project zone's offset from UTC."""
+    periods = window.previous + 1
+    if window.unit == "day":
+        return ast.Duration(periods + 1, "day")
+    if window.unit == "week":
+        return ast.Duration(7 * periods + 1, "day")
+    if window.unit == "quarter":
+        return ast.Duration(3 * periods + 1, "month")
+    return ast.Duration(periods + 1, window.unit)
 
 
 def covers(wide: Reach, narrow: Reach) -> bool:

@@ -596,6 +596,11 @@ class _Evaluator:
             return value is True
         if isinstance(condition, ast.HistoryTest):
             return self._holds_history(condition, scope.person)
+        if isinstance(condition, ast.Funnel):
+            return self._person_cached(condition, scope.person, self._holds_funnel)
+        if isinstance(condition, ast.PeriodTest):
+            moment = self._time(condition.expr, scope)
+            return moment is not None and self._in_period(moment, condition.period)
         raise TypeError(f"unknown condition {condition!r}")  # pragma: no cover
 
     def _holds_compare(self, condition: ast.Compare, scope: _Scope) -> bool:
@@ -917,6 +922,8 @@ class _Evaluator:
         rows = table.rows_by_person.get(person, [])
         if source.is_events and spec.ref is not None:
             rows = [row for row in rows if row.get(source.event_name or "") == spec.ref]
+        if spec.last is not None:
+            rows = _among_last(rows, spec.last, lambda row: self._row_time(source, row, spec))
         matching = []
         for row in rows:
             scope = _Scope(person, row, source, frozenset(table.columns))
@@ -931,6 +938,8 @@ class _Evaluator:
         """Whether the row's time is in the spec's window (sides as in language.md §3)."""
         moment = self._row_time(scope.source, scope.row, spec)
         window = spec.window
+        if isinstance(window, ast.WindowPeriod):
+            return self._in_period(moment, window)
         if isinstance(window, ast.WindowWithin):
             return self._within(moment, window.duration)
         assert isinstance(window, ast.WindowRange)
@@ -968,6 +977,10 @@ class _Evaluator:
         if func in ("active_days", "active_weeks", "active_months"):
             days = {self._local_date(self._row_time(source, row, spec)) for row in rows}
             return len(_calendar_periods(func, days))
+        if func == "streak":
+            assert node.period is not None
+            times = [self._row_time(source, row, spec) for row in rows]
+            return self._streak(times, node.period)
         assert node.prop is not None
         values = self._property_values(node, source, rows)
         if func == "count_distinct":
@@ -1106,6 +1119,106 @@ class _Evaluator:
             return last.change == "enter" and last.as_of <= since
         change = "enter" if test.kind == "entered" else "exit"
         return any(row.change == change and row.as_of > since for row in rows)
+    # --- language v2: funnels, calendar periods, streaks, among last ---------------------
+
+    def _local(self, moment: datetime) -> datetime:
+        """A naive UTC time as the naive wall-clock time in the project's timezone."""
+        return moment.replace(tzinfo=timezone.utc).astimezone(self.tzinfo).replace(tzinfo=None)
+
+    def _current_start(self, unit: str, back: int = 0) -> datetime:
+        """The local start of the period ``back`` periods before the one holding ``T``: the
+        step is taken on ``T``'s local time, then truncated (as the SQL does)."""
+        local_now = self._local(self.now)
+        if back:
+            local_now = _shift(local_now, _unit_steps(unit, back), -1)
+        return _period_start(local_now, unit)
+
+    def _in_period(self, moment: datetime, window: ast.WindowPeriod) -> bool:
+        """``in this U``: the period of ``T``, up to ``T``; ``in previous N Us``: the N whole
+        periods before it. Periods are those of the local wall-clock time."""
+        period = _period_start(self._local(moment), window.unit)
+        current = self._current_start(window.unit)
+        if window.previous == 0:
+            return period == current and moment <= self.now
+        return self._current_start(window.unit, window.previous) <= period < current
+
+    def _streak(self, times: Sequence[datetime], unit: str) -> int:
+        """Consecutive local periods with a row, ending at the current period if it has
+        one, else at the one before it (the streak is alive until the period ends)."""
+        periods = {_period_start(self._local(t), unit) for t in times}
+        current = self._current_start(unit)
+        previous = self._current_start(unit, 1)
+        end = current if current in periods else previous if previous in periods else None
+        length = 0
+        while end is not None and end in periods:
+            length += 1
+            end = _period_start(end - timedelta(days=1), unit)
+        return length
+
+    def _holds_funnel(self, node: ast.Funnel, person: Any) -> bool:
+        """Some chain of rows ``a.t < b.t <= a.t + D1``, ``b.t < c.t <= b.t + D2``, ...;
+        a negated last step: some chain ends at ``x`` with ``x.t + D <= T`` and no row of
+        the step in ``(x.t, x.t + D]``."""
+        source = self._resolve_source(node.first)
+        reached = [
+            self._row_time(source, row, node.first)
+            for row in self._matching_rows(node.first, person)
+        ]
+        for number, step in enumerate(node.steps, 1):
+            step_source = self._resolve_source(step.spec)
+            times = [
+                self._row_time(step_source, row, step.spec)
+                for row in self._matching_rows(step.spec, person, window=False)
+            ]
+
+            def follows(
+                a: datetime, b: datetime, within: ast.Duration | None = step.within
+            ) -> bool:
+                return a < b and (within is None or b <= _shift(a, within, 1))
+
+            if node.negated and number == len(node.steps):
+                within = step.within
+                return any(
+                    (within is None or _shift(x, within, 1) <= self.now)
+                    and not any(follows(x, b) for b in times)
+                    for x in reached
+                )
+            reached = [b for b in times if any(follows(a, b) for a in reached)]
+        return bool(reached)
+
+
+def _unit_steps(unit: str, count: int) -> ast.Duration:
+    """``count`` periods as a duration on wall-clock times: a week is 7 days, a quarter
+    3 months."""
+    if unit == "week":
+        return ast.Duration(7 * count, "day")
+    if unit == "quarter":
+        return ast.Duration(3 * count, "month")
+    return ast.Duration(count, unit)  # type: ignore[arg-type]
+
+
+def _period_start(local: datetime, unit: str) -> datetime:
+    """The start of the period holding a wall-clock time; weeks start on Monday (ISO)."""
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if unit == "day":
+        return day
+    if unit == "week":
+        return day - timedelta(days=day.weekday())
+    if unit == "month":
+        return day.replace(day=1)
+    if unit == "quarter":
+        return day.replace(month=3 * ((day.month - 1) // 3) + 1, day=1)
+    return day.replace(month=1, day=1)
+
+
+def _among_last(rows: Sequence[Row], count: int, time_of: Callable[[Row], datetime]) -> list[Row]:
+    """The rows of rank ``<= count``, newest first, as SQL ``RANK()`` ranks them: rows tied
+    with the ``count``-th are all kept."""
+    times = sorted((time_of(row) for row in rows), reverse=True)
+    if len(times) <= count:
+        return list(rows)
+    cutoff = times[count - 1]
+    return [row for row in rows if time_of(row) >= cutoff]
 
 
 def _sum(values: Sequence[Any]) -> Any:

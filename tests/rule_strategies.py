@@ -67,6 +67,19 @@ TIME_LITERALS = (
     "2026-02-01",
     "2026-03-10",
 )
+# Language v2 (calendar periods, streaks): local midnights of New York and Paris around T,
+# the Monday of T's week, month and quarter starts, and times tied to the second.
+V2_GRID_TIMES = (
+    datetime(2026, 3, 15, 4, 0),  # 00:00 in New York (EDT): today starts
+    datetime(2026, 3, 15, 3, 59, 59),
+    datetime(2026, 3, 14, 23, 0),  # 00:00 in Paris
+    datetime(2026, 3, 9, 4, 0),  # Monday 00:00 in New York
+    datetime(2026, 3, 2, 5, 0),  # the Monday before, 00:00 EST (before DST)
+    datetime(2026, 3, 1, 5, 0),  # March 1, 00:00 EST
+    datetime(2026, 2, 28, 23, 0),  # March 1, 00:00 in Paris
+    datetime(2026, 1, 1, 5, 0),  # the quarter and the year, in New York
+    datetime(2025, 12, 31, 23, 0),  # ... and in Paris
+)
 GRID_TIMES = (
     *(T - k * 12 * HOUR for k in range(0, 90)),
     T + 12 * HOUR,
@@ -76,6 +89,7 @@ GRID_TIMES = (
     datetime(2026, 2, 15, 12),
     datetime(2026, 3, 9, 23, 0),  # a Sunday night: week edges
     datetime(2026, 3, 9, 0, 0),  # a Monday
+    *V2_GRID_TIMES,
 )
 
 
@@ -100,6 +114,7 @@ AGO_DURATIONS = (
     _dur(12, "hour"),
 )
 
+AMONG_LAST = (1, 2, 3, 5)
 NUMBER_LITERALS = (0, 1, 2, 3, 5, 10, -3, 0.5, 2.5, 1.5)
 SMALL_COUNTS = (0, 1, 2, 3)
 COMPARE_OPS = ("=", "!=", "<", "<=", ">", ">=")
@@ -275,6 +290,8 @@ class _Gen:
     # --- aggregates and specs --------------------------------------------------------------
 
     def aggregate(self, kind: str, counts_only: bool = False) -> ast.Expr:
+        if kind == NUMBER and not counts_only and self.chance(0.06):
+            return self.streak()
         if counts_only:
             func = self.pick(("count", "active_days", "count_distinct"))
         elif kind == TIME:
@@ -327,10 +344,45 @@ class _Gen:
         window = None
         if source != "accounts" and self.chance(0.6):
             window = self.window(source)
+        if window is None and source != "accounts" and self.chance(0.1):
+            return ast.EventSpec(ref, where, None, last=self.pick(AMONG_LAST))
         return ast.EventSpec(ref, where, window)
 
+    # --- language v2: calendar windows, among last, streaks, funnels ----------------------
+
+    def calendar_window(self) -> ast.WindowPeriod:
+        unit = self.pick(ast.PERIOD_UNITS)
+        return ast.WindowPeriod(unit, self.pick((0, 0, 1, 1, 2, 3)))
+
+    def streak(self) -> ast.Aggregate:
+        ref = self.pick([*EVENT_REFS, *EVENT_REFS, "subscriptions"])
+        source = "subscriptions" if ref == "subscriptions" else "events"
+        where = self.row_condition(_Row(source), 1) if self.chance(0.3) else None
+        unit = self.pick(ast.STREAK_UNITS)
+        return ast.Aggregate("streak", ast.EventSpec(ref, where), period=unit)
+
+    def funnel(self) -> ast.Funnel:
+        """Three or four steps: only the first has a window, the last may be negated."""
+        refs = [*EVENT_REFS, *EVENT_REFS, "subscriptions"]
+        first = self.step_spec(self.pick(refs), window=True)
+        steps = tuple(
+            ast.FunnelStep(
+                self.step_spec(self.pick(refs), window=False),
+                self.pick(WITHIN_DURATIONS) if self.chance(0.7) else None,
+            )
+            for _ in range(self.draw(st.integers(2, 3)))
+        )
+        return ast.Funnel(first, steps, negated=self.chance(0.4))
+
+    def step_spec(self, ref: str | None, window: bool) -> ast.EventSpec:
+        """A funnel step: no ``among last``, and no window after the first step."""
+        spec = self.spec(ref)
+        return ast.EventSpec(spec.ref, spec.where, spec.window if window else None)
+
     def window(self, source: str) -> ast.Window:
-        choice = self.draw(st.integers(0, 5))
+        choice = self.draw(st.integers(0, 6))
+        if choice == 6:
+            return self.calendar_window()
         if choice <= 1:
             return ast.WindowWithin(self.pick(WITHIN_DURATIONS))
         if choice == 2:
@@ -469,7 +521,9 @@ class _Gen:
                 return ast.TextTest(op, expr, ast.String(self.pick(TEXT_PATTERNS)))
             return ast.TextTest("matches", expr, ast.String(self.pick(REGEXES)))
         if kind == TIME:
-            shape = self.draw(st.integers(0, 3))
+            shape = self.draw(st.integers(0, 4))
+            if shape == 4:
+                return ast.PeriodTest(expr, self.calendar_window())
             if shape == 0:
                 return ast.TimeTest("within", expr, self.pick(WITHIN_DURATIONS))
             if shape == 1:
@@ -531,9 +585,12 @@ class _Gen:
         return ast.Compare(op, count, _num(self.pick(SMALL_COUNTS)))
 
     def sequence(self) -> ast.Condition:
+        if self.chance(0.35):
+            funnel = self.funnel()
+            return ast.Not(funnel) if self.chance(0.2) else funnel
         first_ref = self.pick([*EVENT_REFS, "subscriptions"])
         then_ref = self.pick([*EVENT_REFS, "subscriptions"])
-        first = self.spec(first_ref)
+        first = self.step_spec(first_ref, window=True)
         then = self.spec(then_ref)
         then = ast.EventSpec(then.ref, then.where, None)
         within = self.pick(WITHIN_DURATIONS) if self.chance(0.7) else None

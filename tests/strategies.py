@@ -25,6 +25,9 @@ Constraints the grammar imposes, and how they are encoded:
 - ``TextTest.pattern`` is a ``String`` (the parser takes only a quoted pattern).
 - ``TimeTest('within', ...)`` takes a ``Duration``; ``before``/``after`` take any expression.
 - ``Sequence.then.window`` is ``None``: after ``then`` a window word is ``Sequence.within``.
+  The same holds for every later step of a ``Funnel``, and neither has ``among last``
+  (``EventSpec.last``) after ``then``.
+- ``Aggregate.period`` is set exactly for ``streak``.
 - A bare boolean condition (``paid``) is parsed as ``Compare('=', expr, Boolean(True))``,
   which is an ordinary ``Compare``; the ``Truth`` node is never produced by the parser and
   the printer cannot print it, so it is not generated.
@@ -95,6 +98,10 @@ numbers = st.builds(ast.Number, st.one_of(integers, floats))
 durations = st.builds(
     ast.Duration, st.integers(min_value=0, max_value=10**6), st.sampled_from(UNITS)
 )
+# Calendar windows (language v2): `in this month`, `in previous 3 weeks`, today, yesterday.
+calendar_windows = st.builds(
+    ast.WindowPeriod, st.sampled_from(ast.PERIOD_UNITS), st.integers(min_value=0, max_value=40)
+)
 
 LEAF_EXPRESSIONS = (
     numbers,
@@ -159,6 +166,7 @@ def expressions(depth: int = MAX_DEPTH) -> st.SearchStrategy[ast.Expr]:
 def windows(depth: int) -> st.SearchStrategy[ast.Window]:
     points = expressions(depth)
     return st.one_of(
+        calendar_windows,
         st.builds(ast.WindowWithin, durations),
         st.builds(ast.WindowRange, points, points),
         st.builds(ast.WindowRange, points, st.none()),
@@ -183,14 +191,18 @@ def event_specs(depth: int, window: bool = True) -> st.SearchStrategy[ast.EventS
         )
     )
     found_window = st.none() | windows(max(depth - 1, 0)) if window else st.none()
-    return st.builds(ast.EventSpec, refs, where, found_window)
+    last = st.none() | st.integers(1, 500) if window else st.none()
+    return st.builds(ast.EventSpec, refs, where, found_window, last=last)
 
 
 @functools.cache
 def aggregates(depth: int) -> st.SearchStrategy[ast.Aggregate]:
     def build(func: str) -> st.SearchStrategy[ast.Aggregate]:
         prop = identifiers if func in ast.PROPERTY_AGGREGATES else st.none()
-        return st.builds(ast.Aggregate, st.just(func), event_specs(depth - 1), prop)
+        period = st.sampled_from(ast.STREAK_UNITS) if func == "streak" else st.none()
+        return st.builds(
+            ast.Aggregate, st.just(func), event_specs(depth - 1), prop, period=period
+        )
 
     return st.sampled_from(ast.AGGREGATES).flatmap(build)
 
@@ -226,6 +238,18 @@ def sequences(depth: int) -> st.SearchStrategy[ast.Sequence]:
 
 
 @functools.cache
+def funnels(depth: int) -> st.SearchStrategy[ast.Funnel]:
+    """Three to four steps; only the first has a window or ``among last``."""
+    step = st.builds(ast.FunnelStep, event_specs(depth - 1, window=False), st.none() | durations)
+    return st.builds(
+        ast.Funnel,
+        event_specs(depth - 1),
+        st.lists(step, min_size=2, max_size=3).map(tuple),
+        st.booleans(),
+    )
+
+
+@functools.cache
 def predicates(depth: int) -> st.SearchStrategy[ast.Condition]:
     e = expressions(depth)
     return st.one_of(
@@ -240,6 +264,8 @@ def predicates(depth: int) -> st.SearchStrategy[ast.Condition]:
         st.builds(ast.InSegment, identifiers),
         sequences(depth),
         sugar_compares(depth),
+        funnels(depth),
+        st.builds(ast.PeriodTest, e, calendar_windows),
         history_tests,
     )
 

@@ -48,7 +48,7 @@ SNAPSHOTS: dict[str, tuple[str, str]] = {
         "  |\n"
         "1 | segment a where dayz_since(signup_at) > 3\n"
         "  |                 ^^^^^^^^^^\n"
-        "  = help: functions: abs, active_days, active_months, active_weeks, avg, bucket, coalesce, count, count_distinct, days_since, first_time, greatest, hours_since, last_time, least, length, lower, max, median, min, ntile, percent_rank, population_avg, population_count, population_max, population_min, qcut, quantile, round, row_number, sum, upper",
+        "  = help: functions: abs, active_days, active_months, active_weeks, avg, bucket, coalesce, count, count_distinct, days_since, first_time, greatest, hours_since, last_time, least, length, lower, max, median, min, ntile, percent_rank, population_avg, population_count, population_max, population_min, qcut, quantile, round, row_number, streak, sum, upper",
     ),
     "type": (
         "segment a where ltv = 'high'",

@@ -68,6 +68,8 @@ def test_the_expected_templates_are_listed() -> None:
         "rfm",
         "activity_classes",
         "ab_holdout",
+        "streak",
+        "certification_focus",
     }
     for info in list_templates():
         assert info.title and info.description.strip()
@@ -416,3 +418,39 @@ def test_ab_holdout(duckdb_engine: DuckDBEngine) -> None:
     assert 0 < len(holdout) < 39  # the split splits
     other = members(duckdb_engine, "ab_holdout", tables, {"percent": "30", "salt": "s2"})
     assert other["promo_holdout"] != holdout  # another experiment, another split
+def test_streak(duckdb_engine: DuckDBEngine) -> None:
+    tables = make_tables(
+        people=[person(i) for i in (1, 2, 3, 4, 5)],
+        events=[
+            *(event(1, "login", T - i * DAY) for i in range(1, 8)),  # 7 days, not yet today
+            *(event(2, "login", T - i * DAY) for i in range(6)),  # 6 days with today
+            *(event(3, "login", T - i * DAY) for i in range(1, 9) if i != 4),  # a gap
+            *(event(4, "login", T - i * DAY) for i in range(7)),  # 7 days with today
+            *(event(5, "login", T - i * DAY) for i in range(2, 10)),  # over since yesterday
+        ],
+    )
+    assert members(duckdb_engine, "streak", tables) == {"seven_day_streak": {1, 4}}
+    three = members(duckdb_engine, "streak", tables, {"days": "3", "event": "login"})
+    assert three == {"seven_day_streak": {1, 2, 3, 4}}
+
+
+def test_certification_focus(duckdb_engine: DuckDBEngine) -> None:
+    def quiz(person_id: int, days: int, cert: str) -> tuple[Any, ...]:
+        return event(person_id, "quiz", T - days * DAY, properties={"cert": cert})
+
+    tables = make_tables(
+        people=[person(i) for i in (1, 2, 3, 4)],
+        events=[
+            *(quiz(1, d, "aws") for d in (1, 2, 3)),
+            *(quiz(1, d, "gcp") for d in (4, 5, *range(6, 16))),  # older ones do not count
+            *(quiz(2, d, "gcp") for d in (1, 2, 3)),  # the newest are not about AWS
+            *(quiz(2, d, "aws") for d in range(4, 14)),
+            *(quiz(3, d, "aws") for d in (1, 2)),  # too few quizzes
+            *(quiz(4, d, "aws") for d in (1, 2, 3)),
+            quiz(4, 4, "gcp"),
+            quiz(4, 5, "gcp"),
+            quiz(4, 5, "gcp"),  # tied with the 5th: both kept, 3 of 6
+        ],
+    )
+    params = {"event": "quiz", "last": "5", "min_rows": "3"}
+    assert members(duckdb_engine, "certification_focus", tables, params) == {"aws_focus": {1}}

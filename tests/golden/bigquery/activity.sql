@@ -28,7 +28,7 @@ WITH `segql_people` AS (
 ), `segql_distinct_active_weeks__any` AS (
   SELECT
     `person_id`,
-    COUNT(DISTINCT TIMESTAMP_TRUNC(`event_time`, WEEK)) AS `active_weeks__any`
+    COUNT(DISTINCT TIMESTAMP_TRUNC(`event_time`, ISOWEEK)) AS `active_weeks__any`
   FROM `segql_rows_events`
   GROUP BY
     `person_id`

@@ -5,6 +5,7 @@ WITH `segql_people` AS (
     `person_id` AS `person_id`,
     MAX(`country`) AS `p_country`,
     MAX(`email`) AS `p_email`,
+    MAX(`signup_at`) AS `p_signup_at`,
     MAX(`status`) AS `p_status`
   FROM `people`
   WHERE
@@ -21,6 +22,7 @@ WITH `segql_people` AS (
       THEN NULL
       ELSE `source_rows`.`amount`
     END AS `c_amount`,
+    `source_rows`.`url` AS `c_url`,
     `source_rows`.`properties` AS `properties`,
     `segql_people`.`p_country` AS `person_country`
   FROM `events` AS `source_rows`
@@ -63,7 +65,15 @@ WITH `segql_people` AS (
       `event_time` > TIMESTAMPADD(DAY, -7, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))) AS `count__any__7day`,
     COUNT(*) FILTER(WHERE
       `event_name` = 'purchase'
-      AND `event_time` > TIMESTAMPADD(DAY, -90, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))) AS `count__purchase__90day`
+      AND `event_time` > TIMESTAMPADD(DAY, -90, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))) AS `count__purchase__90day`,
+    COUNT(*) FILTER(WHERE
+      `event_name` = 'login'
+      AND (
+        DATE_TRUNC('WEEK', `event_time`) >= DATE_TRUNC('WEEK', TIMESTAMPADD(DAY, -14, (
+          CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ)
+        )))
+        AND DATE_TRUNC('WEEK', `event_time`) < DATE_TRUNC('WEEK', CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))
+      )) AS `count__login__prev2_week_34beb5`
   FROM `segql_rows_events`
   WHERE
     (
@@ -101,6 +111,75 @@ WITH `segql_people` AS (
   FROM `segql_rows_events`
   GROUP BY
     `person_id`
+), `segql_streak_streak__quiz_completed__day` AS (
+  SELECT
+    `person_id`,
+    CAST(CASE
+      WHEN MAX(`segql_period`) = DATE_TRUNC('DAY', CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))
+      OR MAX(`segql_period`) = DATE_TRUNC('DAY', TIMESTAMPADD(DAY, -1, (
+        CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ)
+      )))
+      THEN SUM(CASE WHEN `segql_run` = 1 THEN 1 ELSE 0 END)
+      ELSE 0
+    END AS BIGINT) AS `streak__quiz_completed__day`
+  FROM (
+    SELECT
+      `person_id`,
+      `segql_period`,
+      SUM(CASE WHEN `segql_newer` = TIMESTAMPADD(DAY, 1, `segql_period`) THEN 0 ELSE 1 END) OVER (
+        PARTITION BY `person_id`
+        ORDER BY `segql_period` DESC
+        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+      ) AS `segql_run`
+    FROM (
+      SELECT
+        `person_id`,
+        `segql_period`,
+        LAG(`segql_period`) OVER (PARTITION BY `person_id` ORDER BY `segql_period` DESC) AS `segql_newer`
+      FROM (
+        SELECT DISTINCT
+          `person_id`,
+          DATE_TRUNC('DAY', `event_time`) AS `segql_period`
+        FROM `segql_rows_events`
+        WHERE
+          `event_name` = 'quiz_completed'
+      ) AS `segql_periods`
+    ) AS `segql_flagged`
+  ) AS `segql_runs`
+  GROUP BY
+    `person_id`
+), `segql_last_count__quiz_completed__last100_4ae0da` AS (
+  SELECT
+    `ranked`.`person_id`,
+    COUNT(*) AS `count__quiz_completed__last100_4ae0da`
+  FROM (
+    SELECT
+      *,
+      RANK() OVER (PARTITION BY `person_id` ORDER BY `event_time` DESC) AS `segql_rank`
+    FROM `segql_rows_events`
+    WHERE
+      `event_name` = 'quiz_completed'
+  ) AS `ranked`
+  WHERE
+    `ranked`.`segql_rank` <= 100 AND `ranked`.`c_url` = 'aws'
+  GROUP BY
+    `ranked`.`person_id`
+), `segql_last_count__quiz_completed__last100` AS (
+  SELECT
+    `ranked`.`person_id`,
+    COUNT(*) AS `count__quiz_completed__last100`
+  FROM (
+    SELECT
+      *,
+      RANK() OVER (PARTITION BY `person_id` ORDER BY `event_time` DESC) AS `segql_rank`
+    FROM `segql_rows_events`
+    WHERE
+      `event_name` = 'quiz_completed'
+  ) AS `ranked`
+  WHERE
+    `ranked`.`segql_rank` <= 100
+  GROUP BY
+    `ranked`.`person_id`
 ), `segql_rows_subscriptions` AS (
   SELECT
     `source_rows`.`person_id` AS `person_id`,
@@ -163,6 +242,74 @@ WITH `segql_people` AS (
         AND `b`.`event_name` = 'order'
     )
     AND TIMESTAMPADD(DAY, 1, `a`.`event_time`) <= CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ)
+), `segql_seq_funnel__signup__trial_started__purchas_85f691` AS (
+  SELECT DISTINCT
+    `a`.`person_id`
+  FROM (
+    SELECT DISTINCT
+      `b`.`person_id`,
+      `b`.`event_time`
+    FROM `segql_rows_events` AS `b`
+    INNER JOIN (
+      SELECT DISTINCT
+        `b`.`person_id`,
+        `b`.`event_time`
+      FROM `segql_rows_events` AS `b`
+      INNER JOIN (
+        SELECT DISTINCT
+          `a`.`person_id`,
+          `a`.`event_time`
+        FROM `segql_rows_events` AS `a`
+        WHERE
+          `a`.`event_name` = 'signup'
+      ) AS `a`
+        ON `b`.`person_id` = `a`.`person_id`
+        AND `b`.`event_time` > `a`.`event_time`
+        AND `b`.`event_time` <= TIMESTAMPADD(DAY, 7, `a`.`event_time`)
+      WHERE
+        `b`.`event_name` = 'trial_started'
+    ) AS `a`
+      ON `b`.`person_id` = `a`.`person_id`
+      AND `b`.`event_time` > `a`.`event_time`
+      AND `b`.`event_time` <= TIMESTAMPADD(DAY, 14, `a`.`event_time`)
+    WHERE
+      `b`.`event_name` = 'purchase'
+  ) AS `a`
+), `segql_seq_funnel_not__cart_created__checkout_sta_481a2a` AS (
+  SELECT DISTINCT
+    `a`.`person_id`
+  FROM (
+    SELECT DISTINCT
+      `b`.`person_id`,
+      `b`.`event_time`
+    FROM `segql_rows_events` AS `b`
+    INNER JOIN (
+      SELECT DISTINCT
+        `a`.`person_id`,
+        `a`.`event_time`
+      FROM `segql_rows_events` AS `a`
+      WHERE
+        `a`.`event_name` = 'cart_created'
+        AND `a`.`event_time` > TIMESTAMPADD(DAY, -30, CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))
+    ) AS `a`
+      ON `b`.`person_id` = `a`.`person_id`
+      AND `b`.`event_time` > `a`.`event_time`
+      AND `b`.`event_time` <= TIMESTAMPADD(HOUR, 1, `a`.`event_time`)
+    WHERE
+      `b`.`event_name` = 'checkout_started'
+  ) AS `a`
+  WHERE
+    NOT EXISTS(
+      SELECT
+        1
+      FROM `segql_rows_events` AS `b`
+      WHERE
+        `b`.`person_id` = `a`.`person_id`
+        AND `b`.`event_time` > `a`.`event_time`
+        AND `b`.`event_time` <= TIMESTAMPADD(DAY, 1, `a`.`event_time`)
+        AND `b`.`event_name` = 'order_completed'
+    )
+    AND TIMESTAMPADD(DAY, 1, `a`.`event_time`) <= CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ)
 ), `segql_recorded` AS (
   SELECT
     `segment`,
@@ -219,6 +366,7 @@ WITH `segql_people` AS (
     `segql_people`.`person_id`,
     `segql_people`.`p_country`,
     `segql_people`.`p_email`,
+    `segql_people`.`p_signup_at`,
     `segql_people`.`p_status`,
     COALESCE(`segql_aggs_events`.`count__video_rendered__30day`, 0) AS `count__video_rendered__30day`,
     COALESCE(`segql_aggs_events`.`sum__purchase__amount`, 0) AS `sum__purchase__amount`,
@@ -231,9 +379,18 @@ WITH `segql_people` AS (
     `segql_aggs_events`.`last_time__purchase` AS `last_time__purchase`,
     COALESCE(`segql_aggs_events`.`count__any__7day`, 0) AS `count__any__7day`,
     COALESCE(`segql_aggs_events`.`count__purchase__90day`, 0) AS `count__purchase__90day`,
+    COALESCE(`segql_aggs_events`.`count__login__prev2_week_34beb5`, 0) AS `count__login__prev2_week_34beb5`,
+    COALESCE(`segql_streak_streak__quiz_completed__day`.`streak__quiz_completed__day`, 0) AS `streak__quiz_completed__day`,
+    COALESCE(
+      `segql_last_count__quiz_completed__last100_4ae0da`.`count__quiz_completed__last100_4ae0da`,
+      0
+    ) AS `count__quiz_completed__last100_4ae0da`,
+    COALESCE(`segql_last_count__quiz_completed__last100`.`count__quiz_completed__last100`, 0) AS `count__quiz_completed__last100`,
     COALESCE(`segql_aggs_subscriptions`.`count__subscriptions_7d658b`, 0) AS `count__subscriptions_7d658b`,
     NOT `segql_seq_did__trial_started__then__purchase__wi_79225c`.`person_id` IS NULL AS `did__trial_started__then__purchase__wi_79225c`,
     NOT `segql_seq_did_not__cart__then__order__within__1d_8049b6`.`person_id` IS NULL AS `did_not__cart__then__order__within__1d_8049b6`,
+    NOT `segql_seq_funnel__signup__trial_started__purchas_85f691`.`person_id` IS NULL AS `funnel__signup__trial_started__purchas_85f691`,
+    NOT `segql_seq_funnel_not__cart_created__checkout_sta_481a2a`.`person_id` IS NULL AS `funnel_not__cart_created__checkout_sta_481a2a`,
     NOT `segql_hist_member_for__subscribers__30day`.`person_id` IS NULL AS `member_for__subscribers__30day`,
     NOT `segql_hist_entered__high_ltv__7day`.`person_id` IS NULL AS `entered__high_ltv__7day`,
     NOT `segql_hist_exited__loyal_payers__1day`.`person_id` IS NULL AS `exited__loyal_payers__1day`,
@@ -245,12 +402,22 @@ WITH `segql_people` AS (
     ON `segql_distinct_active_days__any__30day`.`person_id` = `segql_people`.`person_id`
   LEFT JOIN `segql_distinct_active_weeks__any`
     ON `segql_distinct_active_weeks__any`.`person_id` = `segql_people`.`person_id`
+  LEFT JOIN `segql_streak_streak__quiz_completed__day`
+    ON `segql_streak_streak__quiz_completed__day`.`person_id` = `segql_people`.`person_id`
+  LEFT JOIN `segql_last_count__quiz_completed__last100_4ae0da`
+    ON `segql_last_count__quiz_completed__last100_4ae0da`.`person_id` = `segql_people`.`person_id`
+  LEFT JOIN `segql_last_count__quiz_completed__last100`
+    ON `segql_last_count__quiz_completed__last100`.`person_id` = `segql_people`.`person_id`
   LEFT JOIN `segql_aggs_subscriptions`
     ON `segql_aggs_subscriptions`.`person_id` = `segql_people`.`person_id`
   LEFT JOIN `segql_seq_did__trial_started__then__purchase__wi_79225c`
     ON `segql_seq_did__trial_started__then__purchase__wi_79225c`.`person_id` = `segql_people`.`person_id`
   LEFT JOIN `segql_seq_did_not__cart__then__order__within__1d_8049b6`
     ON `segql_seq_did_not__cart__then__order__within__1d_8049b6`.`person_id` = `segql_people`.`person_id`
+  LEFT JOIN `segql_seq_funnel__signup__trial_started__purchas_85f691`
+    ON `segql_seq_funnel__signup__trial_started__purchas_85f691`.`person_id` = `segql_people`.`person_id`
+  LEFT JOIN `segql_seq_funnel_not__cart_created__checkout_sta_481a2a`
+    ON `segql_seq_funnel_not__cart_created__checkout_sta_481a2a`.`person_id` = `segql_people`.`person_id`
   LEFT JOIN `segql_hist_member_for__subscribers__30day`
     ON `segql_hist_member_for__subscribers__30day`.`person_id` = CAST(`segql_people`.`person_id` AS STRING)
   LEFT JOIN `segql_hist_entered__high_ltv__7day`
@@ -490,4 +657,43 @@ WHERE
   `member_for__subscribers__30day`
   OR `entered__high_ltv__7day`
   OR `exited__loyal_payers__1day`
-  OR `ever__loyal_payers`;
+  OR `ever__loyal_payers`
+UNION ALL
+SELECT
+  'funnel_3' AS `segment`,
+  `person_id`
+FROM `segql_stage_2`
+WHERE
+  `funnel__signup__trial_started__purchas_85f691`
+UNION ALL
+SELECT
+  'abandoned_checkout' AS `segment`,
+  `person_id`
+FROM `segql_stage_2`
+WHERE
+  `funnel_not__cart_created__checkout_sta_481a2a`
+UNION ALL
+SELECT
+  'joined_this_month' AS `segment`,
+  `person_id`
+FROM `segql_stage_2`
+WHERE
+  (
+    DATE_TRUNC('MONTH', `p_signup_at`) = DATE_TRUNC('MONTH', CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ))
+    AND `p_signup_at` <= CAST('2026-03-15 12:00:00' AS TIMESTAMP_NTZ)
+  )
+  AND `count__login__prev2_week_34beb5` >= 1
+UNION ALL
+SELECT
+  'seven_day_streak' AS `segment`,
+  `person_id`
+FROM `segql_stage_2`
+WHERE
+  `streak__quiz_completed__day` >= 7
+UNION ALL
+SELECT
+  'aws_focus' AS `segment`,
+  `person_id`
+FROM `segql_stage_2`
+WHERE
+  CAST(`count__quiz_completed__last100_4ae0da` AS DOUBLE) / NULLIF(`count__quiz_completed__last100`, 0) > 0.6;
