@@ -19,6 +19,7 @@ from sqlglot import exp
 from segql import ast
 from segql.compiler import QueryOptions, compile_values_query
 from segql.dialect import get_dialect
+from segql.history_sql import unrecorded_options
 from segql.never import never_holds
 from segql.printer import format_condition
 from segql.project import Project
@@ -78,8 +79,9 @@ def explain_condition(
         trials.append(ast.Segment(f"{prefix}_upto_{number}", where=funnel))
     trial = Project(project.config, [*project.modules, ast.Module(tuple(trials))])
     trial.read_catalog(warehouse)
+    options = unrecorded_options(warehouse, project.config.warehouse.schema)
     query = trial.membership_query(
-        warehouse.dialect.name, as_of, [t.name for t in trials]
+        warehouse.dialect.name, as_of, [t.name for t in trials], options=options
     ).expression.subquery("membership")
     counts = {
         row[0]: int(row[1])

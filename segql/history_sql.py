@@ -9,10 +9,15 @@ as-of gives the same answer, and a segment may name itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
 from segql import ast
+
+if TYPE_CHECKING:
+    from segql.compiler import QueryOptions
+    from segql.warehouse import Warehouse
 
 HISTORY_TABLE = "segql_history"
 RUNS_TABLE = "segql_runs"
@@ -47,6 +52,17 @@ def no_history() -> HistorySource:
         *(exp.alias_(exp.cast(exp.null(), kind), name, quoted=True) for name, kind in columns)
     ).where(exp.false())
     return HistorySource(empty.subquery("segql_no_history"), runs=None)
+
+
+def unrecorded_options(warehouse: Warehouse, schema: str) -> QueryOptions | None:
+    """Query options for a query that is not a run (preview, explain) where no run has
+    made segql's history table yet: conditions on recorded membership are then false
+    instead of failing on the missing table. None where the table is there."""
+    from segql.compiler import QueryOptions
+
+    if warehouse.table_columns(f"{schema}.{HISTORY_TABLE}") is not None:
+        return None
+    return QueryOptions(history=no_history())
 
 
 def _table(schema: str, name: str) -> exp.Table:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlglot import exp
 
 from segql import ast
+from segql.history_sql import unrecorded_options
 from segql.parser import parse_condition
 from segql.project import Project
 from segql.timeutil import utc_now
@@ -31,8 +32,9 @@ def preview_condition(
     segment = ast.Segment(name, where=where)
     trial = Project(project.config, [*project.modules, ast.Module((segment,))])
     trial.read_catalog(warehouse)
+    options = unrecorded_options(warehouse, project.config.warehouse.schema)
     query = trial.membership_query(
-        warehouse.dialect.name, as_of or utc_now(), [name]
+        warehouse.dialect.name, as_of or utc_now(), [name], options=options
     ).expression.subquery("matching")
     count = warehouse.run(exp.select(exp.Count(this=exp.Star())).from_(query.copy()))[0][0]
     person = exp.column("person_id", quoted=True)

@@ -14,7 +14,12 @@ from sqlglot import exp
 from segql import ast
 from segql.catalog import Catalog
 from segql.checker import Analyzer, Definitions, check_definitions, walk
-from segql.compiler import MembershipQuery, collector_paused, compile_membership_query
+from segql.compiler import (
+    MembershipQuery,
+    QueryOptions,
+    collector_paused,
+    compile_membership_query,
+)
 from segql.config import ProjectConfig, find_project_root, load_config
 from segql.dialect import get_dialect
 from segql.errors import SegqlError, SegqlErrors, SegqlNameError, unknown_name_message
@@ -146,12 +151,18 @@ class Project:
         as_of: datetime | None = None,
         segments: Sequence[str] | None = None,
         members_table: exp.Table | None = None,
+        options: QueryOptions | None = None,
     ) -> MembershipQuery:
         """The checked, compiled query for the selected segments."""
         with collector_paused():
             self.check()
             return compile_membership_query(
-                self.analyzer, self.select(segments), get_dialect(dialect), as_of, members_table
+                self.analyzer,
+                self.select(segments),
+                get_dialect(dialect),
+                as_of,
+                members_table,
+                options,
             )
 
     def plan(self, dialect: str = "duckdb", segments: Sequence[str] | None = None) -> Plan:

@@ -111,3 +111,18 @@ def test_evaluate_before_any_run_reads_no_history(tmp_path: Path) -> None:
     assert project.evaluate(["1", "2", "3"], as_of=D1 + 2 * DAY) == {
         "1": ["paid", "veteran"], "2": [], "3": ["returning"]
     }  # fmt: skip
+
+
+def test_preview_and_explain_before_any_run_read_no_history(tmp_path: Path) -> None:
+    """``segql preview`` and ``segql explain`` of conditions on recorded membership before
+    the first run: false (nobody), not a missing-table error; after a run, they read it."""
+    runtime = RuntimeProject(tmp_path / "project", "duckdb")
+    runtime.write_rules(RULES)
+    runtime.load(_tables({1: "paid", 2: "paid", 3: "free"}))
+    project = load_project(runtime.root)
+    assert project.preview("ever in paid", as_of=D1) == (0, [])
+    assert project.preview("not ever in paid", as_of=D1)[0] == 3
+    before = runtime.cli("explain", "veteran", "--as-of", D1.isoformat(), "--format", "csv")
+    assert before.returncode == 0, before.stderr
+    runtime.run(D1)
+    assert project.preview("ever in paid", as_of=D1 + DAY) == (2, [1, 2])
