@@ -127,7 +127,9 @@ def steps(draw: st.DrawFn) -> list[dict[str, Any]]:
                 max_size=draw(st.sampled_from([0, 0, 0, 2])),
             )
         )
-        status = draw(st.none() | st.tuples(st.sampled_from(PEOPLE), st.sampled_from(["paid", "free"])))
+        status = draw(
+            st.none() | st.tuples(st.sampled_from(PEOPLE), st.sampled_from(["paid", "free"]))
+        )
         edit = draw(st.sampled_from([None, None, None, None, 0, 1]))
         found.append({"hours": hours, "new": new, "late": late, "status": status, "edit": edit})
     return found

@@ -90,7 +90,7 @@ def spec_offsets(spec: ast.EventSpec) -> Offsets | None:
     return frozenset(found)
 
 
-def _point_offset(point: ast.Expr) -> ast.Duration | None | bool:
+def _point_offset(point: ast.Expr) -> ast.Duration | bool | None:
     """``N units ago`` -> its duration; ``now`` -> None (T); a constant -> True; anything
     that reads a person or a column -> False."""
     if isinstance(point, ast.Ago):
@@ -99,11 +99,9 @@ def _point_offset(point: ast.Expr) -> ast.Duration | None | bool:
         return None
     if isinstance(point, (ast.String, ast.Number)):
         return True
-    if isinstance(point, ast.Call) and all(
+    return isinstance(point, ast.Call) and all(
         isinstance(arg, (ast.String, ast.Number)) for arg in point.args
-    ):
-        return True
-    return False
+    )
 
 
 def _static_filter(condition: ast.Condition) -> bool:

@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlglot import exp
 
 from segql.engines import EngineAdapter as Warehouse
-from segql.store import META, STATE_DAYS, Store
+from segql.store import META, Store
 from segql.timeutil import format_timestamp
 
 # The layout of the state's rows; a state of another layout is recomputed.

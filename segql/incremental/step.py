@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
@@ -34,13 +33,12 @@ from segql.config import SourceConfig
 from segql.incremental.builder import StateBuilder
 from segql.incremental.kinds import Offsets, aggregate_offsets, sequence_offsets, union
 from segql.incremental.state import (
-    STATE_DAYS,
     STATE_LAYOUT,
     StateRecord,
     read_record,
     write_record,
 )
-from segql.store import RUNS
+from segql.store import RUNS, STATE_DAYS
 from segql.timeutil import format_timestamp
 
 if TYPE_CHECKING:
@@ -203,7 +201,7 @@ class StateStep:
         """Whether a row at or before the state's as-of is not the one it read."""
         warehouse, store = self.runner.warehouse, self.runner.store
         for source in self.sources:
-            if not self.days.get(source.name):
+            if not self.days.get(source.name) or source.time is None:
                 continue
             time = exp.column(source.time, quoted=True)
             upto = self.time_bound(record.as_of, source)
@@ -266,10 +264,7 @@ class StateStep:
     def update(self, record: StateRecord, builder: StateBuilder) -> exp.Query:
         warehouse, store = self.runner.warehouse, self.runner.store
         high_water = self.high_water(record)
-        changed = [
-            self.changed_people(source, builder, record)
-            for source in self.sources
-        ]
+        changed = [self.changed_people(source, builder, record) for source in self.sources]
         people: exp.Query = changed[0]
         for select in changed[1:]:
             people = exp.union(people, select, distinct=True)
@@ -290,9 +285,7 @@ class StateStep:
                 .not_()
             )
         )
-        fresh = exp.select(*(exp.column(c, quoted=True) for c in columns)).from_(
-            _temp(RECOMPUTED)
-        )
+        fresh = exp.select(*(exp.column(c, quoted=True) for c in columns)).from_(_temp(RECOMPUTED))
         self.commit += [
             exp.delete(
                 state.copy(),
@@ -343,9 +336,11 @@ class StateStep:
         if source.event_name is not None and not needs.any_event:
             names = [exp.Literal.string(n) for n in sorted(needs.event_names)]
             where = exp.and_(where, exp.column(source.event_name, quoted=True).isin(*names))
-        return exp.select(exp.alias_(person, PERSON_ID, quoted=True)).from_(
-            table_ref(source.table)
-        ).where(where)
+        return (
+            exp.select(exp.alias_(person, PERSON_ID, quoted=True))
+            .from_(table_ref(source.table))
+            .where(where)
+        )
 
     # --- shared ------------------------------------------------------------------------
 
@@ -397,9 +392,7 @@ class StateStep:
                 store.table(RUNS),
                 {
                     "mode": exp.Literal.string(self.mode),
-                    "full_reason": exp.Literal.string(self.reason)
-                    if self.reason
-                    else exp.null(),
+                    "full_reason": exp.Literal.string(self.reason) if self.reason else exp.null(),
                 },
                 where=exp.column("run_id").eq(exp.Literal.string(self.run_id)),
             )
@@ -475,4 +468,3 @@ def describe_mode(mode: str, reason: str | None, recomputed: int | None) -> str:
     return f"full recompute: {reason or 'full'}"
 
 
-__all__ = ["StateStep", "describe_mode", "Sequence"]
