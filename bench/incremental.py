@@ -104,7 +104,10 @@ def child(root: Path, what: str) -> None:
     result: dict[str, object] = {}
     if what == "floor":
         warehouse = connect(project.config)
-        sql = "CREATE OR REPLACE TEMP TABLE bench_out AS SELECT person_id, count(*) FROM events GROUP BY 1"
+        sql = (
+            "CREATE OR REPLACE TEMP TABLE bench_out AS "
+            "SELECT person_id, count(*) FROM events GROUP BY 1"
+        )
         warehouse.query(sql)
         best = float("inf")
         for _ in range(3):

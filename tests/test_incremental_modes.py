@@ -177,3 +177,21 @@ def test_a_crash_in_an_incremental_run_leaves_the_old_state(tmp_path: Path) -> N
     assert ("buyers", "1") in runtime.members()
     full = runtime.cli("run", "--as-of", "2026-03-12", "--full")
     assert "full recompute: --full" in full.stdout
+
+
+def test_forget_removes_the_persons_values_and_the_next_run_recomputes() -> None:
+    from segql.erasure import Erasure
+    from segql.store import Store
+
+    h = Harness()
+    h.add(1, "purchase", T0 - timedelta(days=2), T0)
+    h.add(2, "purchase", T0 - timedelta(days=2), T0)
+    h.run(T0)
+    (table,) = h.warehouse.query(
+        "SELECT \"value\" FROM \"segql\".\"segql_meta\" WHERE \"key\" = 'state.table'"
+    )[0]
+    removed = Erasure(h.warehouse, Store("segql")).forget(["1"])
+    assert removed["1"] >= 1
+    assert h.warehouse.query(f'SELECT "person_id" FROM "segql"."{table}"') == [(2,)]
+    after = h.run(T0 + timedelta(days=1))
+    assert (after.mode, after.mode_reason) == ("full", "no state yet")
