@@ -1,8 +1,9 @@
 """Erasure and retention (runtime.md 8.3): ``segql forget`` and ``segql prune``.
 
 ``forget`` removes a person from every segql table that names them (members, history,
-overrides, the deliveries of their history rows, their row of the incremental state) in one transaction, and records a
-tombstone without the id: a salted hash of it, the time, and how many rows went.
+overrides, the deliveries of their history rows, their row of the incremental state) in
+one transaction, and records a tombstone without the id: a salted hash of it, the time,
+and how many rows went.
 ``prune`` drops old history while keeping every membership interval that reaches the cut
 (the enter rows of current members among them) whole.
 """
