@@ -188,10 +188,44 @@ def test_forget_removes_the_persons_values_and_the_next_run_recomputes() -> None
     h.add(2, "purchase", T0 - timedelta(days=2), T0)
     h.run(T0)
     (table,) = h.warehouse.query(
-        "SELECT \"value\" FROM \"segql\".\"segql_meta\" WHERE \"key\" = 'state.table'"
+        'SELECT "value" FROM "segql"."segql_meta" WHERE "key" = \'state.table\''
     )[0]
     removed = Erasure(h.warehouse, Store("segql")).forget(["1"])
     assert removed["1"] >= 1
     assert h.warehouse.query(f'SELECT "person_id" FROM "segql"."{table}"') == [(2,)]
     after = h.run(T0 + timedelta(days=1))
     assert (after.mode, after.mode_reason) == ("full", "no state yet")
+
+
+def test_after_retire_run_the_next_run_recomputes_at_the_earlier_as_of() -> None:
+    from segql.retire import retire_run
+
+    h = Harness()
+    h.add(1, "purchase", T0 - timedelta(days=2), T0)
+    h.add(1, "purchase", T0 + timedelta(days=2), T0)
+    h.run(T0)
+    wrong = h.run(T0 + timedelta(days=5))  # a run at a wrong as-of, then retired
+    assert wrong.mode == "incremental"
+    project = project_from_text(_config("segql", False), h.rules)
+    retire_run(project, h.warehouse, wrong.run_id)
+    again = h.run(T0 + timedelta(days=1))
+    assert again.mode == "full"
+    assert again.mode_reason == "the state is later than the as-of time"
+
+
+def test_a_source_without_a_time_column_always_recomputes() -> None:
+    h = Harness()
+    h.rules = RULES + "segment gold where count(accounts where tier = 'gold') >= 1\n"
+    config = _config("segql", False)
+    import dataclasses
+
+    from segql.config import SourceConfig
+
+    accounts = SourceConfig(name="accounts", table="accounts", person="person_id")
+    config = dataclasses.replace(config, sources={"accounts": accounts})
+    h.add(1, "purchase", T0 - timedelta(days=2), T0)
+    people = [person(p, status="paid") for p in (1, 2, 3)]
+    h.loader.load(make_tables(people=people, events=h.events))
+    for at in (T0, T0 + timedelta(days=1)):
+        result = Runner(project_from_text(config, h.rules), h.warehouse).run(None, at)
+    assert (result.mode, result.mode_reason) == ("full", "source accounts has no time column")
