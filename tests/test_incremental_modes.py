@@ -108,7 +108,7 @@ def test_a_new_value_or_an_old_state_layout_recomputes() -> None:
     assert h.run(T0 + timedelta(hours=1)).mode == "incremental"
     h.rules = RULES + "segment big where max(purchase.amount) > 3\n"
     changed = h.run(T0 + timedelta(hours=2))
-    assert changed.mode_reason == "the definitions of the state's values changed"
+    assert changed.mode_reason == "the state's values or their sources are defined differently"
     h.warehouse.query(
         'UPDATE "segql"."segql_meta" SET "value" = \'0\' WHERE "key" = \'state.layout\''
     )
@@ -229,3 +229,12 @@ def test_a_source_without_a_time_column_always_recomputes() -> None:
     for at in (T0, T0 + timedelta(days=1)):
         result = Runner(project_from_text(config, h.rules), h.warehouse).run(None, at)
     assert (result.mode, result.mode_reason) == ("full", "source accounts has no time column")
+
+
+def test_switching_loaded_at_on_or_off_recomputes() -> None:
+    h = Harness(loaded_at=True)
+    h.add(1, "purchase", T0 - timedelta(days=2), T0)
+    h.run(T0)
+    h.loaded_at = False
+    result = h.run(T0 + timedelta(days=1))
+    assert result.mode_reason == "the state's values or their sources are defined differently"

@@ -119,7 +119,7 @@ class StateStep:
         described = {
             "values": builder.definitions_of(),
             "sources": [
-                [s.name, s.table, s.person, s.time, s.properties, s.event_name]
+                [s.name, s.table, s.person, s.time, s.properties, s.event_name, s.loaded_at]
                 for s in self.sources
             ],
             "timezone": config.warehouse.timezone,
@@ -155,7 +155,7 @@ class StateStep:
         if record.layout != STATE_LAYOUT:
             return f"the state's layout ({record.layout}) is not this segql's ({STATE_LAYOUT})"
         if record.fingerprint != self.fingerprint:
-            return "the definitions of the state's values changed"
+            return "the state's values or their sources are defined differently"
         if record.as_of > self.as_of:
             return "the state is later than the as-of time"
         status = self.runner.warehouse.run(
