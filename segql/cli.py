@@ -372,7 +372,9 @@ def run(
             f"{result.as_of:%Y-%m-%d %H:%M:%S}: {result.changes} changes in {seconds} s "
             f"(all segments in one query)",
         )
-        click.echo(describe_mode(result.mode, result.mode_reason, result.recomputed))
+        click.echo(
+            describe_mode(result.mode, result.mode_reason, result.recomputed, result.by_deltas)
+        )
         if notes:
             click.echo(f"data: {notes}")
 

@@ -64,6 +64,7 @@ class RunResult:
     mode: str = "full"  # or "incremental" (segql.incremental)
     mode_reason: str | None = None  # why a full run recomputed everybody
     recomputed: int | None = None  # people an incremental run recomputed
+    by_deltas: bool = False  # ... or updated by deltas (segql.incremental.deltas)
 
     @property
     def changes(self) -> int:
@@ -171,7 +172,7 @@ class Runner:
         step = StateStep(self, names, as_of, run_id, self.full)
         if names:
             query = step.membership_query()
-            self.progress(describe_mode(step.mode, step.reason, step.recomputed))
+            self.progress(describe_mode(step.mode, step.reason, step.recomputed, step.by_deltas))
         else:  # every segment paused (an empty selection would mean every segment)
             query = exp.select(
                 exp.alias_(exp.cast(exp.null(), "VARCHAR"), "segment", quoted=True),
@@ -229,7 +230,7 @@ class Runner:
         seconds = time.monotonic() - started
         return RunResult(
             run_id, as_of, commit_seq, summaries, seconds, data,
-            step.mode, step.reason, step.recomputed,
+            step.mode, step.reason, step.recomputed, step.by_deltas,
         )  # fmt: skip
 
     # --- the lock ----------------------------------------------------------------------

@@ -173,7 +173,7 @@ def test_a_crash_in_an_incremental_run_leaves_the_old_state(tmp_path: Path) -> N
     )
     again = runtime.cli("run", "--as-of", "2026-03-11")
     assert again.returncode == 0, again.stderr
-    assert "incremental: 1 people recomputed" in again.stdout
+    assert "incremental: 1 people updated by deltas" in again.stdout
     assert ("buyers", "1") in runtime.members()
     full = runtime.cli("run", "--as-of", "2026-03-12", "--full")
     assert "full recompute: --full" in full.stdout
@@ -238,3 +238,14 @@ def test_switching_loaded_at_on_or_off_recomputes() -> None:
     h.loaded_at = False
     result = h.run(T0 + timedelta(days=1))
     assert result.mode_reason == "the state's values or their sources are defined differently"
+
+
+def test_values_without_deltas_are_recomputed_for_the_people_they_concern() -> None:
+    h = Harness()
+    h.rules = RULES + "segment varied where count_distinct(purchase.amount) >= 1\n"
+    h.add(1, "purchase", T0 - timedelta(days=5), T0)  # on no window edge
+    first = h.run(T0)
+    assert first.mode == "full"
+    h.add(2, "purchase", T0 + timedelta(hours=1), T0 + timedelta(days=1))
+    result = h.run(T0 + timedelta(days=1))
+    assert (result.mode, result.by_deltas, result.recomputed) == ("incremental", False, 1)

@@ -31,6 +31,7 @@ from segql import ast
 from segql.compiler import PERSON_ID, QueryBuilder, QueryOptions, collector_paused, table_ref
 from segql.config import SourceConfig
 from segql.incremental.builder import StateBuilder
+from segql.incremental.deltas import Deltas, deltas_apply, present_at
 from segql.incremental.kinds import Offsets, aggregate_offsets, sequence_offsets, union
 from segql.incremental.state import (
     STATE_LAYOUT,
@@ -64,6 +65,7 @@ class StateStep:
     recomputed: int | None = None  # people recomputed by an incremental run
     commit: list[exp.Expr] = field(default_factory=list)
     old_table: str | None = None
+    by_deltas: bool = False  # the incremental run added deltas instead of recomputing
     temps: list[str] = field(default_factory=list)
 
     # --- the plan of the run ------------------------------------------------------------
@@ -264,18 +266,24 @@ class StateStep:
     def update(self, record: StateRecord, builder: StateBuilder) -> exp.Query:
         warehouse, store = self.runner.warehouse, self.runner.store
         high_water = self.high_water(record)
-        changed = [self.changed_people(source, builder, record) for source in self.sources]
-        people: exp.Query = changed[0]
-        for select in changed[1:]:
-            people = exp.union(people, select, distinct=True)
-        self.create_temp(AFFECTED, exp.select(PERSON_ID).distinct().from_(people.subquery("c")))
+        state = store.table(record.table)
+        if deltas_apply(builder):
+            self.by_deltas = True
+            self.delta_values(record, state)
+        else:
+            changed = [self.changed_people(source, builder, record) for source in self.sources]
+            people: exp.Query = changed[0]
+            for select in changed[1:]:
+                people = exp.union(people, select, distinct=True)
+            self.create_temp(
+                AFFECTED, exp.select(PERSON_ID).distinct().from_(people.subquery("c"))
+            )
+            only = self.builder(only=_temp(AFFECTED))
+            self.create_temp(RECOMPUTED, only.state_query(self.names))
         self.recomputed = int(
             warehouse.run(exp.select(exp.Count(this=exp.Star())).from_(_temp(AFFECTED)))[0][0]
         )
-        only = self.builder(only=_temp(AFFECTED))
-        self.create_temp(RECOMPUTED, only.state_query(self.names))
-        state = store.table(record.table)
-        columns = [PERSON_ID, *only.value_columns()]
+        columns = [PERSON_ID, *builder.value_columns()]
         kept = (
             exp.select(*(exp.column(c, quoted=True) for c in columns))
             .from_(state.copy())
@@ -304,11 +312,60 @@ class StateStep:
         self.record_state(record.table, high_water)
         return self.over_state(exp.union(kept, fresh, distinct=False))
 
+    def delta_values(self, record: StateRecord, state: exp.Table) -> None:
+        """Every value by its delta (``segql.incremental.deltas``): AFFECTED holds the people
+        with a row read, RECOMPUTED their new values."""
+        project = self.runner.project
+        deltas = Deltas(
+            project.analyzer,
+            self.runner.warehouse.dialect,
+            self.names,
+            record.as_of,
+            self.as_of,
+            self.runner.store.table("segql_members"),
+        )
+        tables: dict[str, exp.Table] = {}
+        for number, source in enumerate(self.sources):
+            mark = record.high_water.get(source.name)
+            present = present_at(
+                source,
+                self.time_bound(record.as_of, source),
+                None if mark is None else self.loaded_literal(source, mark),
+            )
+            name = f"segql_delta_{number}"
+            changed = self.changed_rows(source, record)
+            self.create_temp(name, deltas.source_delta(source, changed, present))
+            tables[source.name] = _temp(name)
+        ids = [
+            exp.select(PERSON_ID).from_(table).where(exp.column(PERSON_ID).is_(exp.null()).not_())
+            for table in tables.values()
+        ]
+        people: exp.Query = ids[0]
+        for select in ids[1:]:
+            people = exp.union(people, select, distinct=True)
+        self.create_temp(AFFECTED, exp.select(PERSON_ID).distinct().from_(people.subquery("c")))
+        self.create_temp(RECOMPUTED, deltas.merged(state, _temp(AFFECTED), tables))
+
     def changed_people(
         self, source: SourceConfig, builder: StateBuilder, record: StateRecord
     ) -> exp.Select:
         """The people of ``source`` with a row that is new since the state's as-of (or
         loaded since its high-water mark), or that crossed a window boundary."""
+        person = exp.column(source.person, quoted=True)
+        where = exp.and_(person.is_(exp.null()).not_(), self.changed_rows(source, record))
+        needs = builder.sources[source.name]
+        if source.event_name is not None and not needs.any_event:
+            names = [exp.Literal.string(n) for n in sorted(needs.event_names)]
+            where = exp.and_(where, exp.column(source.event_name, quoted=True).isin(*names))
+        return (
+            exp.select(exp.alias_(person, PERSON_ID, quoted=True))
+            .from_(table_ref(source.table))
+            .where(where)
+        )
+
+    def changed_rows(self, source: SourceConfig, record: StateRecord) -> exp.Expr:
+        """Rows that are new since the state's as-of (or loaded since its high-water mark),
+        or that crossed a window boundary, over the source's own columns."""
         assert source.time is not None
         time = exp.column(source.time, quoted=True)
         slices: list[exp.Expr] = []
@@ -330,17 +387,7 @@ class StateStep:
                 else exp.GT(this=loaded, expression=self.loaded_literal(source, mark))
             )
             slices.append(late)
-        person = exp.column(source.person, quoted=True)
-        where = exp.and_(person.is_(exp.null()).not_(), exp.or_(*slices))
-        needs = builder.sources[source.name]
-        if source.event_name is not None and not needs.any_event:
-            names = [exp.Literal.string(n) for n in sorted(needs.event_names)]
-            where = exp.and_(where, exp.column(source.event_name, quoted=True).isin(*names))
-        return (
-            exp.select(exp.alias_(person, PERSON_ID, quoted=True))
-            .from_(table_ref(source.table))
-            .where(where)
-        )
+        return exp.or_(*slices)
 
     # --- shared ------------------------------------------------------------------------
 
@@ -461,10 +508,13 @@ def _temp(name: str) -> exp.Table:
     return exp.Table(this=exp.to_identifier(name, quoted=True))
 
 
-def describe_mode(mode: str, reason: str | None, recomputed: int | None) -> str:
+def describe_mode(
+    mode: str, reason: str | None, recomputed: int | None, by_deltas: bool = False
+) -> str:
     """The run summary's line on how the state was brought to the as-of."""
     if mode == "incremental":
-        return f"incremental: {recomputed or 0} people recomputed, everybody else from the state"
+        how = "updated by deltas" if by_deltas else "recomputed"
+        return f"incremental: {recomputed or 0} people {how}, everybody else from the state"
     return f"full recompute: {reason or 'full'}"
 
 
