@@ -321,6 +321,9 @@ def progress_printer(quiet: bool) -> Callable[[str], None]:
     "--wait", type=float, default=0.0, metavar="SECONDS", help="Wait for another run's lock."
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+@click.option(
+    "--full", is_flag=True, help="Recompute every person's values (no incremental update)."
+)
 @STRICT
 @format_option
 @click.pass_obj
@@ -332,6 +335,7 @@ def run(
     prune: bool,
     wait: float,
     quiet: bool,
+    full: bool,
     strict: bool,
     fmt: Format,
 ) -> None:
@@ -340,6 +344,7 @@ def run(
     Prints each segment's size, how many entered and exited, and the run's time.
     """
     from segql.event_names import report_unseen, unseen_events
+    from segql.incremental import describe_mode
     from segql.runner import Runner
     from segql.warehouse import connect
 
@@ -351,7 +356,7 @@ def run(
         project.read_catalog(warehouse)
         project.check()
         report_unseen(unseen_events(project, warehouse), strict, warn)
-        result = Runner(project, warehouse, show).run(
+        result = Runner(project, warehouse, show, full=full).run(
             segments, parse_as_of_option(as_of), prune=prune, wait=wait
         )
     finally:
@@ -366,6 +371,9 @@ def run(
             f"\nrun {result.run_id[:12]} committed as #{result.commit_seq} at as-of "
             f"{result.as_of:%Y-%m-%d %H:%M:%S}: {result.changes} changes in {seconds} s "
             f"(all segments in one query)",
+        )
+        click.echo(
+            describe_mode(result.mode, result.mode_reason, result.recomputed, result.by_deltas)
         )
         if notes:
             click.echo(f"data: {notes}")

@@ -68,6 +68,7 @@ PROPERTIES = "properties"
 _COUNT_LIKE = frozenset(
     {"count", "count_distinct", "sum", "active_days", "active_weeks", "active_months"}
 ) | {"streak"}
+COUNT_LIKE = _COUNT_LIKE  # 0, not null, for a person without rows (segql.incremental)
 _SECONDS = {"day": 86400, "hour": 3600}
 # Aggregate passes per source at most, where the dialect splits them by guard.
 _MAX_PASSES = 4

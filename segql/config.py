@@ -54,6 +54,7 @@ class SourceConfig:
     time: str | None = None
     properties: str | None = None
     event_name: str | None = None
+    loaded_at: str | None = None  # when a row arrived (incremental runs read late rows by it)
 
     @property
     def is_events(self) -> bool:
@@ -137,6 +138,7 @@ def config_from_dict(raw: dict[str, Any], root: Path, text: str | None = None) -
             time=_str(events_raw, "time", "events", "occurred_at"),
             properties=_optional_str(events_raw, "properties", "events"),
             event_name=_str(events_raw, "name", "events", "event_type"),
+            loaded_at=_optional_str(events_raw, "loaded_at", "events"),
         )
     sources: dict[str, SourceConfig] = {}
     for name, source_raw in _table(raw, "sources").items():
@@ -149,6 +151,7 @@ def config_from_dict(raw: dict[str, Any], root: Path, text: str | None = None) -
             person=_str(source_raw, "person", where, "person_id"),
             time=_optional_str(source_raw, "time", where),
             properties=_optional_str(source_raw, "properties", where),
+            loaded_at=_optional_str(source_raw, "loaded_at", where),
         )
     if events is None and not sources:
         raise SegqlConfigError(

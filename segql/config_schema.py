@@ -53,6 +53,7 @@ class EventsSection(_Section):
     time: Text = "occurred_at"
     name: Text = "event_type"
     properties: Text | None = None
+    loaded_at: Text | None = None
 
 
 class SourceSection(_Section):
@@ -60,6 +61,7 @@ class SourceSection(_Section):
     person: Text = "person_id"
     time: Text | None = None
     properties: Text | None = None
+    loaded_at: Text | None = None
 
 
 class ProjectSection(_Section):

@@ -1,8 +1,9 @@
 """Erasure and retention (runtime.md 8.3): ``segql forget`` and ``segql prune``.
 
 ``forget`` removes a person from every segql table that names them (members, history,
-overrides, and the deliveries of their history rows) in one transaction, and records a
-tombstone without the id: a salted hash of it, the time, and how many rows went.
+overrides, the deliveries of their history rows, their row of the incremental state) in
+one transaction, and records a tombstone without the id: a salted hash of it, the time,
+and how many rows went.
 ``prune`` drops old history while keeping every membership interval that reaches the cut
 (the enter rows of current members among them) whole.
 """
@@ -17,6 +18,7 @@ from datetime import datetime
 
 from sqlglot import exp
 
+from segql.incremental.state import forget_record, read_record
 from segql.store import DELIVERIES, HISTORY, INTERVALS, MEMBERS, META, OVERRIDES, TOMBSTONES, Store
 from segql.timeutil import format_timestamp, utc_now
 from segql.warehouse import Warehouse
@@ -35,11 +37,16 @@ class Erasure:
     def forget(self, people: Sequence[str]) -> dict[str, int]:
         """Remove each person everywhere; person id -> rows removed."""
         removed: dict[str, int] = {}
+        state = read_record(self.warehouse, self.store)
         with self.warehouse.transaction():
             salt = self._salt()
             now = _timestamp(utc_now())
+            if state is not None:  # the next run recomputes everybody (runs.md)
+                self.warehouse.run(forget_record(self.store))
             for person in dict.fromkeys(people):
                 count = self._count(DELIVERIES, self._deliveries_of(person))
+                if state is not None:
+                    count += self._forget_state(state.table, person)
                 self.warehouse.run(
                     exp.delete(self.store.table(DELIVERIES), where=self._deliveries_of(person))
                 )
@@ -98,6 +105,15 @@ class Erasure:
         with self.warehouse.transaction():
             count = self._count(HISTORY, where)
             self.warehouse.run(exp.delete(self.store.table(HISTORY), where=where))
+        return count
+
+    def _forget_state(self, table: str, person: str) -> int:
+        """Remove the person's row of values from the incremental state."""
+        where = exp.cast(exp.column("person_id", quoted=True), "VARCHAR").eq(
+            exp.Literal.string(person)
+        )
+        count = self._count(table, where)
+        self.warehouse.run(exp.delete(self.store.table(table), where=where))
         return count
 
     def _count(self, table: str, where: exp.Expr) -> int:

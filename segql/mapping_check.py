@@ -20,8 +20,10 @@ IDS: frozenset[ValueType] = frozenset({"number", "string", "any"})
 TIMES: frozenset[ValueType] = frozenset({"time", "string", "any"})
 TEXTS: frozenset[ValueType] = frozenset({"string", "any"})
 PROPERTIES: frozenset[ValueType] = frozenset({"json", "string", "any"})
+# loaded_at: compared with the highest value an incremental run read (segql.incremental).
+LOADED: frozenset[ValueType] = frozenset({"time", "number", "string", "any"})
 _KINDS = {IDS: "a number or text id", TIMES: "a date, a timestamp or timestamp text", TEXTS: "text",
-          PROPERTIES: "JSON or JSON text"}  # fmt: skip
+          PROPERTIES: "JSON or JSON text", LOADED: "a timestamp, a number or text"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ def mappings(config: ProjectConfig) -> list[Mapping]:
         if events.properties is not None:
             found.append(Mapping(section, "properties", events.table, events.properties,
                                  PROPERTIES))  # fmt: skip
+        if events.loaded_at is not None:
+            found.append(Mapping(section, "loaded_at", events.table, events.loaded_at, LOADED))
     for name, source in config.sources.items():
         section = ("sources", name)
         found.append(Mapping(section, "person", source.table, source.person, IDS))
@@ -58,6 +62,8 @@ def mappings(config: ProjectConfig) -> list[Mapping]:
         if source.properties is not None:
             found.append(Mapping(section, "properties", source.table, source.properties,
                                  PROPERTIES))  # fmt: skip
+        if source.loaded_at is not None:
+            found.append(Mapping(section, "loaded_at", source.table, source.loaded_at, LOADED))
     return found
 
 

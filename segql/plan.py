@@ -16,6 +16,7 @@ from typing import Any, Literal
 # ranked rows (segql.ranked).
 AggregateLayout = Literal["pass", "bitmap", "distinct", "streak", "last_rows"]
 ColumnKind = Literal["trait", "segment", "population_input", "population", "bucket_digest"]
+RunUpdate = Literal["changed_people", "full"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class PlannedAggregate:
     incremental: bool
     definition: str
     segments: tuple[str, ...]
+    # What an incremental run does with it: recompute it for the people with a new row or
+    # a row that crossed its window's edge ("changed_people"), or everybody ("full").
+    per_run: RunUpdate = "full"
 
 
 @dataclass(frozen=True)
@@ -268,6 +272,7 @@ def _aggregate(aggregate: PlannedAggregate) -> str:
     notes: list[str] = [aggregate.layout] if aggregate.layout != "pass" else []
     if aggregate.incremental:
         notes.append("incremental")
+    notes.append("per run: " + aggregate.per_run.replace("_", " "))
     note = f" [{', '.join(notes)}]" if notes else ""
     return f"{aggregate.column} = {aggregate.definition}{note}{_for(aggregate.segments)}"
 

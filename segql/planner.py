@@ -13,6 +13,7 @@ from segql import ast
 from segql.checker import PERSON, Analyzer, walk, walk_outside_specs
 from segql.compiler import QueryBuilder, QueryOptions, collector_paused
 from segql.dialect import Dialect
+from segql.incremental.kinds import aggregate_offsets
 from segql.plan import (
     AggregateLayout,
     AggregatePass,
@@ -175,6 +176,7 @@ class _PlanReader:
             incremental=is_incremental(aggregate),
             definition=format_expr(aggregate),
             segments=self.used_by(column),
+            per_run="full" if aggregate_offsets(aggregate) is None else "changed_people",
         )
 
     # --- what is computed after ---------------------------------------------------------

@@ -188,13 +188,16 @@ class Project:
         as_of: datetime | None = None,
         prune: bool = False,
         wait: float = 0.0,
+        full: bool = False,
     ) -> RunResult:
-        """``segql run``: evaluate, diff, record; the same errors as the command."""
+        """``segql run``: evaluate, diff, record; the same errors as the command.
+        ``full``: recompute everybody, as ``segql run --full`` (else incremental where
+        segql can prove it gives the same answer)."""
         from segql.runner import Runner
 
         warehouse = connect(self.config, wait=wait)
         try:
-            return Runner(self, warehouse).run(segments, as_of, prune=prune, wait=wait)
+            return Runner(self, warehouse, full=full).run(segments, as_of, prune=prune, wait=wait)
         finally:
             warehouse.close()
 

@@ -29,6 +29,7 @@ from segql.checker import walk
 from segql.compiler import table_ref
 from segql.engines import EngineAdapter as Warehouse
 from segql.errors import SegqlError, SegqlWarehouseError
+from segql.incremental import StateStep, describe_mode
 from segql.overrides import add_included, mark_manual, remove_excluded
 from segql.printer import format_definition
 from segql.project import Project
@@ -60,6 +61,10 @@ class RunResult:
     segments: list[SegmentSummary]
     seconds: float
     data: dict[str, int] = field(default_factory=dict)
+    mode: str = "full"  # or "incremental" (segql.incremental)
+    mode_reason: str | None = None  # why a full run recomputed everybody
+    recomputed: int | None = None  # people an incremental run recomputed
+    by_deltas: bool = False  # ... or updated by deltas (segql.incremental.deltas)
 
     @property
     def changes(self) -> int:
@@ -99,8 +104,15 @@ def definition_hash(project: Project, name: str) -> tuple[str, str]:
 class Runner:
     """Runs a project's segments against one warehouse session."""
 
-    def __init__(self, project: Project, warehouse: Warehouse, progress: Progress | None = None):
+    def __init__(
+        self,
+        project: Project,
+        warehouse: Warehouse,
+        progress: Progress | None = None,
+        full: bool = False,
+    ):
         self.project = project
+        self.full = full  # recompute everybody (``segql run --full``)
         self.warehouse = warehouse
         self.store = Store(project.config.warehouse.schema)
         self.progress = progress or (lambda message: None)
@@ -156,11 +168,11 @@ class Runner:
         self, run_id: str, names: list[str], as_of: datetime, prune: bool, started: float
     ) -> RunResult:
         store, warehouse = self.store, self.warehouse
-        self.progress(f"computing {len(names)} segments in one query")
+        self.progress(f"computing {len(names)} segments")
+        step = StateStep(self, names, as_of, run_id, self.full)
         if names:
-            query = self.project.membership_query(
-                warehouse.dialect.name, as_of, names, members_table=store.table(MEMBERS)
-            ).expression
+            query = step.membership_query()
+            self.progress(describe_mode(step.mode, step.reason, step.recomputed, step.by_deltas))
         else:  # every segment paused (an empty selection would mean every segment)
             query = exp.select(
                 exp.alias_(exp.cast(exp.null(), "VARCHAR"), "segment", quoted=True),
@@ -208,11 +220,18 @@ class Runner:
             warehouse.run(self.delete_exits())
             warehouse.run(self.insert_enters(run_id, as_of))
             warehouse.run(self.commit_run(run_id, commit_seq, data))
+            for statement in step.commit_statements():
+                warehouse.run(statement)
         _crash_point("after_commit")
+        step.after_commit()
         summaries = self.summaries(names, deleted, version_of, redefined)
         self.drop_temp(NEW_MEMBERS)
         self.drop_temp(CHANGES)
-        return RunResult(run_id, as_of, commit_seq, summaries, time.monotonic() - started, data)
+        seconds = time.monotonic() - started
+        return RunResult(
+            run_id, as_of, commit_seq, summaries, seconds, data,
+            step.mode, step.reason, step.recomputed, step.by_deltas,
+        )  # fmt: skip
 
     # --- the lock ----------------------------------------------------------------------
 

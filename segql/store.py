@@ -26,6 +26,7 @@ DELIVERIES = "segql_deliveries"
 META = "segql_meta"
 OVERRIDES = "segql_overrides"
 TOMBSTONES = "segql_tombstones"
+STATE_DAYS = "segql_state_days"
 EVERY_SEGMENT = "*"  # an override's segment that stands for every segment
 
 # Person ids are kept as text: one type for every entity id, compared the same everywhere.
@@ -41,6 +42,8 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("error", "VARCHAR"),
         ("segments", "VARCHAR"),
         ("summary", "VARCHAR"),
+        ("mode", "VARCHAR"),  # full / incremental (segql.incremental)
+        ("full_reason", "VARCHAR"),  # why a run recomputed everybody
     ),
     VERSIONS: (
         ("segment", "VARCHAR"),
@@ -94,6 +97,8 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("forgotten_at", "TIMESTAMP"),
         ("rows_removed", "BIGINT"),
     ),
+    # Rows per day of each source without loaded_at, as the state read them.
+    STATE_DAYS: (("source", "VARCHAR"), ("day", "DATE"), ("rows", "BIGINT")),
 }
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     META: ("key",),
@@ -105,6 +110,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     DELIVERIES: ("destination", "event_id"),
     OVERRIDES: ("segment", "person_id"),
     TOMBSTONES: ("person_hash", "forgotten_at"),
+    STATE_DAYS: ("source", "day"),
 }
 
 
