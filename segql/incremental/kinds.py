@@ -32,8 +32,10 @@ Update = Literal["add", "merge", "recompute"]
 _ADDABLE = frozenset({"count", "sum"})
 _MERGEABLE = frozenset({"min", "max", "first_time", "last_time"})
 # Kinds whose value changes only where a row is new or crosses a window's edge.
-_ROW_BOUNDED = _ADDABLE | _MERGEABLE | frozenset(
-    {"count_distinct", "avg", "active_days", "active_weeks", "active_months"}
+_ROW_BOUNDED = (
+    _ADDABLE
+    | _MERGEABLE
+    | frozenset({"count_distinct", "avg", "active_days", "active_weeks", "active_months"})
 )
 # Nodes of a row filter that read T or the person: the filter then moves with T in a way
 # no time slice of the rows bounds.
