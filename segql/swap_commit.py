@@ -114,9 +114,10 @@ _SWAP = """
     WHEN MATCHED THEN UPDATE SET commit_seq = :seq, run_id = :run_id
 """
 _COMPLETE = """
-    INSERT INTO :runs_log (run_id, as_of, status, commit_seq, finished_at, segments, summary,
-      recorded_at)
-    SELECT run_id, as_of, 'committed', commit_seq, finished_at, segments, summary, :now
+    INSERT INTO :runs_log (run_id, as_of, started_at, finished_at, status, commit_seq, error,
+      segments, summary, recorded_at)
+    SELECT run_id, as_of, started_at, finished_at, 'committed', commit_seq, error, segments,
+      summary, :now
     FROM :runs_log WHERE run_id = :run_id AND status = 'ready'
 """
 # Runs that readied a commit_seq the head has reached without them: they lost or crashed.
@@ -229,7 +230,12 @@ class SwapCommit:
     def append_run_row(self, values: dict[str, exp.Expr]) -> None:
         from segql.runner import _insert_row
 
-        row = {**values, "recorded_at": _timestamp(utc_now())}
+        given = {**values, "recorded_at": _timestamp(utc_now())}
+        # Every column named: Spark does not fill the missing ones of an Iceberg table.
+        row = {
+            column: given.get(column, exp.cast(exp.null(), kind))
+            for column, kind in LOGS[RUNS_LOG]
+        }
         self.run(_insert_row(self.tables.table(RUNS_LOG), row))
 
     def mark_failed(self, run_id: str, message: str) -> None:

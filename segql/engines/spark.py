@@ -150,6 +150,9 @@ class SparkTempTables:
         return exp.Table(this=exp.to_identifier(f"{name}__{self.generation[name]}", quoted=True))
 
     def is_temp(self, node: exp.Expr) -> bool:
+        """A run's scratch table: an unqualified table name, or a bare name in FROM."""
+        if isinstance(node, exp.Identifier):
+            return isinstance(node.parent, exp.From) and node.name in self.generation
         return (
             isinstance(node, exp.Table)
             and not node.args.get("db")
@@ -182,7 +185,8 @@ class SparkTempTables:
             if not self.is_temp(node):
                 return node
             table = self.current(node.name)
-            table.set("alias", node.args.get("alias") or _alias(node.name))
+            alias = node.args.get("alias") if isinstance(node, exp.Table) else None
+            table.set("alias", alias or _alias(node.name))
             return table
 
         return statement.copy().transform(point)
@@ -273,6 +277,7 @@ class SparkSessionAdapter(SparkAdapter):
     def __init__(self, session: SparkSqlSession):
         super().__init__(session)
         self.temps = SparkTempTables(self)
+        self.column_types: dict[str, list[tuple[str, str]]] = {}
 
     @classmethod
     def open(cls, url: str, settings: dict[str, str]) -> SparkSessionAdapter:
@@ -283,9 +288,41 @@ class SparkSessionAdapter(SparkAdapter):
 
     def run(self, statement: exp.Expr) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = []
+        if isinstance(statement, exp.Insert):
+            statement = self.every_column(statement)
         for translated in self.temps.translate(statement):
             rows = self.query(self.sql(translated))
         return rows
+
+    def every_column(self, insert: exp.Insert) -> exp.Insert:
+        """The INSERT with every column of its table named: Spark fills no missing column
+        of an Iceberg table (they are nulls here, as on the other engines)."""
+        target = insert.this
+        if not isinstance(target, exp.Schema) or self.temps.is_temp(target.this):
+            return insert
+        table = target.this
+        named = [column.name for column in target.expressions]
+        name = ".".join(part.name for part in table.parts)
+        if name not in self.column_types:
+            self.column_types[name] = self.table_columns(name) or []
+        columns = self.column_types[name]
+        if not columns or {c for c, _ in columns} <= set(named):
+            return insert
+        given = exp.TableAlias(
+            this=exp.to_identifier("given"),
+            columns=[exp.to_identifier(column, quoted=True) for column in named],
+        )
+        source = exp.Subquery(this=insert.expression, alias=given)
+        values = [
+            exp.column(column, quoted=True)
+            if column in named
+            else exp.cast(exp.null(), exp.DataType.build(kind, dialect="spark"))
+            for column, kind in columns
+        ]
+        every = exp.Schema(
+            this=table, expressions=[exp.to_identifier(c, quoted=True) for c, _ in columns]
+        )
+        return exp.Insert(this=every, expression=exp.select(*values).from_(source))
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
