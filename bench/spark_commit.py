@@ -20,17 +20,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from segql.engines.spark import SparkSessionAdapter, SparkSqlSession, local_jars  # noqa: E402
-from segql.project import load_project  # noqa: E402
-from segql.runner import NEW_MEMBERS, Runner  # noqa: E402
+from segql.engines.spark import SparkSessionAdapter, SparkSqlSession, local_jars
+from segql.project import load_project
+from segql.runner import NEW_MEMBERS, Runner
 
 CONFIG = """\
 [warehouse]
