@@ -37,6 +37,10 @@ schema = "segql_bench"
 [entity]
 table = "bench.people"
 id = "person_id"
+
+[sources.accounts]
+table = "bench.people"
+person = "person_id"
 """
 RULES = """
 segment high where score >= 50

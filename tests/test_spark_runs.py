@@ -206,3 +206,84 @@ def test_changes_and_dispatch_after_a_spark_run(runtime: RuntimeProject) -> None
     again = cli.invoke(main, [*project, "dispatch"])  # the cursor moved: nothing twice
     assert again.exit_code == 0, again.output
     assert len((runtime.root / "exports" / "paid.jsonl").read_text().splitlines()) == 2
+
+
+# --- without a session -----------------------------------------------------------------
+
+
+def test_spark_urls_reach_the_session_adapter() -> None:
+    from segql.engines import ENGINES, SparkAdapter, SparkSessionAdapter, dialect_of_url
+
+    assert ENGINES["spark"] is ENGINES["sc"] is SparkSessionAdapter
+    assert ENGINES["databricks"] is SparkAdapter and not SparkAdapter.RUNS
+    assert SparkSessionAdapter.RUNS and SparkSessionAdapter.COMMIT_PROTOCOL == "swap"
+    assert dialect_of_url("spark://local") == dialect_of_url("sc://host:15002") == "spark"
+
+
+def test_warehouse_spark_settings_go_to_the_builder_as_text(tmp_path: Path) -> None:
+    from segql.config import config_from_dict
+    from segql.engines.spark import builder_settings
+
+    raw = {
+        "events": {},
+        "warehouse": {
+            "url": "spark://local",
+            "spark": {"spark.sql.shuffle.partitions": 4, "spark.ui.enabled": False,
+                      "spark.sql.session.timeZone": "Europe/Paris"},
+        }
+    }  # fmt: skip
+    settings = config_from_dict(raw, tmp_path).warehouse.spark
+    assert settings == {"spark.sql.shuffle.partitions": "4", "spark.ui.enabled": "false",
+                        "spark.sql.session.timeZone": "Europe/Paris"}  # fmt: skip
+    built = builder_settings("spark://local", settings)
+    assert built["spark.sql.session.timeZone"] == "Europe/Paris"  # the user's wins
+    assert built["spark.ui.showConsoleProgress"] == "false"
+    if missing() is None:
+        assert "iceberg-spark-runtime-3.5_2.12-1.9.2.jar" in built["spark.jars"]
+    remote = builder_settings("sc://host:15002", settings)
+    assert "spark.jars" not in remote  # a Connect server has its own jars
+
+
+def test_an_iceberg_jar_with_another_hash_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from segql.engines import spark
+    from segql.errors import SegqlWarehouseError
+
+    if spark.iceberg_jar() is None:
+        if in_ci():
+            pytest.fail("the Iceberg runtime jar is not installed", pytrace=False)
+        pytest.skip("the Iceberg runtime jar is not installed")
+    monkeypatch.setattr(spark, "ICEBERG_JAR_SHA256", "0" * 64)
+    with pytest.raises(SegqlWarehouseError, match="SHA-256"):
+        spark.iceberg_jar()
+
+
+def test_scratch_table_statements_become_cached_views() -> None:
+    """DELETE, INSERT and UPDATE of a run's scratch table make a new cached view from the
+    last one; other statements read the last one under the name they used."""
+    import sqlglot
+
+    from segql.engines.spark import SparkTempTables
+
+    temps = SparkTempTables(None)  # type: ignore[arg-type]
+    token = temps.token
+
+    def spark_sql(sql: str) -> list[str]:
+        statement = sqlglot.parse_one(sql, read="spark")
+        return [s.sql("spark") for s in temps.translate(statement)]
+
+    created = spark_sql("CREATE TEMPORARY TABLE t AS SELECT 1 AS a")
+    assert created == [f"CACHE TABLE `t__{token}_1` AS SELECT 1 AS a"]
+    deleted = spark_sql("DELETE FROM t WHERE t.a = 2")
+    assert deleted == [
+        f"CACHE TABLE `t__{token}_2` AS SELECT * FROM `t__{token}_1` AS `t` "
+        "WHERE NOT COALESCE(t.a = 2, FALSE)"
+    ]
+    inserted = spark_sql("INSERT INTO t (a) SELECT 3")
+    assert inserted == [
+        f"CACHE TABLE `t__{token}_3` AS SELECT `a` FROM `t__{token}_2` AS `t` UNION ALL SELECT 3"
+    ]
+    read = spark_sql("SELECT a FROM t AS x JOIN lake.t AS y ON x.a = y.a")
+    assert read == [f"SELECT a FROM `t__{token}_3` AS x JOIN lake.t AS y ON x.a = y.a"]
+    dropped = spark_sql("DROP TABLE IF EXISTS t")
+    assert len(dropped) == 6 and f"DROP VIEW IF EXISTS `t__{token}_3`" in dropped
+    assert spark_sql("DROP TABLE IF EXISTS t") == []  # gone; never a table of the lake

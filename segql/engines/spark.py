@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -145,9 +146,23 @@ class SparkTempTables:
     def __init__(self, adapter: SparkSessionAdapter):
         self.adapter = adapter
         self.generation: dict[str, int] = {}
+        # Views live in the session, which other adapters (and runs) may share.
+        self.token = uuid.uuid4().hex[:8]
 
     def current(self, name: str) -> exp.Table:
-        return exp.Table(this=exp.to_identifier(f"{name}__{self.generation[name]}", quoted=True))
+        view = f"{name}__{self.token}_{self.generation[name]}"
+        return exp.Table(this=exp.to_identifier(view, quoted=True))
+
+    def forget(self, name: str) -> list[exp.Expr]:
+        """Uncache and drop every generation of a scratch table."""
+        statements: list[exp.Expr] = []
+        for generation in range(1, self.generation.pop(name) + 1):
+            view = exp.Table(
+                this=exp.to_identifier(f"{name}__{self.token}_{generation}", quoted=True)
+            )
+            statements.append(exp.Uncache(this=view, exists=True))
+            statements.append(exp.Drop(tables=[view.copy()], kind="VIEW", exists=True))
+        return statements
 
     def is_temp(self, node: exp.Expr) -> bool:
         """A run's scratch table: an unqualified table name, or a bare name in FROM."""
@@ -170,8 +185,7 @@ class SparkTempTables:
             statements: list[exp.Expr] = []
             for table in statement.args.get("tables") or []:
                 if table.name in self.generation:
-                    statements.append(exp.Uncache(this=self.current(table.name), exists=True))
-                    del self.generation[table.name]
+                    statements.extend(self.forget(table.name))
             return statements
         target = statement.this
         if isinstance(target, exp.Schema):
