@@ -5,8 +5,8 @@
 with the run's id, one compare-and-swap of a head row), and segql's own tables are Apache
 Iceberg tables (``USING iceberg``), which give each statement its own atomic commit.
 
-A run's scratch tables (the new membership, the changes) are session-local cached views
-(``CACHE TABLE``): nothing is written to the lake for them. Spark cannot delete from,
+A run's scratch tables (the new membership, the changes) are session-local views of
+checkpointed rows: nothing is written to the lake for them. Spark cannot delete from,
 insert into or update a view, so ``SparkTempTables`` turns those statements into a new
 cached view of the changed rows and points the name at it.
 """
@@ -117,6 +117,21 @@ class SparkSqlSession:
             raise SegqlWarehouseError(f"Spark refused a statement: {_first_line(error)}") from None
         return [tuple(_naive_utc(value) for value in row) for row in rows]
 
+    def materialize(self, view: str, select: str) -> None:
+        """``view``: the rows of ``select`` now, cut from the tables they came from. A
+        ``CACHE TABLE`` keeps its plan, and Spark recomputes it when one of those tables
+        is written (the diff would be made again after the run's own commit)."""
+        try:
+            frame = self.spark.sql(select)
+            checkpoint = getattr(frame, "localCheckpoint", None)
+            if checkpoint is None:  # Spark Connect 3.5 has none: cache the view
+                frame.createOrReplaceTempView(view)
+                self.spark.sql(f"CACHE TABLE `{view}`").collect()
+            else:
+                checkpoint(eager=True).createOrReplaceTempView(view)
+        except Exception as error:
+            raise SegqlWarehouseError(f"Spark refused a statement: {_first_line(error)}") from None
+
     def reflect_columns(self, table: str) -> list[tuple[str, str]] | None:
         raise NotImplementedError
 
@@ -154,14 +169,14 @@ class SparkTempTables:
         return exp.Table(this=exp.to_identifier(view, quoted=True))
 
     def forget(self, name: str) -> list[exp.Expr]:
-        """Uncache and drop every generation of a scratch table."""
+        """Drop every generation of a scratch table (dropping a temporary view uncaches it;
+        ``UNCACHE TABLE`` would re-read a view whose source view is already gone)."""
         statements: list[exp.Expr] = []
-        for generation in range(1, self.generation.pop(name) + 1):
+        for generation in range(self.generation.pop(name), 0, -1):
             view = exp.Table(
                 this=exp.to_identifier(f"{name}__{self.token}_{generation}", quoted=True)
             )
-            statements.append(exp.Uncache(this=view, exists=True))
-            statements.append(exp.Drop(tables=[view.copy()], kind="VIEW", exists=True))
+            statements.append(exp.Drop(tables=[view], kind="VIEW", exists=True))
         return statements
 
     def is_temp(self, node: exp.Expr) -> bool:
@@ -305,7 +320,12 @@ class SparkSessionAdapter(SparkAdapter):
         if isinstance(statement, exp.Insert):
             statement = self.every_column(statement)
         for translated in self.temps.translate(statement):
-            rows = self.query(self.sql(translated))
+            if isinstance(translated, exp.Cache):
+                view, select = translated.this.name, self.sql(translated.expression)
+                self.session.materialize(view, select)  # type: ignore[attr-defined]
+                rows = []
+            else:
+                rows = self.query(self.sql(translated))
         return rows
 
     def every_column(self, insert: exp.Insert) -> exp.Insert:
