@@ -2,8 +2,9 @@
 
     python bench/spark_commit.py [--people 200000]
 
-One local SparkSession with an Iceberg catalog (Iceberg's ``hadoop`` catalog on a local
-directory, so the bench needs no PostgreSQL; the commit protocol is the same), a project
+One local SparkSession with an Iceberg JDBC catalog on a local PostgreSQL (the tests' own,
+tests/support/iceberg.py: segql's views need a catalog with views, which Iceberg's
+``hadoop`` catalog is not), a project
 of two segments over N people (about half of them members of each), a first run at
 day 1 and a second at day 2 (a few percent of the members change). For the second run:
 
@@ -24,6 +25,7 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from segql.engines.spark import SparkSessionAdapter, SparkSqlSession, local_jars
 from segql.project import load_project
@@ -48,17 +50,16 @@ segment recent where signup_at within 30 days
 """
 
 
-def session(lake: Path) -> object:
+def session(work: Path) -> Any:
     from pyspark.sql import SparkSession
 
+    from tests.support.iceberg import start_catalog
+
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    catalog = start_catalog(work)
     settings = {
         "spark.jars": ",".join(local_jars()),
-        "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
-        "spark.sql.catalog.lake": "org.apache.iceberg.spark.SparkCatalog",
-        "spark.sql.catalog.lake.type": "hadoop",
-        "spark.sql.catalog.lake.warehouse": str(lake),
-        "spark.sql.defaultCatalog": "lake",
+        **catalog.settings(),
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": "2",
         "spark.ui.enabled": "false",
@@ -79,7 +80,7 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=200_000)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="segql-spark-bench-"))
-    spark = session(work / "lake")
+    spark = session(work)
     spark.sql("CREATE NAMESPACE IF NOT EXISTS bench")
     # Day 2's scores move for one person in 25: a few percent of members change.
     spark.sql(
