@@ -233,8 +233,7 @@ class SwapCommit:
         given = {**values, "recorded_at": _timestamp(utc_now())}
         # Every column named: Spark does not fill the missing ones of an Iceberg table.
         row = {
-            column: given.get(column, exp.cast(exp.null(), kind))
-            for column, kind in LOGS[RUNS_LOG]
+            column: given.get(column, exp.cast(exp.null(), kind)) for column, kind in LOGS[RUNS_LOG]
         }
         self.run(_insert_row(self.tables.table(RUNS_LOG), row))
 
