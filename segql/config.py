@@ -32,6 +32,8 @@ class WarehouseConfig:
     url: str = "duckdb:///warehouse.duckdb"
     schema: str = "segql"
     timezone: str = "UTC"
+    # [warehouse.spark]: settings handed to the SparkSession builder as they are.
+    spark: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ def config_from_dict(raw: dict[str, Any], root: Path, text: str | None = None) -
         url=_str(warehouse_raw, "url", "warehouse", WarehouseConfig.url),
         schema=_str(warehouse_raw, "schema", "warehouse", WarehouseConfig.schema),
         timezone=_str(warehouse_raw, "timezone", "warehouse", WarehouseConfig.timezone),
+        spark=_spark_settings(warehouse_raw),
     )
     try:
         ZoneInfo(warehouse.timezone)
@@ -189,6 +192,15 @@ def expand_env(text: str, what: str) -> str:
         return os.environ[name]
 
     return _ENV_VAR.sub(replace, text)
+
+
+def _spark_settings(warehouse_raw: dict[str, Any]) -> dict[str, str]:
+    """``[warehouse.spark]`` as the builder's text settings (``true`` as "true", 4 as "4")."""
+    settings = _table(warehouse_raw, "spark")
+    return {
+        key: str(value).lower() if isinstance(value, bool) else str(value)
+        for key, value in settings.items()
+    }
 
 
 def _table(raw: dict[str, Any], key: str) -> dict[str, Any]:

@@ -40,6 +40,8 @@ class WarehouseSection(_Section):
     url: Text = "duckdb:///warehouse.duckdb"
     schema_: Text = Field("segql", alias="schema")
     timezone: Text = "UTC"
+    # Spark only: settings handed to the SparkSession builder as they are.
+    spark: dict[str, str | int | float | bool] | None = None
 
 
 class EntitySection(_Section):

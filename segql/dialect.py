@@ -223,6 +223,22 @@ _UTC = exp.Literal.string("UTC")
 _SPARK_EPOCH = "1970-01-01 00:00:00"
 
 
+def _spark_utc_wall_clock(instant: exp.Expr) -> exp.Expr:
+    """The ``TIMESTAMP_NTZ`` of an instant's UTC wall clock: its epoch microseconds added
+    to 1970-01-01. Spark 3.5's TIMESTAMPADD takes an INT quantity (epoch microseconds
+    overflowed it), so whole minutes are added first, then the microseconds left over."""
+    per_minute = exp.Literal.number(60_000_000)
+    micros = exp.Anonymous(this="UNIX_MICROS", expressions=[instant])
+    left_over = exp.Anonymous(this="PMOD", expressions=[micros, per_minute])
+    whole_micros = exp.Paren(this=micros.copy() - left_over.copy())
+    minutes = exp.cast(exp.Div(this=whole_micros, expression=per_minute.copy()), "INT")
+    epoch = exp.cast(exp.Literal.string(_SPARK_EPOCH), TYPE.TIMESTAMPNTZ, copy=False)
+    whole = exp.Anonymous(this="TIMESTAMPADD", expressions=[exp.var("MINUTE"), minutes, epoch])
+    return exp.Anonymous(
+        this="TIMESTAMPADD", expressions=[exp.var("MICROSECOND"), left_over.copy(), whole]
+    )
+
+
 def _spark_naive_micros(naive: exp.Expr) -> exp.Expr:
     """Microseconds since 1970 of a Spark ``TIMESTAMP_NTZ`` read as UTC."""
     epoch = exp.cast(exp.Literal.string(_SPARK_EPOCH), TYPE.TIMESTAMPNTZ, copy=False)
@@ -277,14 +293,7 @@ _NAIVE: dict[str, Builder] = {
         copy=False,
     ),
     # TIMESTAMP -> TIMESTAMP_NTZ casts in the session's zone: add the epoch micros instead.
-    "spark": lambda t: exp.Anonymous(
-        this="TIMESTAMPADD",
-        expressions=[
-            exp.var("MICROSECOND"),
-            exp.Anonymous(this="UNIX_MICROS", expressions=[t]),
-            exp.cast(exp.Literal.string(_SPARK_EPOCH), TYPE.TIMESTAMPNTZ, copy=False),
-        ],
-    ),
+    "spark": lambda t: _spark_utc_wall_clock(t),
     "trino": lambda t: exp.cast(
         exp.AtTimeZone(this=t, zone=_UTC.copy()), TYPE.TIMESTAMP, copy=False
     ),

@@ -34,6 +34,7 @@ from segql.overrides import add_included, mark_manual, remove_excluded
 from segql.printer import format_definition
 from segql.project import Project
 from segql.store import HISTORY, MEMBERS, RUNS, VERSIONS, Store
+from segql.swap_commit import SwapCommit
 from segql.timeutil import format_timestamp, utc_now
 
 NEW_MEMBERS = "segql_new_members"
@@ -116,6 +117,8 @@ class Runner:
         self.warehouse = warehouse
         self.store = Store(project.config.warehouse.schema)
         self.progress = progress or (lambda message: None)
+        # Engines without transactions (Spark) commit by swapping a head row instead.
+        self.swap = SwapCommit(self) if warehouse.COMMIT_PROTOCOL == "swap" else None
 
     def run(
         self,
@@ -128,8 +131,9 @@ class Runner:
         dialect = self.warehouse.dialect
         if not self.warehouse.RUNS:
             raise SegqlError(
-                f"segql run needs transactions (BEGIN/COMMIT), which {dialect.name} does not "
-                f"have: use segql compile --dialect {dialect.name} or the dbt models",
+                f"segql run needs transactions (BEGIN/COMMIT) or a commit protocol, which "
+                f"{dialect.name} has not through this connection: use segql compile "
+                f"--dialect {dialect.name} or the dbt models",
                 help="see docs/warehouses.md",
             )
         self.progress("checking segments against the warehouse")
@@ -204,6 +208,40 @@ class Runner:
         version_of.update({n: versions[n][0] for n in deleted})
 
         self.progress("recording changes")
+        if self.swap is not None:
+            commit_seq = self.swap.record(
+                run_id, as_of, names, deleted, changed, versions, version_of, data,
+                (step.mode, step.reason),
+            )  # fmt: skip
+        else:
+            commit_seq = self.commit_in_transaction(
+                run_id, as_of, deleted, changed, versions, version_of, data, step
+            )
+        _crash_point("after_commit")
+        step.after_commit()
+        summaries = self.summaries(names, deleted, version_of, redefined)
+        self.drop_temp(NEW_MEMBERS)
+        self.drop_temp(CHANGES)
+        seconds = time.monotonic() - started
+        return RunResult(
+            run_id, as_of, commit_seq, summaries, seconds, data,
+            step.mode, step.reason, step.recomputed, step.by_deltas,
+        )  # fmt: skip
+
+    def commit_in_transaction(
+        self,
+        run_id: str,
+        as_of: datetime,
+        deleted: list[str],
+        changed: dict[str, tuple[int, str, str]],
+        versions: dict[str, tuple[int, str]],
+        version_of: dict[str, int],
+        data: dict[str, int],
+        step: StateStep,
+    ) -> int:
+        """Step 5 in one transaction: versions, history, members, the run committed, and
+        the incremental state."""
+        warehouse = self.warehouse
         with warehouse.commit():
             # Taken inside the commit: two runs that both read the highest commit_seq
             # before either committed would otherwise take the same one.
@@ -222,16 +260,7 @@ class Runner:
             warehouse.run(self.commit_run(run_id, commit_seq, data))
             for statement in step.commit_statements():
                 warehouse.run(statement)
-        _crash_point("after_commit")
-        step.after_commit()
-        summaries = self.summaries(names, deleted, version_of, redefined)
-        self.drop_temp(NEW_MEMBERS)
-        self.drop_temp(CHANGES)
-        seconds = time.monotonic() - started
-        return RunResult(
-            run_id, as_of, commit_seq, summaries, seconds, data,
-            step.mode, step.reason, step.recomputed, step.by_deltas,
-        )  # fmt: skip
+        return commit_seq
 
     # --- the lock ----------------------------------------------------------------------
 
@@ -249,6 +278,9 @@ class Runner:
 
     def fail_interrupted_runs(self) -> None:
         """Runs left ``running`` by a process that died: record that they failed."""
+        if self.swap is not None:  # and complete a run published before it died
+            self.swap.complete_published()
+            return
         update = exp.update(
             self.store.table(RUNS),
             {
@@ -276,10 +308,17 @@ class Runner:
             "status": exp.Literal.string("running"),
             "segments": exp.Literal.string(json.dumps(names)),
         }
+        if self.swap is not None:
+            self.swap.append_run_row(values)
+            return
         self.warehouse.run(_insert_row(self.store.table(RUNS), values))
 
     def mark_failed(self, run_id: str, error: BaseException) -> None:
         message = error.message if isinstance(error, SegqlError) else repr(error)
+        if self.swap is not None:
+            with contextlib.suppress(SegqlWarehouseError):
+                self.swap.mark_failed(run_id, message)
+            return
         update = exp.update(
             self.store.table(RUNS),
             {

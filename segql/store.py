@@ -114,6 +114,13 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _with_properties(create: exp.Create, properties: list[exp.Expr]) -> exp.Create:
+    """``CREATE TABLE`` with the engine's table properties (Spark: ``USING ICEBERG``)."""
+    if properties:
+        create.set("properties", exp.Properties(expressions=properties))
+    return create
+
+
 @dataclass(frozen=True)
 class Store:
     """Names segql's tables in one schema of one warehouse."""
@@ -132,10 +139,19 @@ class Store:
     def ensure_tables(self, warehouse: Warehouse) -> None:
         """Create segql's schema and tables if missing; refuse a newer layout than ours."""
         warehouse.create_schema(self.schema)
+        swap = warehouse.COMMIT_PROTOCOL == "swap"
+        if swap:  # segql_runs, _history, _members, _segment_versions: views of committed runs
+            from segql.swap_commit import VIEWED, ensure_swap_tables
+
         for name, columns in TABLES.items():
-            warehouse.run(self.create_table(name, columns, warehouse.DECLARE_KEYS))
-        self.add_missing_columns(warehouse)
-        warehouse.run(self.intervals_view())
+            if not (swap and name in VIEWED):
+                table = self.create_table(name, columns, warehouse.DECLARE_KEYS)
+                warehouse.run(_with_properties(table, warehouse.table_properties()))
+        if swap:
+            ensure_swap_tables(self, warehouse)
+        else:
+            self.add_missing_columns(warehouse)
+            warehouse.run(self.intervals_view())
         version = self.layout_version(warehouse)
         if version is None:
             insert = exp.insert(

@@ -44,11 +44,15 @@ def test_one_engine_per_url_scheme() -> None:
 
 def test_capabilities_are_data() -> None:
     runs = {a.DIALECT for a in ADAPTERS if a.RUNS}
-    assert runs == {"duckdb", "postgres", "snowflake"}
+    assert runs == {"duckdb", "postgres", "snowflake", "spark"}
     for adapter in ADAPTERS:
-        if adapter.RUNS:  # a run needs a commit and one writer at a time
+        if adapter.RUNS and adapter.COMMIT_PROTOCOL == "transaction":
+            # a run needs a commit and one writer at a time
             assert adapter.SUPPORTS_TRANSACTIONS
             assert adapter.RUN_LOCK != "none"
+        if adapter.RUNS and adapter.COMMIT_PROTOCOL == "swap":
+            # no transaction: the swap of the head row decides which of two runs commits
+            assert adapter.SUPPORTS_MERGE
         if adapter.RUN_LOCK == "lease":  # the lease is taken by one MERGE
             assert adapter.SUPPORTS_MERGE
     assert adapter_for_dialect("postgres").ENFORCED_KEYS

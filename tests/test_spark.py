@@ -178,14 +178,15 @@ def test_compiled_bind_parameter_runs_on_spark(spark) -> None:
 
 
 def test_spark_dialect_does_not_run() -> None:
-    """Spark has no BEGIN/COMMIT, so its engine says segql run may not use it."""
+    """Spark through SQLAlchemy (databricks://, hive://) has no BEGIN/COMMIT and no swap
+    commit, so that engine says segql run may not use it (a SparkSession may)."""
     assert adapter_for_dialect("spark").RUNS is False
     assert all(adapter_for_dialect(d).RUNS for d in ("duckdb", "postgres", "snowflake"))
 
 
 def test_segql_run_refuses_spark() -> None:
-    """``segql run`` against a Spark warehouse fails with one clear message, before any
-    statement reaches the warehouse."""
+    """``segql run`` against Spark through SQLAlchemy fails with one clear message, before
+    any statement reaches the warehouse."""
     from segql.runner import Runner
 
     class NoStatements:

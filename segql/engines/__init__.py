@@ -13,11 +13,12 @@ from typing import Any
 
 from segql.config import ProjectConfig, expand_env
 from segql.engines.base import EngineAdapter, LockKind, Session
-from segql.engines.compile_only import BigQueryAdapter, RedshiftAdapter, SparkAdapter, TrinoAdapter
+from segql.engines.compile_only import BigQueryAdapter, RedshiftAdapter, TrinoAdapter
 from segql.engines.duckdb import DuckDBAdapter
 from segql.engines.postgres import PostgresAdapter
 from segql.engines.sessions import DbApiSession, DuckDBSession, SqlAlchemySession
 from segql.engines.snowflake import SnowflakeAdapter
+from segql.engines.spark import SparkAdapter, SparkSessionAdapter
 from segql.errors import SegqlWarehouseError
 
 __all__ = [
@@ -40,6 +41,7 @@ ADAPTERS: tuple[type[EngineAdapter], ...] = (
     PostgresAdapter,
     SnowflakeAdapter,
     SparkAdapter,
+    SparkSessionAdapter,
     BigQueryAdapter,
     RedshiftAdapter,
     TrinoAdapter,
@@ -108,6 +110,8 @@ def connect(config: ProjectConfig, read_only: bool = False, wait: float = 0.0) -
             f"no segql engine for the warehouse URL scheme '{url_scheme(url)}'",
             help="schemes: " + ", ".join(sorted(ENGINES)),
         )
+    if adapter is SparkSessionAdapter:
+        return SparkSessionAdapter.open(url, config.warehouse.spark)
     return adapter(SqlAlchemySession(url))
 
 

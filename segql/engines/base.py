@@ -56,6 +56,9 @@ class EngineAdapter:
     URL_SCHEMES: ClassVar[tuple[str, ...]] = ()
     # ``segql run`` may use it: BEGIN/COMMIT across tables, tested run and lock.
     RUNS: ClassVar[bool] = False
+    # How a run's rows become visible at once: "transaction" (one BEGIN ... COMMIT) or
+    # "swap" (rows tagged with the run's id, one compare-and-swap: segql.swap_commit).
+    COMMIT_PROTOCOL: ClassVar[Literal["transaction", "swap"]] = "transaction"
     SUPPORTS_TRANSACTIONS: ClassVar[bool] = True
     SUPPORTS_MERGE: ClassVar[bool] = False
     RUN_LOCK: ClassVar[LockKind] = "none"
@@ -113,6 +116,10 @@ class EngineAdapter:
             for lease in self.held_leases:
                 lease.confirm()
             yield
+
+    def table_properties(self) -> list[exp.Expr]:
+        """What ``CREATE TABLE`` of segql's own tables adds (Spark: ``USING ICEBERG``)."""
+        return []
 
     def keep_locks(self) -> None:
         """Renew the leases this session holds (a no-op for session locks)."""

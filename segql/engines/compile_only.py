@@ -1,4 +1,4 @@
-"""Warehouses segql compiles for but does not run on (yet): Spark, BigQuery, Redshift, Trino.
+"""Warehouses segql compiles for but does not run on (yet): BigQuery, Redshift, Trino.
 
 They connect through SQLAlchemy where a driver is installed (``segql check``, ``preview``
 and the read-only commands work); ``segql run`` refuses them (``RUNS = False``).
@@ -7,17 +7,6 @@ and the read-only commands work); ``segql run`` refuses them (``RUNS = False``).
 from __future__ import annotations
 
 from segql.engines.base import EngineAdapter
-
-
-class SparkAdapter(EngineAdapter):
-    """Spark SQL and Databricks: no multi-statement transactions. A run on Spark needs
-    its own commit protocol (runtime: rows tagged by run, one atomic swap of the
-    committed marker), which goes in ``commit()`` here."""
-
-    DIALECT = "spark"
-    URL_SCHEMES = ("databricks", "hive")
-    SUPPORTS_TRANSACTIONS = False
-    SUPPORTS_MERGE = True  # Delta Lake, Iceberg
 
 
 class BigQueryAdapter(EngineAdapter):

@@ -71,7 +71,12 @@ class StateStep:
     # --- the plan of the run ------------------------------------------------------------
 
     def membership_query(self) -> exp.Query:
-        project, warehouse = self.runner.project, self.runner.warehouse
+        warehouse = self.runner.warehouse
+        if self.runner.swap is not None:
+            # A state is written in the run's own commit; a swap commit (Spark) publishes
+            # the run's logs only, so its runs recompute until the state is one of them.
+            self.reason = "runs without transactions (Spark) keep no incremental state yet"
+            return self.plain_query()
         builder = self.builder()
         with collector_paused():
             builder.build(self.names)
@@ -83,12 +88,7 @@ class StateStep:
                 if not values
                 else f"values incremental runs do not keep yet ({', '.join(unknown)})"
             )
-            return project.membership_query(
-                warehouse.dialect.name,
-                self.as_of,
-                self.names,
-                members_table=self.runner.store.table("segql_members"),
-            ).expression
+            return self.plain_query()
         self.sources = [builder.sources[name].source for name in builder.sources]
         self.fingerprint = self.fingerprint_of(builder)
         why_not = self.cannot_update(builder)
@@ -104,6 +104,15 @@ class StateStep:
             return self.recompute_everybody()
         self.mode = "incremental"
         return self.update(record, builder)
+
+    def plain_query(self) -> exp.Query:
+        """The membership query over the rows, with no state read or written."""
+        return self.runner.project.membership_query(
+            self.runner.warehouse.dialect.name,
+            self.as_of,
+            self.names,
+            members_table=self.runner.store.table("segql_members"),
+        ).expression
 
     def builder(self, **extra: object) -> StateBuilder:
         project = self.runner.project

@@ -45,25 +45,54 @@ person = "person_id"
 """
 
 
+# Settings of a local test session (2 cores): few shuffle partitions, no web UI.
+SPARK_TEST_SETTINGS = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.default.parallelism": "2",
+    "spark.ui.enabled": "false",
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.sql.adaptive.enabled": "false",
+}
+
+
 class RuntimeProject:
     """One project folder and its warehouse; data and rules can change between runs."""
 
-    def __init__(self, root: Path, kind: str, postgres_uri: str | None = None):
+    def __init__(
+        self,
+        root: Path,
+        kind: str,
+        postgres_uri: str | None = None,
+        spark: dict[str, str] | None = None,
+    ):
+        """``kind`` duckdb, postgres (``postgres_uri``) or spark (``spark``: the
+        ``[warehouse.spark]`` settings of an Iceberg catalog, tests/support/iceberg.py)."""
         self.root = root
         self.kind = kind
         self.segql_schema = "segql_" + uuid.uuid4().hex[:8]
         (root / "segments").mkdir(parents=True, exist_ok=True)
         self._postgres: PostgresEngine | None = None
+        self.spark = spark
+        extra = ""
         if kind == "duckdb":
             url, prefix = "duckdb:///warehouse.duckdb", ""
             DuckDBEngine(str(root / "warehouse.duckdb")).close()
+        elif kind == "spark":
+            assert spark is not None
+            url, prefix = "spark://local", "data_" + uuid.uuid4().hex[:8] + "."
+            self.spark_namespace = prefix.rstrip(".")
+            settings = {**SPARK_TEST_SETTINGS, **spark}
+            extra = "\n[warehouse.spark]\n" + "".join(
+                f'"{key}" = "{value}"\n' for key, value in settings.items()
+            )
         else:
             assert postgres_uri is not None
             self._postgres = PostgresEngine(postgres_uri)
             url = postgres_uri.replace("postgresql://", "postgresql+psycopg://", 1)
             prefix = self._postgres.schema + "."
         (root / "segql.toml").write_text(
-            CONFIG.format(url=url, segql_schema=self.segql_schema, prefix=prefix)
+            CONFIG.format(url=url, segql_schema=self.segql_schema, prefix=prefix) + extra
         )
 
     def close(self) -> None:
@@ -75,6 +104,21 @@ class RuntimeProject:
         (self.root / "segments" / name).write_text(text)
 
     def load(self, tables: Mapping[str, Table]) -> None:
+        if self.kind == "spark":
+            from tests.support.spark import SparkEngine
+
+            engine = SparkEngine()
+            engine.query(f"CREATE NAMESPACE IF NOT EXISTS `{self.spark_namespace}`")
+            engine.load(tables)
+            try:
+                for name in tables:
+                    engine.query(
+                        f"CREATE OR REPLACE TABLE `{self.spark_namespace}`.`{name}` "
+                        f"USING iceberg AS SELECT * FROM `{name}`"
+                    )
+            finally:
+                engine.close()
+            return
         if self._postgres is not None:
             self._postgres.load(tables)
             return
@@ -103,14 +147,19 @@ class RuntimeProject:
             return subprocess.Popen(
                 command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
             )
-        return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120)
+        return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
 
     def query(self, sql_body: str) -> list[tuple[Any, ...]]:
         """A query against segql's schema; ``{s}`` stands for the quoted schema name."""
         project = load_project(self.root)
         warehouse = connect(project.config, read_only=True)
+        sql = sql_body.format(s=f'"{self.segql_schema}"')
+        if self.kind == "spark":
+            import sqlglot
+
+            sql = sqlglot.transpile(sql, read="postgres", write="spark")[0]
         try:
-            return warehouse.query(sql_body.format(s=f'"{self.segql_schema}"'))
+            return warehouse.query(sql)
         finally:
             warehouse.close()
 

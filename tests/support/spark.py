@@ -79,12 +79,26 @@ def spark_session() -> SparkSession:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     warehouse = tempfile.mkdtemp(prefix="segql-spark-warehouse-")
     builder = SparkSession.builder.master("local[2]").appName("segql-tests")
-    for key, value in {**_CONF, "spark.sql.warehouse.dir": warehouse}.items():
+    for key, value in {**_CONF, **_iceberg_ready(), "spark.sql.warehouse.dir": warehouse}.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     atexit.register(stop_spark_session)
     return session
+
+
+def _iceberg_ready() -> dict[str, str]:
+    """Static settings an Iceberg catalog needs at start-up (jars, SQL extensions), so that
+    the run tests (tests/test_spark_runs.py) can add one to the shared session."""
+    from segql.engines.spark import local_jars
+
+    jars = local_jars()
+    if not jars:
+        return {}
+    return {
+        "spark.jars": ",".join(jars),
+        "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
+    }
 
 
 def stop_spark_session() -> None:
