@@ -20,6 +20,7 @@ from sqlglot import exp
 
 from segql.incremental.state import forget_record, read_record
 from segql.store import DELIVERIES, HISTORY, INTERVALS, MEMBERS, META, OVERRIDES, TOMBSTONES, Store
+from segql.swap_commit import require_transactions
 from segql.timeutil import format_timestamp, utc_now
 from segql.warehouse import Warehouse
 
@@ -36,6 +37,7 @@ class Erasure:
 
     def forget(self, people: Sequence[str]) -> dict[str, int]:
         """Remove each person everywhere; person id -> rows removed."""
+        require_transactions(self.warehouse, "segql forget")
         removed: dict[str, int] = {}
         state = read_record(self.warehouse, self.store)
         with self.warehouse.transaction():
@@ -74,6 +76,7 @@ class Erasure:
     def prune(self, before: datetime) -> int:
         """Drop history rows older than ``before``, except the enter rows of intervals that
         are still open or end at ``before`` or later; how many rows went."""
+        require_transactions(self.warehouse, "segql prune")
         cut = _timestamp(before)
         column = exp.column
         kept_interval = (

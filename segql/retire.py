@@ -23,6 +23,7 @@ from segql.errors import SegqlError
 from segql.project import Project
 from segql.runner import Runner, _as_datetime, _insert_row, _insert_select, _timestamp
 from segql.store import HISTORY, MEMBERS, RUNS
+from segql.swap_commit import require_transactions
 from segql.timeutil import format_timestamp, utc_now
 from segql.warehouse import Warehouse
 
@@ -60,6 +61,7 @@ def retire_run(
         raise SegqlError(
             f"'{run_id}' is not a run id", help="run ids are hexadecimal, as segql run prints"
         )
+    require_transactions(warehouse, "segql retire-run")
     runner = Runner(project, warehouse)
     runner.store.ensure_tables(warehouse)
     with runner.run_lock(wait):

@@ -458,3 +458,15 @@ class SwapCommit:
         for log in (HISTORY_LOG, MEMBERS_LOG, VERSIONS_LOG):
             with contextlib.suppress(SegqlWarehouseError):
                 self.run(exp.delete(self.tables.table(log), where=mine.copy()))
+
+
+def require_transactions(warehouse: Warehouse, what: str) -> None:
+    """A clear error for a command that rewrites published runs (``retire-run``,
+    ``forget``, ``prune``) on an engine whose runs commit by a swap: not built there yet."""
+    if warehouse.COMMIT_PROTOCOL == "swap":
+        raise SegqlError(
+            f"{what} is not supported on {warehouse.dialect.name} yet: its runs are published "
+            "by a compare-and-swap, and this command would rewrite published runs",
+            help="run it on a project whose warehouse has transactions (DuckDB, PostgreSQL,"
+            " Snowflake)",
+        )

@@ -208,6 +208,17 @@ def test_changes_and_dispatch_after_a_spark_run(runtime: RuntimeProject) -> None
     assert again.exit_code == 0, again.output
     assert len((runtime.root / "exports" / "paid.jsonl").read_text().splitlines()) == 2
 
+    # Commands that rewrite published runs say they are not built on Spark, and change
+    # nothing, instead of failing on Spark's own error about views.
+    before = runtime.history()
+    run_id = runtime.query('SELECT "run_id" FROM {s}."segql_runs"')[0][0]
+    for command in (["retire-run", run_id], ["forget", "1"],
+                    ["prune", "--history-before", "2026-01-05"]):  # fmt: skip
+        refused = cli.invoke(main, [*project, *command])
+        assert refused.exit_code == 1, refused.output
+        assert "is not supported on spark yet" in refused.output
+    assert runtime.history() == before
+
 
 # --- without a session -----------------------------------------------------------------
 
