@@ -429,7 +429,11 @@ class QueryBuilder:
         for needs in self.sources.values():
             rows = f"segql_rows_{needs.source.name}"
             rows_cte = _cte(rows, self.rows_select(needs))
-            if self.dialect.inline_source_rows:
+            if self.pushed and self.dialect.materialize_ctes:
+                # One person's rows: read the table once, and let every pass read those few
+                # rows, instead of each pass scanning the table for them.
+                rows_cte.set("materialized", True)
+            elif self.dialect.inline_source_rows:
                 rows_cte.set("materialized", False)
             ctes.append(rows_cte)
             for aggs, select in self.aggregate_passes(needs, rows):
