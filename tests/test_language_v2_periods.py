@@ -513,4 +513,4 @@ def test_the_plan_shows_the_v2_aggregates_and_none_is_incremental() -> None:
     assert [s.definition for s in plan.sequences] == ["did a then b then not c within 1 day"]
     text = describe_plan(plan)
     assert "streak segql_streak_streak__login__day" in text
-    assert "[last_rows]" in text and "[streak]" in text
+    assert "[last_rows, per run: changed people]" in text and "[streak, per run: full]" in text

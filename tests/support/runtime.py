@@ -53,6 +53,9 @@ SPARK_TEST_SETTINGS = {
     "spark.driver.host": "127.0.0.1",
     "spark.driver.bindAddress": "127.0.0.1",
     "spark.sql.adaptive.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    # Compiling generated Java for each tiny query costs more than interpreting it.
+    "spark.sql.codegen.wholeStage": "false",
 }
 
 
