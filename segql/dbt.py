@@ -54,7 +54,7 @@ from sqlglot import exp
 from segql.compiler import QueryOptions, compile_membership_query
 from segql.dialect import Dialect, get_dialect
 from segql.errors import SegqlConfigError, SegqlError
-from segql.history_sql import HistorySource
+from segql.history_sql import HistorySource, no_history
 from segql.project import Project
 from segql.runner import definition_hash
 from segql.sqltext import generate_sql
@@ -324,18 +324,7 @@ def membership_model(
 
 def _recorded_history_jinja(dialect: Dialect) -> str:
     """The Jinja that names the recorded history, or an empty one of its columns."""
-    columns = (
-        ("segment", "VARCHAR"),
-        ("person_id", "VARCHAR"),
-        ("change", "VARCHAR"),
-        ("as_of", "TIMESTAMP"),
-        ("commit_seq", "BIGINT"),
-        ("run_id", "VARCHAR"),
-    )
-    no_history = exp.select(
-        *(exp.alias_(exp.cast(exp.null(), kind), name, quoted=True) for name, kind in columns)
-    ).where(exp.false())
-    empty = generate_sql(no_history.subquery("segql_no_recorded_history"), dialect.sqlglot)
+    empty = generate_sql(no_history("segql_no_recorded_history").history, dialect.sqlglot)
     return RECORDED_HISTORY_JINJA.replace("SEGQL_NO_RECORDED_HISTORY", _escape_jinja(empty))
 
 

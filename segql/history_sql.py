@@ -38,7 +38,7 @@ def project_history(schema: str) -> HistorySource:
     return HistorySource(_table(schema, HISTORY_TABLE), _table(schema, RUNS_TABLE))
 
 
-def no_history() -> HistorySource:
+def no_history(alias: str = "segql_no_history") -> HistorySource:
     """No recorded runs (segql's tables not made yet): every condition on them is false."""
     columns = (
         ("segment", "VARCHAR"),
@@ -51,7 +51,7 @@ def no_history() -> HistorySource:
     empty = exp.select(
         *(exp.alias_(exp.cast(exp.null(), kind), name, quoted=True) for name, kind in columns)
     ).where(exp.false())
-    return HistorySource(empty.subquery("segql_no_history"), runs=None)
+    return HistorySource(empty.subquery(alias), runs=None)
 
 
 def unrecorded_options(warehouse: Warehouse, schema: str) -> QueryOptions | None:
