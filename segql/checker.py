@@ -890,22 +890,9 @@ def unportable_regex(pattern: str) -> str | None:
 
 def check_cycles(definitions: Definitions) -> list[SegqlError]:
     """Reference cycles among traits and among segments, each reported with its path."""
-    graph: dict[str, list[tuple[str, Span | None]]] = {}
-    spans: dict[str, Span | None] = {}
-    for name, trait in definitions.traits.items():
-        graph[name] = [
-            (n.name, n.span) for n in walk_names(trait.expr) if n.name in definitions.traits
-        ]
-        spans[name] = trait.span
-    for name, segment in definitions.segments.items():
-        edges: list[tuple[str, Span | None]] = []
-        for condition in (segment.where, segment.enter, segment.exit):
-            if condition is not None:
-                edges += [
-                    (s.segment, s.span) for s in walk(condition) if isinstance(s, ast.InSegment)
-                ]
-        graph["segment " + name] = [("segment " + n, span) for n, span in edges]
-        spans["segment " + name] = segment.span
+    graph = reference_graph(definitions)
+    spans: dict[str, Span | None] = {name: t.span for name, t in definitions.traits.items()}
+    spans.update({"segment " + name: s.span for name, s in definitions.segments.items()})
     errors: list[SegqlError] = []
     reported: set[frozenset[str]] = set()
     state: dict[str, int] = {}
