@@ -21,7 +21,14 @@ from sqlglot import exp
 
 from segql.errors import SegqlError
 from segql.project import Project
-from segql.runner import Runner, _as_datetime, _insert_row, _insert_select, _timestamp
+from segql.runner import (
+    Runner,
+    _as_datetime,
+    _insert_row,
+    _insert_select,
+    _timestamp,
+    event_id,
+)
 from segql.store import HISTORY, MEMBERS, RUNS
 from segql.swap_commit import require_transactions
 from segql.timeutil import format_timestamp, utc_now
@@ -169,20 +176,9 @@ def _insert_opposites(
         ifs=[exp.If(this=exp.Literal.string("enter"), true=exp.Literal.string("exit"))],
         default=exp.Literal.string("enter"),
     )
-    separator = exp.Literal.string("|")
-    key: exp.Expr = column("segment", quoted=True)
-    for part in (
-        separator,
-        column("person_id", quoted=True),
-        separator,
-        exp.Literal.string(retirement_id),
-        separator,
-        opposite.copy(),
-    ):
-        key = exp.DPipe(this=key, expression=part, safe=True)
     select = (
         exp.select(
-            exp.alias_(exp.MD5(this=key), "event_id", quoted=True),
+            exp.alias_(event_id(retirement_id, opposite.copy()), "event_id", quoted=True),
             column("segment", quoted=True),
             column("person_id", quoted=True),
             exp.alias_(opposite, "change", quoted=True),

@@ -470,17 +470,6 @@ class Runner:
         self, run_id: str, as_of: datetime, commit_seq: int, version_of: dict[str, int]
     ) -> exp.Insert:
         column = exp.column
-        separator = exp.Literal.string("|")
-        key: exp.Expr = column("segment", quoted=True)
-        for part in (
-            separator,
-            column("person_id", quoted=True),
-            separator,
-            exp.Literal.string(run_id),
-            separator,
-            column("change", quoted=True),
-        ):
-            key = exp.DPipe(this=key, expression=part, safe=True)
         version: exp.Expr = exp.Case(
             this=column("segment", quoted=True),
             ifs=[
@@ -491,7 +480,7 @@ class Runner:
         if not version_of:  # every segment paused: no rows, and CASE needs a branch
             version = exp.cast(exp.null(), "INTEGER")
         select = exp.select(
-            exp.alias_(exp.MD5(this=key), "event_id", quoted=True),
+            exp.alias_(event_id(run_id, column("change", quoted=True)), "event_id", quoted=True),
             column("segment", quoted=True),
             column("person_id", quoted=True),
             column("change", quoted=True),
@@ -702,6 +691,23 @@ class Runner:
 
     def drop_temp(self, name: str) -> None:
         self.warehouse.run(exp.Drop(tables=[_temp_table(name)], kind="TABLE", exists=True))
+
+
+def event_id(run_id: str, change: exp.Expr) -> exp.Expr:
+    """A history row's id: ``md5(segment|person_id|run_id|change)``, the same for the
+    same change of the same run, so a row written twice is seen as one."""
+    separator = exp.Literal.string("|")
+    key: exp.Expr = exp.column("segment", quoted=True)
+    for part in (
+        separator,
+        exp.column("person_id", quoted=True),
+        separator,
+        exp.Literal.string(run_id),
+        separator,
+        change,
+    ):
+        key = exp.DPipe(this=key, expression=part, safe=True)
+    return exp.MD5(this=key)
 
 
 def _crash_point(name: str) -> None:
