@@ -4,7 +4,7 @@
 
 A project whose history holds N changes (commits of 10,000), then F x N. For each: the
 wall time and peak RSS of ``segql changes --format csv > /dev/null`` and of a Python
-consumer reading the whole feed (``segql.consumers.changes(..., consumer=...)``), and of
+consumer reading the whole feed (``segql.downstream.consumers.changes(..., consumer=...)``), and of
 DuckDB alone reading the same rows in pages (no segql code: the engine's own floor), each
 in its own process. The figures are ratios measured in the same run: time(FN) / time(N)
 (linear: about F; quadratic: about F squared) and RSS(FN) / RSS(N) (flat: about 1).
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import duckdb
 
+from segql.engines import connect
 from segql.project import load_project
-from segql.runner import Runner
-from segql.warehouse import connect
+from segql.runs.runner import Runner
 
 CONFIG = """\
 [warehouse]
@@ -39,7 +39,10 @@ table = "people"
 person = "person_id"
 """
 PER_COMMIT = 10_000
-CONSUMER = "import segql.consumers as c, sys\nfor _ in c.changes(sys.argv[1], consumer='b'): pass\n"
+CONSUMER = (
+    "import segql.downstream.consumers as c, sys\n"
+    "for _ in c.changes(sys.argv[1], consumer='b'): pass\n"
+)
 # The floor: DuckDB alone streaming the same rows (a plain scan, fetched 10,000 at a time), with
 # no segql code. Its RSS growth from N to FN is the engine's (its buffer pool), not segql's.
 DUCKDB_ALONE = (

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import duckdb
 
+from segql.engines import connect
 from segql.project import load_project
-from segql.runner import Runner
-from segql.warehouse import connect
+from segql.runs.runner import Runner
 
 CONFIG = """\
 [warehouse]

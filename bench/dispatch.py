@@ -30,10 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from segql.dispatch import run_dispatch  # noqa: E402
+from segql.downstream.dispatch import run_dispatch  # noqa: E402
+from segql.engines import connect  # noqa: E402
 from segql.project import load_project  # noqa: E402
-from segql.runner import Runner  # noqa: E402
-from segql.warehouse import connect  # noqa: E402
+from segql.runs.runner import Runner  # noqa: E402
 
 CONFIG = """\
 [warehouse]

@@ -107,9 +107,9 @@ def append_day(scale: str, path: Path) -> int:
 
 def child(root: Path, what: str) -> None:
     """One measured step, in this process: prints {"seconds", "rss_mb", ...} as JSON."""
+    from segql.engines import connect
     from segql.project import load_project
-    from segql.runner import Runner
-    from segql.warehouse import connect
+    from segql.runs.runner import Runner
 
     project = load_project(root)
     result: dict[str, object] = {}

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from segql.dialect import get_dialect  # noqa: E402
+from segql.compile.dialect import get_dialect  # noqa: E402
 
 
 def best_of_three(connection: duckdb.DuckDBPyConnection, sql: str) -> float:

@@ -27,8 +27,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from segql import project_from_text  # noqa: E402
-from segql.catalog import Catalog  # noqa: E402
 from segql.config import config_from_dict  # noqa: E402
+from segql.language.catalog import Catalog  # noqa: E402
 
 AS_OF = datetime(2026, 3, 15)
 

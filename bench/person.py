@@ -35,10 +35,10 @@ from run import (
     time_interleaved,
 )
 
-from segql.compiler import QueryOptions, compile_membership_query
-from segql.dialect import get_dialect
-from segql.evaluate import person_queries
+from segql.compile.compiler import QueryOptions, compile_membership_query
+from segql.compile.dialect import get_dialect
 from segql.project import project_from_text
+from segql.reading.evaluate import person_queries
 
 
 def queries(segments: list[str], person: str) -> dict[str, str]:

@@ -40,11 +40,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from segql import project_from_text  # noqa: E402
-from segql.catalog import Catalog  # noqa: E402
-from segql.compiler import compile_membership_query  # noqa: E402
+from segql.compile.compiler import compile_membership_query  # noqa: E402
+from segql.compile.dialect import get_dialect  # noqa: E402
 from segql.config import ProjectConfig, config_from_dict  # noqa: E402
-from segql.dialect import get_dialect  # noqa: E402
-from segql.parser import parse  # noqa: E402
+from segql.language.catalog import Catalog  # noqa: E402
+from segql.language.parser import parse  # noqa: E402
 from segql.project import Project  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent

@@ -29,7 +29,7 @@ from typing import Any
 
 from segql.engines.spark import SparkSessionAdapter, SparkSqlSession, local_jars
 from segql.project import load_project
-from segql.runner import NEW_MEMBERS, Runner
+from segql.runs.runner import NEW_MEMBERS, Runner
 
 CONFIG = """\
 [warehouse]

@@ -8,10 +8,10 @@ sql = project.compile(dialect="postgres", as_of=None)
 
 from __future__ import annotations
 
-from segql.consumers import changes
+from segql.downstream.consumers import changes
 from segql.errors import SegqlError
-from segql.parser import parse, parse_condition
-from segql.printer import format_module
+from segql.language.parser import parse, parse_condition
+from segql.language.printer import format_module
 from segql.project import Project, load_project, project_from_text
 
 __all__ = [

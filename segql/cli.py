@@ -21,12 +21,12 @@ from typing import Any, NoReturn
 
 import click
 
-from segql.ast import Segment, Trait
-from segql.dialect import available_dialects
+from segql.compile.dialect import available_dialects
 from segql.errors import SegqlError
+from segql.language.ast import Segment, Trait
+from segql.language.parser import parse
+from segql.language.printer import format_source
 from segql.output import FORMATS, Format, render
-from segql.parser import parse
-from segql.printer import format_source
 from segql.project import Project, load_project
 from segql.timeutil import parse_as_of
 
@@ -129,7 +129,7 @@ def main(ctx: click.Context, project_dir: str | None, debug: bool) -> None:
 @handle_errors
 def init(obj: Context, folder: str, people: int, seed: int, anchor: str | None) -> None:
     """Make a new project with a demo DuckDB warehouse you can run at once."""
-    from segql.demo import anchor_from, init_project
+    from segql.starters.demo import anchor_from, init_project
 
     show = progress_printer(quiet=False)
     counts = init_project(Path(folder), people, seed, anchor_from(anchor), show)
@@ -153,9 +153,9 @@ def warn(text: str) -> None:
 @handle_errors
 def check(obj: Context, strict: bool) -> None:
     """Validate segments against the warehouse schema, before anything runs."""
-    from segql.event_names import report_unseen, unseen_events
-    from segql.jsoncheck import properties_warnings
-    from segql.warehouse import connect
+    from segql.checks.event_names import report_unseen, unseen_events
+    from segql.checks.jsoncheck import properties_warnings
+    from segql.engines import connect
 
     project = obj.project()
     warehouse = connect(project.config, read_only=True)
@@ -197,7 +197,7 @@ def plan(obj: Context, segments: tuple[str, ...], dialect: str, output_format: s
     """Show what the query reads and computes: each source, its passes and aggregates."""
     import json
 
-    from segql.plan import describe_plan
+    from segql.compile.plan import describe_plan
 
     query_plan = obj.project().plan(dialect=dialect, segments=segments)
     if output_format == "json":
@@ -343,10 +343,10 @@ def run(
 
     Prints each segment's size, how many entered and exited, and the run's time.
     """
-    from segql.event_names import report_unseen, unseen_events
-    from segql.incremental import describe_mode
-    from segql.runner import Runner
-    from segql.warehouse import connect
+    from segql.checks.event_names import report_unseen, unseen_events
+    from segql.engines import connect
+    from segql.runs.incremental import describe_mode
+    from segql.runs.runner import Runner
 
     project = obj.project()
     show = progress_printer(quiet)
@@ -391,8 +391,8 @@ def retire_run_command(obj: Context, run_id: str, wait: float) -> None:
     as they were before it and marks it retired; later runs no longer compare with its
     as-of time. History is never rewritten. See docs/runs.md.
     """
-    from segql.retire import retire_run
-    from segql.warehouse import connect
+    from segql.engines import connect
+    from segql.runs.retire import retire_run
 
     project = obj.project()
     warehouse = connect(project.config, wait=wait)
@@ -411,8 +411,8 @@ class _ReadSession:
     """A read-only session for the commands that only look at recorded membership."""
 
     def __init__(self, obj: Context):
-        from segql.reports import Reports
-        from segql.warehouse import connect
+        from segql.engines import connect
+        from segql.reading.reports import Reports
 
         self.project = obj.project()
         self.warehouse = connect(self.project.config, read_only=True)
@@ -435,8 +435,8 @@ class _ReadSession:
 @handle_errors
 def list_definitions(obj: Context, fmt: Format) -> None:
     """Segments and traits: title, description, tags, version and size at the last run."""
-    from segql.reports import Reports
-    from segql.warehouse import connect
+    from segql.engines import connect
+    from segql.reading.reports import Reports
 
     project = obj.project()
     versions: dict[str, int] = {}
@@ -490,7 +490,7 @@ def members(
     obj: Context, segment: str, limit: int | None, columns: str, out: str | None, fmt: Format
 ) -> None:
     """The current members of a segment (as of the last run), sorted by id."""
-    from segql.members import member_rows
+    from segql.reading.members import member_rows
 
     wanted = [c.strip() for c in columns.split(",") if c.strip()]
     with _ReadSession(obj) as session:
@@ -585,7 +585,7 @@ def changes(
     moves past the changes shown only once all of them were written and, into a pipe,
     read: a broken pipe, an error or Ctrl-C moves nothing (at least once, resumable).
     --limit N shows exactly N; the next call resumes at the change after them."""
-    from segql.consumers import (
+    from segql.downstream.consumers import (
         Consumer,
         change_row,
         feed_order,
@@ -593,10 +593,10 @@ def changes(
         latest_commit_seq,
         require_tables,
     )
-    from segql.reports import CHANGE_COLUMNS, Change
-    from segql.store import Store
+    from segql.engines import connect
+    from segql.reading.reports import CHANGE_COLUMNS, Change
+    from segql.runs.store import Store
     from segql.stream import wait_until_read, write_rows
-    from segql.warehouse import connect
 
     if consumer is not None and since is not None:
         raise SegqlError("give --since or --consumer, not both")
@@ -669,8 +669,8 @@ def preview(obj: Context, condition: str, as_of: str | None, sample: int, fmt: F
     """Count the people a condition selects, with a sample; nothing is written.
 
     Without --as-of the time is the last committed run's as-of (now before any run)."""
-    from segql.preview import last_committed_as_of, preview_condition
-    from segql.warehouse import connect
+    from segql.engines import connect
+    from segql.reading.preview import last_committed_as_of, preview_condition
 
     project = obj.project()
     warehouse = connect(project.config, read_only=True)
@@ -707,7 +707,7 @@ def dispatch(
     fmt: Format,
 ) -> None:
     """Deliver new enter/exit changes to the [[actions]] of segql.toml (at least once)."""
-    from segql.dispatch import run_dispatch, run_resync, run_retry_failed, run_status
+    from segql.downstream.dispatch import run_dispatch, run_resync, run_retry_failed, run_status
 
     if status + retry_failed + (resync is not None) > 1:
         raise SegqlError("give one of --status, --retry-failed and --resync")
@@ -747,7 +747,7 @@ def dispatch(
 @handle_errors
 def report(obj: Context, out: Path, days: int) -> None:
     """Write a self-contained HTML report: sizes, history, overlap and runs."""
-    from segql.report import write_report
+    from segql.downstream.report import write_report
 
     with _ReadSession(obj) as session:
         path = write_report(session.warehouse, session.project, days, out)
@@ -786,7 +786,7 @@ def dbt() -> None:
 @handle_errors
 def dbt_generate(obj: Context, out: str, dialect: str | None) -> None:
     """Write the segql models (membership, history, one per segment) into a dbt project."""
-    from segql.dbt import generate_dbt
+    from segql.downstream.dbt import generate_dbt
 
     paths = generate_dbt(obj.project(), Path(out), dialect=dialect)
     for path in paths:
@@ -803,7 +803,7 @@ def templates() -> None:
 @handle_errors
 def templates_list(fmt: Format) -> None:
     """Every template with its parameters and their defaults."""
-    from segql.templates import list_templates
+    from segql.starters.templates import list_templates
 
     rows = [
         (t.name, t.title, ", ".join(f"{p.name}={p.default}" for p in t.params))
@@ -817,7 +817,7 @@ def templates_list(fmt: Format) -> None:
 @handle_errors
 def templates_show(name: str) -> None:
     """A template's description, parameters and its text with the defaults."""
-    from segql.templates import show_template
+    from segql.starters.templates import show_template
 
     click.echo(show_template(name))
 
@@ -830,7 +830,7 @@ def templates_show(name: str) -> None:
 @handle_errors
 def templates_use(obj: Context, name: str, params: tuple[str, ...], stdout: bool) -> None:
     """Render a template and write it into the project's segments folder."""
-    from segql.templates import render_template
+    from segql.starters.templates import render_template
 
     values: dict[str, str] = {}
     for param in params:
@@ -892,7 +892,7 @@ def import_(file: str, output: str | None, actions_file: str | None) -> None:
     """
     import json
 
-    from segql.importer import import_actions, import_rules
+    from segql.starters.importer import import_actions, import_rules
 
     try:
         raw = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
@@ -923,8 +923,8 @@ class _WriteSession:
     """A read-write session with segql's tables in place, for the commands that change them."""
 
     def __init__(self, obj: Context):
-        from segql.store import Store
-        from segql.warehouse import connect
+        from segql.engines import connect
+        from segql.runs.store import Store
 
         self.project = obj.project()
         self.store = Store(self.project.config.warehouse.schema)
@@ -942,7 +942,7 @@ class _WriteSession:
         self.warehouse.close()
 
     def overrides(self) -> Any:
-        from segql.overrides import Overrides
+        from segql.runs.overrides import Overrides
 
         return Overrides(self.warehouse, self.store)
 
@@ -987,7 +987,7 @@ main.command("include", help="Keep people in a segment from the next run, whatev
 @handle_errors
 def overrides_(obj: Context, segment: str | None, fmt: Format) -> None:
     """Overrides in force (of one segment, with the '*' ones, or of all)."""
-    from segql.overrides import COLUMNS
+    from segql.runs.overrides import COLUMNS
 
     with _WriteSession(obj) as session:
         rows = session.overrides().list(session.segment(segment) if segment else None)
@@ -1014,7 +1014,7 @@ def clear_override(obj: Context, segment: str, people: tuple[str, ...]) -> None:
 @handle_errors
 def person(obj: Context, person_id: str, as_of: str | None, fmt: Format) -> None:
     """The segments a person is in (entered at, version), their history, their traits."""
-    from segql.person import person_history, person_segments, person_traits
+    from segql.reading.person import person_history, person_segments, person_traits
 
     with _ReadSession(obj) as session:
         store = session.reports.store
@@ -1066,8 +1066,8 @@ def eval_people(
     fmt: Format,
 ) -> None:
     """Every segment's membership for these people at an as-of; nothing is written."""
-    from segql.evaluate import evaluate_people
-    from segql.warehouse import connect
+    from segql.engines import connect
+    from segql.reading.evaluate import evaluate_people
 
     project = obj.project()
     warehouse = connect(project.config, read_only=True)
@@ -1095,9 +1095,9 @@ def explain(
     obj: Context, segment: str, person_id: str | None, as_of: str | None, fmt: Format
 ) -> None:
     """Each clause's count alone and as a funnel in the written order; nothing is written."""
-    from segql.explain import explain_segment
+    from segql.engines import connect
+    from segql.reading.explain import explain_segment
     from segql.timeutil import utc_now
-    from segql.warehouse import connect
 
     project = obj.project()
     warehouse = connect(project.config, read_only=True)
@@ -1128,7 +1128,7 @@ def explain(
 @handle_errors
 def forget(obj: Context, people: tuple[str, ...]) -> None:
     """Remove people from every segql table, leaving a tombstone without their id."""
-    from segql.erasure import Erasure
+    from segql.runs.erasure import Erasure
 
     with _WriteSession(obj) as session:
         removed = Erasure(session.warehouse, session.store).forget(people)
@@ -1147,7 +1147,7 @@ def forget(obj: Context, people: tuple[str, ...]) -> None:
 @handle_errors
 def prune(obj: Context, before: str) -> None:
     """Drop old membership history, keeping the intervals that reach DATE whole."""
-    from segql.erasure import Erasure
+    from segql.runs.erasure import Erasure
 
     cut = parse_as_of_option(before)
     assert cut is not None

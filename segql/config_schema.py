@@ -3,7 +3,7 @@
 pydantic models with ``extra="forbid"`` and strict types describe the file; a problem is
 reported as a ``SegqlConfigError`` at the key's line in segql.toml (TOML parsers keep no
 positions, so the key is found in the text: ``locate``), with "did you mean" for an
-unknown key. The ``[[actions]]`` entries are owned by segql.dispatch, which checks their
+unknown key. The ``[[actions]]`` entries are owned by segql.downstream.dispatch, which checks their
 values; here only their top-level keys are checked, against ``ACTION_KEYS`` (extend it,
 or call ``register_action_keys``, when an action gains a key).
 """
@@ -19,7 +19,7 @@ from segql.errors import SegqlConfigError, Source, Span, did_you_mean
 
 Text = Annotated[str, StringConstraints(min_length=1)]
 
-# The top-level keys of an [[actions]] entry that segql.dispatch reads today.
+# The top-level keys of an [[actions]] entry that segql.downstream.dispatch reads today.
 ACTION_KEYS: set[str] = {
     "name", "segment", "on", "webhook", "file", "properties", "batch_size", "concurrency",
     "max_attempts", "backoff", "max_backoff", "start", "mode", "destination", "audience_id",

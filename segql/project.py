@@ -11,26 +11,27 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from segql import ast
-from segql.catalog import Catalog
-from segql.checker import Analyzer, Definitions, check_definitions, walk
-from segql.compiler import (
+from segql.checks.mapping_check import mapping_errors
+from segql.compile.compiler import (
     MembershipQuery,
     QueryOptions,
     collector_paused,
     compile_membership_query,
 )
+from segql.compile.dialect import get_dialect
+from segql.compile.plan import Plan
+from segql.compile.planner import plan_membership
 from segql.config import ProjectConfig, find_project_root, load_config
-from segql.dialect import get_dialect
+from segql.engines import EngineAdapter as Warehouse
+from segql.engines import connect, tables_of
 from segql.errors import SegqlError, SegqlErrors, SegqlNameError, unknown_name_message
-from segql.mapping_check import mapping_errors
-from segql.parser import parse
-from segql.plan import Plan
-from segql.planner import plan_membership
-from segql.warehouse import Warehouse, connect, tables_of
+from segql.language import ast
+from segql.language.catalog import Catalog
+from segql.language.checker import Analyzer, Definitions, check_definitions, walk
+from segql.language.parser import parse
 
 if TYPE_CHECKING:
-    from segql.runner import RunResult
+    from segql.runs.runner import RunResult
 
 
 @dataclass
@@ -193,7 +194,7 @@ class Project:
         """``segql run``: evaluate, diff, record; the same errors as the command.
         ``full``: recompute everybody, as ``segql run --full`` (else incremental where
         segql can prove it gives the same answer)."""
-        from segql.runner import Runner
+        from segql.runs.runner import Runner
 
         warehouse = connect(self.config, wait=wait)
         try:
@@ -203,7 +204,7 @@ class Project:
 
     def members(self, segment: str, limit: int | None = None) -> list[tuple[Any, ...]]:
         """``segql members``: (person_id, entered_at, run_id) of a segment's members."""
-        from segql.reports import Reports
+        from segql.reading.reports import Reports
 
         self.select([segment])
         warehouse = connect(self.config, read_only=True)
@@ -216,7 +217,7 @@ class Project:
         self, condition: str, as_of: datetime | None = None, sample: int = 10
     ) -> tuple[int, list[Any]]:
         """``segql preview``: how many people a condition selects, and the first ids."""
-        from segql.preview import preview_condition
+        from segql.reading.preview import preview_condition
 
         warehouse = connect(self.config, read_only=True)
         try:
@@ -227,8 +228,8 @@ class Project:
     def person(self, person_id: str) -> dict[str, list[dict[str, Any]]]:
         """``segql person``: the person's segments (entered_at, version), history and
         trait values (``traits``: one row with ``trait`` and ``value`` each)."""
-        from segql.person import person_history, person_segments, person_traits
-        from segql.reports import Reports
+        from segql.reading.person import person_history, person_segments, person_traits
+        from segql.reading.reports import Reports
 
         warehouse = connect(self.config, read_only=True)
         try:
@@ -253,7 +254,7 @@ class Project:
     ) -> dict[str, list[str]]:
         """``segql eval --person``: each person's segments at ``as_of`` (now), computed
         with the person filter in every read; nothing is written."""
-        from segql.evaluate import evaluate_people
+        from segql.reading.evaluate import evaluate_people
 
         warehouse = connect(self.config, read_only=True)
         try:

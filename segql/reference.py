@@ -23,8 +23,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any, Literal, TypeVar, cast
 
-from segql import ast
-from segql.bucket_sql import bucket_of
+from segql.compile.bucket_sql import bucket_of
 from segql.config import ProjectConfig, SourceConfig
 from segql.errors import (
     SegqlConfigError,
@@ -33,7 +32,8 @@ from segql.errors import (
     SegqlTypeError,
     unknown_name_message,
 )
-from segql.lists import LIST_COLUMN, read_id_list
+from segql.language import ast
+from segql.language.lists import LIST_COLUMN, read_id_list
 
 Tables = Mapping[str, tuple[Sequence[str], Sequence[Sequence[Any]]]]
 Kind = Literal["number", "text", "bool", "time", "other"]

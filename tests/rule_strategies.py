@@ -3,7 +3,7 @@
 Unlike ``tests/strategies.py`` (any tree the grammar can express), everything here is meant
 to check and run against the scenario schema of ``tests/support/scenario.py``: the rules
 are built as ASTs with a kind of value tracked for every expression (number, text, time,
-boolean), printed with ``segql.printer.format_module``, and must pass ``make_project``.
+boolean), printed with ``segql.language.printer.format_module``, and must pass ``make_project``.
 A generated module that does not check is a bug of this generator (or of the checker),
 never filtered away.
 
@@ -21,8 +21,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from segql import ast
-from segql.printer import format_module
+from segql.language import ast
+from segql.language.printer import format_module
 from tests.support.engines import ColumnType, Table
 from tests.support.scenario import account, event, make_tables, person, subscription
 

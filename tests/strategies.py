@@ -2,7 +2,7 @@
 
 The trees are not necessarily type-correct (``'a' + now`` is fine here): they are what the
 grammar can express, so that ``parse(format_module(tree)) == tree`` must hold for all of
-them. Every node type of ``segql.ast`` except ``Truth`` is generated (see below).
+them. Every node type of ``segql.language.ast`` except ``Truth`` is generated (see below).
 
 Constraints the grammar imposes, and how they are encoded:
 
@@ -51,9 +51,9 @@ from typing import TypeVar
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
-from segql import ast
-from segql.lexer import WORD_UNITS
-from segql.parser import CONTEXTUAL, RESERVED
+from segql.language import ast
+from segql.language.lexer import WORD_UNITS
+from segql.language.parser import CONTEXTUAL, RESERVED
 
 MAX_DEPTH = 2
 T = TypeVar("T")

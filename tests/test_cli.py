@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from segql.cli import main
-from segql.parser import parse
+from segql.language.parser import parse
 
 
 def segql(*args: str, input: str | None = None) -> tuple[int, str, str]:

@@ -161,8 +161,8 @@ def _replace_key(text: str, key: str, value: str) -> str:
 
 
 def test_a_mapped_column_of_an_unusable_kind_is_an_error(tmp_path: Path) -> None:
-    from segql.catalog import Catalog
-    from segql.mapping_check import mapping_errors
+    from segql.checks.mapping_check import mapping_errors
+    from segql.language.catalog import Catalog
 
     config = load_config(write(tmp_path, GOOD))
     catalog = Catalog.from_columns(

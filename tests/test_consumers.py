@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-import segql.consumers as consumers
-from segql.consumers import Consumer, commit_consumer, read_for_consumer
+import segql.downstream.consumers as consumers
+from segql.downstream.consumers import Consumer, commit_consumer, read_for_consumer
+from segql.engines import EngineAdapter as Warehouse
+from segql.engines import connect
 from segql.errors import SegqlError
 from segql.project import load_project
-from segql.reports import Reports
-from segql.warehouse import Warehouse, connect
+from segql.reading.reports import Reports
 from tests.support.runtime import RuntimeProject
 from tests.support.scenario import make_tables, person
 

@@ -24,12 +24,12 @@ import jinja2
 import pytest
 
 import segql
-from segql.dbt import SCHEMA_FILE, SOURCES_FILE, _escape_jinja, dbt_config, generate_dbt
-from segql.demo import generate_demo_warehouse
+from segql.downstream.dbt import SCHEMA_FILE, SOURCES_FILE, _escape_jinja, dbt_config, generate_dbt
+from segql.engines import connect
 from segql.errors import SegqlConfigError, SegqlError
 from segql.project import Project
-from segql.runner import Runner
-from segql.warehouse import connect
+from segql.runs.runner import Runner
+from segql.starters.demo import generate_demo_warehouse
 from tests.support.engines import in_ci
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "dbt"

@@ -16,11 +16,17 @@ from click.testing import CliRunner
 
 from segql.cli import main
 from segql.config import ProjectConfig
-from segql.dispatch import parse_actions, run_dispatch, run_resync, run_retry_failed, run_status
-from segql.dispatch.destinations import MetaCustomAudience, meta_hash
+from segql.downstream.dispatch import (
+    parse_actions,
+    run_dispatch,
+    run_resync,
+    run_retry_failed,
+    run_status,
+)
+from segql.downstream.dispatch.destinations import MetaCustomAudience, meta_hash
+from segql.engines import connect
 from segql.errors import SegqlError
 from segql.project import load_project
-from segql.warehouse import connect
 from tests.support.runtime import RuntimeProject
 from tests.support.scenario import make_tables, person
 from tests.support.services import FakeMetaAudience, FakeResend

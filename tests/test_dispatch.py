@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from segql.config import ProjectConfig
-from segql.dispatch import (
+from segql.downstream.dispatch import (
     Action,
     Dispatcher,
     backoff_delay,
@@ -38,9 +38,9 @@ from segql.dispatch import (
     run_retry_failed,
     run_status,
 )
+from segql.engines import connect
 from segql.errors import SegqlConfigError, SegqlError
 from segql.project import load_project
-from segql.warehouse import connect
 from tests.support.runtime import RuntimeProject
 from tests.support.scenario import make_tables, person
 
@@ -230,7 +230,8 @@ max_backoff = 0.2
 
 
 def dispatcher_process(project: RuntimeProject, *args: str, **env: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "segql.dispatch", "--project", str(project.root), *args]
+    module = "segql.downstream.dispatch"
+    command = [sys.executable, "-m", module, "--project", str(project.root), *args]
     return subprocess.Popen(
         command,
         env={**os.environ, "HOOK_TOKEN": "s3cret", **env},

@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from segql.dispatch import Dispatcher, retry_after, run_dispatch, run_status
-from segql.dispatch.senders import RateLimiter
+from segql.downstream.dispatch import Dispatcher, retry_after, run_dispatch, run_status
+from segql.downstream.dispatch.senders import RateLimiter
+from segql.engines import connect
 from segql.errors import SegqlConfigError, SegqlError
 from segql.project import load_project
-from segql.warehouse import connect
 from tests.support.runtime import RuntimeProject
 from tests.support.scenario import event, make_tables, person
 from tests.test_dispatch import D, add_actions
@@ -250,7 +250,7 @@ def test_a_bad_url_character_keeps_the_token_out_of_last_error_and_status(
 ) -> None:
     add_actions(project, hook_action(hook.url + "?key=${HOOK_KEY}", "max_attempts = 2"))
     env = {**os.environ, "HOOK_KEY": "sk_live_\x01_9f8e7d6c"}
-    command = [sys.executable, "-m", "segql.dispatch", "--project", str(project.root)]
+    command = [sys.executable, "-m", "segql.downstream.dispatch", "--project", str(project.root)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     status = subprocess.run([*command, "--status"], env=env, capture_output=True, text=True,
@@ -344,7 +344,7 @@ def test_csv_cells_that_spreadsheets_would_run_are_escaped(tmp_path: Path) -> No
 
 
 def test_segql_files_are_recognised(tmp_path: Path) -> None:
-    from segql.dispatch.senders import is_segql_line
+    from segql.downstream.dispatch.senders import is_segql_line
 
     line = json.dumps(
         {"event_id": hashlib.md5(b"x").hexdigest(), "segment": "s", "change": "enter"}
@@ -419,7 +419,7 @@ def test_the_documented_actions_parse() -> None:
         import tomli as tomllib
 
     from segql.config import ProjectConfig
-    from segql.dispatch import parse_actions
+    from segql.downstream.dispatch import parse_actions
 
     text = (Path(__file__).parent.parent / "docs" / "dispatch.md").read_text()
     blocks = re.findall(r"```toml\n(.*?)```", text, re.S)
@@ -492,7 +492,7 @@ CONFIG_ERRORS = [
 @pytest.mark.parametrize(("action", "message"), CONFIG_ERRORS)
 def test_new_fields_are_checked_with_the_action_named(action: dict[str, Any], message: str) -> None:
     from segql.config import ProjectConfig
-    from segql.dispatch import parse_actions
+    from segql.downstream.dispatch import parse_actions
 
     with pytest.raises(SegqlConfigError) as error:
         parse_actions(ProjectConfig(root=Path("."), raw={"actions": [{"segment": "a", **action}]}))

@@ -14,12 +14,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from segql import ast
-from segql.demo import init_project
-from segql.parser import parse
+from segql.engines import connect
+from segql.language import ast
+from segql.language.parser import parse
 from segql.project import Project, load_project
-from segql.store import Store
-from segql.warehouse import connect
+from segql.runs.store import Store
+from segql.starters.demo import init_project
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 FENCE = re.compile(r"^```segql\n(.*?)^```", re.DOTALL | re.MULTILINE)

@@ -25,7 +25,7 @@ from segql.engines import (
 )
 from segql.errors import SegqlError
 from segql.project import project_from_text
-from segql.runner import Runner
+from segql.runs.runner import Runner
 from tests.support.engines import SnowflakeEngine
 from tests.support.scenario import make_config, make_tables, person
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlglot import exp
 
-from segql.sqltext import generate_sql
+from segql.compile.sqltext import generate_sql
 from tests.support.engines import (
     DuckDBEngine,
     Engine,

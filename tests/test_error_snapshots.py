@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from segql.errors import SegqlError
-from segql.parser import parse
+from segql.language.parser import parse
 from segql.project import Project
 from tests.support.scenario import make_catalog, make_config
 

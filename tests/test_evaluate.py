@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from segql.compiler import QueryOptions, compile_membership_query
-from segql.dialect import get_dialect
+from segql.compile.compiler import QueryOptions, compile_membership_query
+from segql.compile.dialect import get_dialect
 from segql.errors import SegqlNameError
 from segql.project import load_project
 from tests.support.runtime import RuntimeProject

@@ -10,10 +10,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from segql.engines import connect
 from segql.project import load_project
 from segql.reference import evaluate
-from segql.runner import Runner
-from segql.warehouse import connect
+from segql.runs.runner import Runner
 from tests.support.engines import in_ci
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +61,7 @@ def test_retail_rfm_matches_the_reference_evaluator(retail: Path) -> None:
 
 
 def test_saas_example_is_what_init_writes(tmp_path: Path) -> None:
-    from segql.demo import CONFIG, SEGMENTS
+    from segql.starters.demo import CONFIG, SEGMENTS
 
     example = ROOT / "examples" / "saas"
     assert (example / "segql.toml").read_text() == CONFIG
@@ -69,7 +69,7 @@ def test_saas_example_is_what_init_writes(tmp_path: Path) -> None:
         assert (example / "segments" / name).read_text() == text
     folder = tmp_path / "saas"
     shutil.copytree(example, folder)
-    from segql.demo import generate_demo_warehouse
+    from segql.starters.demo import generate_demo_warehouse
 
     generate_demo_warehouse(folder / "warehouse.duckdb", people=500)
     project = load_project(folder)

@@ -8,9 +8,9 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
+from segql.engines import connect
 from segql.project import load_project
-from segql.runner import Runner
-from segql.warehouse import connect
+from segql.runs.runner import Runner
 from tests.support.engines import PostgresServerHandle
 from tests.support.runtime import RuntimeProject
 from tests.support.scenario import make_tables, person

@@ -29,8 +29,8 @@ from datetime import datetime, timedelta
 import pytest
 from hypothesis import HealthCheck, Phase, given, note, settings
 
-from segql import ast
-from segql.printer import format_module
+from segql.language import ast
+from segql.language.printer import format_module
 from tests.rule_strategies import T, datasets, describe_tables, rule_modules, timezones
 from tests.support.engines import (
     ENGINE_NAMES,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import sqlglot
 
-from segql.dialect import available_dialects
-from segql.parser import parse
+from segql.compile.dialect import available_dialects
+from segql.language.parser import parse
 from segql.project import Project
 from tests.support.scenario import make_catalog, make_config
 

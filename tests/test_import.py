@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from segql import ast
 from segql.errors import SegqlError
-from segql.importer import import_rules, segment_name
-from segql.parser import parse
+from segql.language import ast
+from segql.language.parser import parse
+from segql.starters.importer import import_rules, segment_name
 
 EXAMPLES_PATH = Path("/work/shared/spec/import-examples.json")
 EXAMPLES: dict[str, Any] = json.loads(EXAMPLES_PATH.read_text(encoding="utf-8"))
@@ -347,7 +347,7 @@ def test_go_strategy_errors_name_the_field(change: dict[str, Any], message: str)
 def test_automation_config_becomes_actions_and_warns_of_what_is_dropped() -> None:
     import tomllib
 
-    from segql.importer import import_actions
+    from segql.starters.importer import import_actions
 
     text, warnings = import_actions(GO_STRATEGY)
     assert tomllib.loads(text) == {
@@ -363,7 +363,7 @@ def test_automation_config_becomes_actions_and_warns_of_what_is_dropped() -> Non
 
 
 def test_automation_config_without_a_webhook_is_not_imported_and_says_so() -> None:
-    from segql.importer import import_actions
+    from segql.starters.importer import import_actions
 
     case = {**GO_STRATEGY, "automationConfig": {"trigger": "exit", "type": "email"}}
     text, warnings = import_actions(case)

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from segql import project_from_text
 from segql.config import config_from_dict
 from segql.engines import EngineAdapter, open_dbapi, open_duckdb
-from segql.runner import Runner, RunResult
+from segql.runs.runner import Runner, RunResult
 from tests.support.engines import DuckDBEngine, PostgresEngine, SnowflakeEngine, Table, in_ci
 from tests.support.scenario import event, make_tables, person, run_reference, subscription
 

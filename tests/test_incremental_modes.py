@@ -11,7 +11,7 @@ from typing import Any
 
 from segql import project_from_text
 from segql.engines import EngineAdapter, open_duckdb
-from segql.runner import Runner, RunResult
+from segql.runs.runner import Runner, RunResult
 from tests.support.engines import DuckDBEngine
 from tests.support.runtime import RuntimeProject
 from tests.support.scenario import event, make_tables, person
@@ -180,8 +180,8 @@ def test_a_crash_in_an_incremental_run_leaves_the_old_state(tmp_path: Path) -> N
 
 
 def test_forget_removes_the_persons_values_and_the_next_run_recomputes() -> None:
-    from segql.erasure import Erasure
-    from segql.store import Store
+    from segql.runs.erasure import Erasure
+    from segql.runs.store import Store
 
     h = Harness()
     h.add(1, "purchase", T0 - timedelta(days=2), T0)
@@ -198,7 +198,7 @@ def test_forget_removes_the_persons_values_and_the_next_run_recomputes() -> None
 
 
 def test_after_retire_run_the_next_run_recomputes_at_the_earlier_as_of() -> None:
-    from segql.retire import retire_run
+    from segql.runs.retire import retire_run
 
     h = Harness()
     h.add(1, "purchase", T0 - timedelta(days=2), T0)

@@ -13,8 +13,8 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from segql.catalog import Catalog
-from segql.dialect import available_dialects
+from segql.compile.dialect import available_dialects
+from segql.language.catalog import Catalog
 from segql.project import project_from_text
 from tests.support.engines import Engine, Table
 from tests.support.scenario import SCHEMA, event, make_config, make_project, make_tables, person

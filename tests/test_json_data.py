@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segql.catalog import Catalog
+from segql.language.catalog import Catalog
 from segql.project import Project, project_from_text
 from tests.support.engines import Engine, Table
 from tests.support.scenario import (

@@ -18,16 +18,17 @@ from typing import Any
 import pytest
 from sqlglot import exp
 
-from segql import ast, project_from_text
-from segql.catalog import Catalog
-from segql.compiler import QueryOptions, compile_membership_query, compile_values_query
+from segql import project_from_text
+from segql.compile.compiler import QueryOptions, compile_membership_query, compile_values_query
+from segql.compile.dialect import get_dialect
+from segql.compile.history_sql import HistorySource
+from segql.compile.plan import describe_plan
 from segql.config import config_from_dict
-from segql.dialect import get_dialect
 from segql.errors import SegqlError
-from segql.history_sql import HistorySource
-from segql.parser import parse
-from segql.plan import describe_plan
-from segql.printer import format_module
+from segql.language import ast
+from segql.language.catalog import Catalog
+from segql.language.parser import parse
+from segql.language.printer import format_module
 from segql.project import Project
 from segql.reference import RecordedChange, evaluate, evaluate_traits
 from tests.support.engines import Engine, Table

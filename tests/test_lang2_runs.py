@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from segql.engines import connect
 from segql.project import load_project
 from segql.reference import RecordedChange, evaluate
-from segql.warehouse import connect
 from tests.support.runtime import RuntimeProject
 from tests.support.scenario import event, make_tables, person
 

@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from segql import ast
+from segql.compile.plan import describe_plan
 from segql.errors import SegqlError
-from segql.parser import parse
-from segql.plan import describe_plan
-from segql.printer import format_source
+from segql.language import ast
+from segql.language.parser import parse
+from segql.language.printer import format_source
 from segql.project import Project
 from tests.support.engines import Engine, Table
 from tests.support.scenario import (

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from segql.errors import SegqlErrors
-from segql.parser import parse
-from segql.printer import format_module
+from segql.language.parser import parse
+from segql.language.printer import format_module
 from segql.project import load_project
 from tests.support.engines import Engine, Table
 from tests.support.runtime import RuntimeProject

@@ -1,11 +1,11 @@
-"""Clauses that can never hold by their shape (segql.never), as ``segql explain`` warns."""
+"""Clauses that can never hold by their shape (segql.compile.never), as ``segql explain`` warns."""
 
 from __future__ import annotations
 
 import pytest
 
-from segql.never import never_holds
-from segql.parser import parse_condition
+from segql.compile.never import never_holds
+from segql.language.parser import parse_condition
 
 NEVER = [
     ("count(login within 7 days) > count(login within 30 days)",

@@ -13,11 +13,11 @@ import pytest
 from hypothesis import currently_in_test_context, given, note
 from hypothesis import strategies as st
 
-from segql import ast
 from segql.errors import SegqlError, Source
-from segql.lexer import tokenize
-from segql.parser import Parser, parse
-from segql.printer import format_module, format_source
+from segql.language import ast
+from segql.language.lexer import tokenize
+from segql.language.parser import Parser, parse
+from segql.language.printer import format_module, format_source
 from tests import strategies as gen
 
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from segql import ast
+from segql.engines import connect
 from segql.errors import SegqlError, SegqlNameError, SegqlSyntaxError
-from segql.parser import parse
-from segql.printer import format_module
+from segql.language import ast
+from segql.language.parser import parse
+from segql.language.printer import format_module
 from segql.project import load_project
-from segql.warehouse import connect
 from tests.support.runtime import RuntimeProject
 from tests.support.scenario import event, make_tables, person
 

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from segql.cli import main
-from segql.dialect import available_dialects
-from segql.plan import Plan, describe_plan
+from segql.compile.dialect import available_dialects
+from segql.compile.plan import Plan, describe_plan
 from tests.support.scenario import make_project
 
 RULES = """

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from segql.errors import SegqlErrors
-from segql.parser import parse
-from segql.printer import format_module
+from segql.language.parser import parse
+from segql.language.printer import format_module
 from tests.support.engines import Engine
 from tests.support.runtime import RuntimeProject
 from tests.support.scenario import make_project, make_tables, person, run_reference, run_sql

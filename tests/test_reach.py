@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from segql import ast
-from segql.reach import Guard, covers, merge, reach, reaches_whole, seconds
+from segql.compile.reach import Guard, covers, merge, reach, reaches_whole, seconds
+from segql.language import ast
 
 NAMES = ("login", "purchase", "page_view")
 UNITS = ("minute", "hour", "day", "week", "month", "year")

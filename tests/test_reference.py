@@ -18,7 +18,7 @@ import pytest
 
 from segql.config import ProjectConfig, config_from_dict
 from segql.errors import SegqlDefinitionError, SegqlNameError, SegqlTypeError
-from segql.parser import parse
+from segql.language.parser import parse
 from segql.reference import evaluate, evaluate_traits
 
 T = datetime(2026, 3, 31, 12, 0, 0)

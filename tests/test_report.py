@@ -24,12 +24,12 @@ from typing import Any
 import duckdb
 import pytest
 
-from segql.demo import init_project
+from segql.downstream.report import OVERLAP_LIMIT, build_report, collect_report, write_report
+from segql.engines import connect
 from segql.errors import SegqlError
 from segql.project import load_project
-from segql.report import OVERLAP_LIMIT, build_report, collect_report, write_report
-from segql.runner import Runner
-from segql.warehouse import connect
+from segql.runs.runner import Runner
+from segql.starters.demo import init_project
 from tests.support.engines import in_ci
 from tests.support.runtime import RuntimeProject
 from tests.support.scenario import event, make_tables, person

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from segql.report import ReportData, RunLogRow, RunPoint, SegmentFigures, render_report
+from segql.downstream.report import ReportData, RunLogRow, RunPoint, SegmentFigures, render_report
 
 HOSTILE = "<script>alert(\"x\")</script> & 'q'"
 ESCAPED = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#x27;q&#x27;"

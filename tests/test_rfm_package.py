@@ -13,9 +13,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from segql import ast
-from segql.compiler import QueryOptions, compile_values_query
-from segql.dialect import get_dialect
+from segql.compile.compiler import QueryOptions, compile_values_query
+from segql.compile.dialect import get_dialect
+from segql.language import ast
 from segql.project import Project, load_project
 from segql.reference import evaluate
 from tests.support.engines import in_ci

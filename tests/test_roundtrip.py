@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from segql import ast
 from segql.errors import SegqlError, Source
-from segql.lexer import tokenize
-from segql.parser import parse
-from segql.printer import format_module, format_source
+from segql.language import ast
+from segql.language.lexer import tokenize
+from segql.language.parser import parse
+from segql.language.printer import format_module, format_source
 from tests import strategies as gen
 
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 from sqlglot import exp
 
-from segql.compiler import table_ref
+from segql.compile.compiler import table_ref
+from segql.engines import DbApiWarehouse, DuckDBWarehouse, connect
+from segql.engines import EngineAdapter as Warehouse
 from segql.project import load_project, project_from_text
-from segql.runner import Runner
-from segql.warehouse import DbApiWarehouse, DuckDBWarehouse, Warehouse, connect
+from segql.runs.runner import Runner
 from tests.support.engines import SnowflakeEngine, Table
 from tests.support.runtime import RuntimeProject
 from tests.support.scenario import event, make_config, make_tables, person

@@ -187,7 +187,7 @@ def test_spark_dialect_does_not_run() -> None:
 def test_segql_run_refuses_spark() -> None:
     """``segql run`` against Spark through SQLAlchemy fails with one clear message, before
     any statement reaches the warehouse."""
-    from segql.runner import Runner
+    from segql.runs.runner import Runner
 
     class NoStatements:
         def execute(self, *args: object, **kwargs: object) -> list[tuple[object, ...]]:

@@ -1,4 +1,4 @@
-"""``segql run`` on Spark with Iceberg tables: the swap commit protocol (segql.swap_commit).
+"""``segql run`` on Spark with Iceberg tables: the swap commit protocol (segql.runs.swap_commit).
 
 One local SparkSession (tests/support/spark.py) and one Iceberg JDBC catalog on a local
 PostgreSQL (tests/support/iceberg.py) serve the module; each test has its own project

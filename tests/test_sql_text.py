@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from sqlglot import exp
 
+from segql.engines import connect
 from segql.project import load_project
-from segql.store import DELIVERIES, Store
-from segql.warehouse import connect
+from segql.runs.store import DELIVERIES, Store
 from tests.support.engines import Table
 from tests.support.runtime import RuntimeProject
 from tests.support.scenario import SCHEMA, make_tables, person

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlglot import exp
 
+from segql.compile.sqltext import generate_sql
 from segql.errors import SegqlError
-from segql.sqltext import generate_sql
 
 
 def _count_window_nulls_last() -> exp.Select:

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from segql import ast
 from segql.errors import SegqlError
-from segql.parser import parse
-from segql.templates import (
+from segql.language import ast
+from segql.language.parser import parse
+from segql.starters.templates import (
     get_template,
     list_templates,
     render_template,

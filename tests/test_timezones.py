@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from segql import project_from_text
-from segql.catalog import Catalog
+from segql.language.catalog import Catalog
 from segql.project import Project
 from tests.support.engines import (
     DuckDBEngine,
@@ -399,8 +399,8 @@ def test_postgres_catalog_through_sqlalchemy_keeps_the_zone() -> None:
     import sqlalchemy
     from sqlalchemy.dialects import postgresql
 
-    from segql.catalog import holds_instants
     from segql.engines.sessions import _type_name
+    from segql.language.catalog import holds_instants
 
     name = _type_name(sqlalchemy.TIMESTAMP(timezone=True), postgresql.dialect())
     assert holds_instants(name, "postgres")

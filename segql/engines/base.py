@@ -16,10 +16,10 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from sqlglot import exp
 
-from segql.catalog import Catalog
-from segql.dialect import Dialect, get_dialect
+from segql.compile.dialect import Dialect, get_dialect
+from segql.compile.sqltext import generate_sql
 from segql.errors import SegqlError
-from segql.sqltext import generate_sql
+from segql.language.catalog import Catalog
 
 # How one writer per project schema is ensured:
 #   "connection": the open connection already excludes every other writer (DuckDB's file)
@@ -57,7 +57,7 @@ class EngineAdapter:
     # ``segql run`` may use it: BEGIN/COMMIT across tables, tested run and lock.
     RUNS: ClassVar[bool] = False
     # How a run's rows become visible at once: "transaction" (one BEGIN ... COMMIT) or
-    # "swap" (rows tagged with the run's id, one compare-and-swap: segql.swap_commit).
+    # "swap" (rows tagged with the run's id, one compare-and-swap: segql.runs.swap_commit).
     COMMIT_PROTOCOL: ClassVar[Literal["transaction", "swap"]] = "transaction"
     SUPPORTS_TRANSACTIONS: ClassVar[bool] = True
     SUPPORTS_MERGE: ClassVar[bool] = False

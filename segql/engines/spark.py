@@ -1,7 +1,7 @@
 """Spark SQL through a SparkSession: ``spark://local`` in this process, ``sc://`` Spark Connect.
 
 ``[warehouse.spark]`` settings go to the session builder as they are. Spark has no
-``BEGIN ... COMMIT``: a run commits with the protocol of ``segql.swap_commit`` (rows tagged
+``BEGIN ... COMMIT``: a run commits with the protocol of ``segql.runs.swap_commit`` (rows tagged
 with the run's id, one compare-and-swap of a head row), and segql's own tables are Apache
 Iceberg tables (``USING iceberg``), which give each statement its own atomic commit.
 
@@ -24,9 +24,9 @@ from typing import Any, ClassVar
 
 from sqlglot import exp
 
+from segql.compile.sqltext import generate_sql
 from segql.engines.base import EngineAdapter, LockKind
 from segql.errors import SegqlWarehouseError
-from segql.sqltext import generate_sql
 
 LOCAL_URL = "spark://local"
 # The Apache Iceberg runtime for Spark 3.5 (Scala 2.12) that the PyPI package
@@ -295,7 +295,7 @@ class SparkAdapter(EngineAdapter):
 
 class SparkSessionAdapter(SparkAdapter):
     """Spark through a SparkSession (``spark://local``, ``sc://HOST:PORT``): ``segql run``
-    commits with the swap protocol (``segql.swap_commit``) on Iceberg tables."""
+    commits with the swap protocol (``segql.runs.swap_commit``) on Iceberg tables."""
 
     URL_SCHEMES = ("spark", "sc")
     RUNS = True

@@ -22,9 +22,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from segql.downstream.report import formatting
 from segql.errors import SegqlError
 from segql.output import cell_text
-from segql.report import formatting
 from segql.ui import builder, views
 from segql.ui.security import Guard, Secrets
 from segql.ui.workspace import Workspace

@@ -17,15 +17,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from segql import ast
+from segql.checks.event_names import UnseenEvent, unseen_events
 from segql.errors import SegqlError, SegqlErrors, Span
-from segql.event_names import UnseenEvent, unseen_events
-from segql.explain import Clause, explain_condition
-from segql.members import check_columns, column_values
-from segql.parser import parse, parse_condition
-from segql.preview import PREVIEW, last_committed_as_of, preview_condition
-from segql.printer import format_condition, format_definition, format_source
+from segql.language import ast
+from segql.language.parser import parse, parse_condition
+from segql.language.printer import format_condition, format_definition, format_source
 from segql.project import Project
+from segql.reading.explain import Clause, explain_condition
+from segql.reading.members import check_columns, column_values
+from segql.reading.preview import PREVIEW, last_committed_as_of, preview_condition
 from segql.ui.workspace import Reading
 
 SAMPLE = 10  # as `segql preview` shows by default

@@ -13,17 +13,17 @@ from typing import Any
 
 from markupsafe import Markup
 
-from segql.explain import Explanation, explain_segment
-from segql.members import member_rows
+from segql.downstream.report import charts
+from segql.downstream.report.queries import SegmentFigures, collect_segment_figures
+from segql.language.printer import format_definition
 from segql.output import render
-from segql.overrides import COLUMNS as OVERRIDE_COLUMNS
-from segql.overrides import Overrides
-from segql.person import person_history, person_segments, person_traits
-from segql.preview import last_committed_as_of
-from segql.printer import format_definition
-from segql.report import charts
-from segql.report.queries import SegmentFigures, collect_segment_figures
-from segql.reports import Reports, Rows
+from segql.reading.explain import Explanation, explain_segment
+from segql.reading.members import member_rows
+from segql.reading.person import person_history, person_segments, person_traits
+from segql.reading.preview import last_committed_as_of
+from segql.reading.reports import Reports, Rows
+from segql.runs.overrides import COLUMNS as OVERRIDE_COLUMNS
+from segql.runs.overrides import Overrides
 from segql.ui.workspace import Reading
 
 DAYS = 30  # the period of the overview and of the stat cards, as `segql stats` defaults

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from segql.engines import EngineAdapter as Warehouse
 from segql.engines import connect
-from segql.overrides import Overrides
 from segql.project import Project, load_project
-from segql.reports import Reports
-from segql.store import META, Store
+from segql.reading.reports import Reports
+from segql.runs.overrides import Overrides
+from segql.runs.store import META, Store
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from segql.engines import connect
 from segql.project import load_project
-from segql.runner import Runner, RunResult
-from segql.warehouse import connect
+from segql.runs.runner import Runner, RunResult
 from tests.support.engines import DuckDBEngine, PostgresEngine, Table
 
 CONFIG = """\

@@ -14,11 +14,11 @@ from typing import Any
 from sqlglot import exp
 
 from segql import project_from_text
-from segql.catalog import Catalog
-from segql.compiler import QueryOptions, compile_membership_query
+from segql.compile.compiler import QueryOptions, compile_membership_query
+from segql.compile.dialect import get_dialect
+from segql.compile.history_sql import HistorySource
 from segql.config import ProjectConfig, config_from_dict
-from segql.dialect import get_dialect
-from segql.history_sql import HistorySource
+from segql.language.catalog import Catalog
 from segql.project import Project
 from segql.reference import RecordedChange, evaluate
 from tests.support.engines import ColumnType, Engine, Table

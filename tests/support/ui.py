@@ -9,10 +9,10 @@ from pathlib import Path
 
 import duckdb
 
-from segql.demo import init_project
+from segql.engines import connect
 from segql.project import load_project
-from segql.runner import Runner
-from segql.warehouse import connect
+from segql.runs.runner import Runner
+from segql.starters.demo import init_project
 
 AS_OFS = (datetime(2026, 9, 20), datetime(2026, 10, 11), datetime(2026, 11, 1))
 SCRIPT = '<script>alert("x")</script>'

@@ -1,0 +1,1 @@
+"""Checks of a project against its warehouse's data (``segql check``)."""

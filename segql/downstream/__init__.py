@@ -1,0 +1,1 @@
+"""What reads the history: consumers, dispatch, dbt models, the report."""

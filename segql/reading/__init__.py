@@ -1,0 +1,1 @@
+"""Questions asked of a project: members, one person, explain, preview, stats."""

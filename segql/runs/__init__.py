@@ -1,0 +1,1 @@
+"""A run: evaluate, diff against the recorded members, commit; segql's own tables."""

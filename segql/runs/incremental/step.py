@@ -1,0 +1,535 @@
+"""The state half of a run: decide full or incremental, bring the state to ``T``, and hand
+the runner the membership query over it.
+
+A run is incremental only when segql can prove the answer equals a full run's:
+
+- there is a state, of this layout, for exactly these values (a fingerprint of their
+  definitions, the sources and the time zone), written by a run still committed, at an
+  as-of at or before ``T``;
+- every value is bounded by time slices (``segql.compile.updates``), no row filter reads
+  a person's properties, every source read has a time column;
+- no row at or before the state's as-of changed: with ``loaded_at``, rows loaded since the
+  state's high-water mark are read whatever their time; without it, the rows per day up
+  to the state's as-of must be the ones recorded then (``segql_state_days``).
+
+Then the people with a row that is new or crossed a window boundary are recomputed over
+all their rows; everybody else keeps their values. Otherwise the run recomputes everybody
+and says why. Either way, the membership is computed over the state by the same query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+
+from sqlglot import exp
+
+from segql.compile.compiler import (
+    PERSON_ID,
+    QueryBuilder,
+    QueryOptions,
+    collector_paused,
+    table_ref,
+)
+from segql.compile.updates import Offsets, aggregate_offsets, sequence_offsets, union
+from segql.config import SourceConfig
+from segql.language import ast
+from segql.runs.incremental.builder import StateBuilder
+from segql.runs.incremental.deltas import Deltas, deltas_apply, present_at
+from segql.runs.incremental.state import (
+    STATE_LAYOUT,
+    StateRecord,
+    read_record,
+    write_record,
+)
+from segql.runs.store import RUNS, STATE_DAYS
+from segql.timeutil import format_timestamp
+
+if TYPE_CHECKING:
+    from segql.runs.runner import Runner
+
+Mode = Literal["full", "incremental"]
+AFFECTED = "segql_affected"
+RECOMPUTED = "segql_recomputed"
+DAYS_NOW = "segql_days_now"
+
+
+@dataclass
+class StateStep:
+    """One run's state work; ``membership_query`` first, then the commit's statements."""
+
+    runner: Runner
+    names: list[str]
+    as_of: datetime
+    run_id: str
+    full: bool = False
+    mode: Mode = "full"
+    reason: str | None = None
+    recomputed: int | None = None  # people recomputed by an incremental run
+    commit: list[exp.Expr] = field(default_factory=list)
+    old_table: str | None = None
+    by_deltas: bool = False  # the incremental run added deltas instead of recomputing
+    temps: list[str] = field(default_factory=list)
+
+    # --- the plan of the run ------------------------------------------------------------
+
+    def membership_query(self) -> exp.Query:
+        warehouse = self.runner.warehouse
+        if self.runner.swap is not None:
+            # A state is written in the run's own commit; a swap commit (Spark) publishes
+            # the run's logs only, so its runs recompute until the state is one of them.
+            self.reason = "runs without transactions (Spark) keep no incremental state yet"
+            return self.plain_query()
+        builder = self.builder()
+        with collector_paused():
+            builder.build(self.names)
+        values = builder.value_columns()
+        unknown = builder.unknown_stage_columns()
+        if not values or unknown:
+            self.reason = (
+                "the segments read no events"
+                if not values
+                else f"values incremental runs do not keep yet ({', '.join(unknown)})"
+            )
+            return self.plain_query()
+        self.sources = [builder.sources[name].source for name in builder.sources]
+        self.fingerprint = self.fingerprint_of(builder)
+        why_not = self.cannot_update(builder)
+        record = read_record(warehouse, self.runner.store)
+        self.days = self.count_days()
+        if why_not is None:
+            why_not = self.stale(record)
+        if why_not is None:
+            assert record is not None
+            why_not = self.late_rows(record)
+        if why_not is not None or record is None:
+            self.reason = "--full" if self.full else why_not
+            return self.recompute_everybody()
+        self.mode = "incremental"
+        return self.update(record, builder)
+
+    def plain_query(self) -> exp.Query:
+        """The membership query over the rows, with no state read or written."""
+        return self.runner.project.membership_query(
+            self.runner.warehouse.dialect.name,
+            self.as_of,
+            self.names,
+            members_table=self.runner.store.table("segql_members"),
+        ).expression
+
+    def builder(self, **extra: object) -> StateBuilder:
+        project = self.runner.project
+        options = QueryOptions(members_table=self.runner.store.table("segql_members"))
+        return StateBuilder(
+            project.analyzer,
+            self.runner.warehouse.dialect,
+            self.as_of,
+            options,
+            **extra,  # type: ignore[arg-type]
+        )
+
+    def fingerprint_of(self, builder: StateBuilder) -> str:
+        config = self.runner.project.config
+        described = {
+            "values": builder.definitions_of(),
+            "sources": [
+                [s.name, s.table, s.person, s.time, s.properties, s.event_name, s.loaded_at]
+                for s in self.sources
+            ],
+            "timezone": config.warehouse.timezone,
+            "dialect": self.runner.warehouse.dialect.name,
+        }
+        return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+
+    def cannot_update(self, builder: StateBuilder) -> str | None:
+        """Why no incremental run can be proven for this plan (None: one can)."""
+        if self.full:
+            return "--full"
+        found: list[Offsets] = []
+        for column, node in builder.nodes().items():
+            offsets = (
+                aggregate_offsets(node)
+                if isinstance(node, ast.Aggregate)
+                else sequence_offsets(node)
+            )
+            if offsets is None:
+                return f"{column} moves with the as-of time in a way time slices do not bound"
+            found.append(offsets)
+        self.offsets = union(found)
+        for name, needs in builder.sources.items():
+            if needs.person_columns:
+                return f"a filter over {name} reads a person's properties"
+            if needs.source.time is None:
+                return f"source {name} has no time column"
+        return None
+
+    def stale(self, record: StateRecord | None) -> str | None:
+        if record is None:
+            return "no state yet"
+        if record.layout != STATE_LAYOUT:
+            return f"the state's layout ({record.layout}) is not this segql's ({STATE_LAYOUT})"
+        if record.fingerprint != self.fingerprint:
+            return "the state's values or their sources are defined differently"
+        if record.as_of > self.as_of:
+            return "the state is later than the as-of time"
+        status = self.runner.warehouse.run(
+            exp.select("status")
+            .from_(self.runner.store.table(RUNS))
+            .where(exp.column("run_id").eq(exp.Literal.string(record.run_id)))
+        )
+        if not status or status[0][0] != "committed":
+            return "the run that wrote the state is no longer committed"
+        return None
+
+    # --- late rows ---------------------------------------------------------------------
+
+    def count_days(self) -> dict[str, bool]:
+        """Rows per day (up to T) of each source without ``loaded_at``, into a temp table;
+        source -> True where counted."""
+        counted: dict[str, bool] = {}
+        selects = []
+        for source in self.sources:
+            if source.loaded_at is not None or source.time is None:
+                continue
+            time = exp.column(source.time, quoted=True)
+            upto = self.time_bound(self.as_of, source)
+            selects.append(
+                exp.select(
+                    exp.alias_(exp.Literal.string(source.name), "source", quoted=True),
+                    exp.alias_(exp.cast(time.copy(), "DATE"), "day", quoted=True),
+                    exp.alias_(exp.Count(this=exp.Star()), "rows", quoted=True),
+                )
+                .from_(table_ref(source.table))
+                .where(exp.LTE(this=time.copy(), expression=upto))
+                .group_by(exp.cast(time.copy(), "DATE"))
+            )
+            counted[source.name] = True
+        if selects:
+            union_all: exp.Query = selects[0]
+            for select in selects[1:]:
+                union_all = exp.union(union_all, select, distinct=False)
+            self.create_temp(DAYS_NOW, union_all)
+        return counted
+
+    def late_rows(self, record: StateRecord) -> str | None:
+        """Whether a row at or before the state's as-of is not the one it read."""
+        warehouse, store = self.runner.warehouse, self.runner.store
+        for source in self.sources:
+            if not self.days.get(source.name) or source.time is None:
+                continue
+            time = exp.column(source.time, quoted=True)
+            upto = self.time_bound(record.as_of, source)
+            now = (
+                exp.select(
+                    exp.alias_(exp.cast(time.copy(), "DATE"), "day", quoted=True),
+                    exp.alias_(exp.Count(this=exp.Star()), "rows", quoted=True),
+                )
+                .from_(table_ref(source.table))
+                .where(exp.LTE(this=time.copy(), expression=upto))
+                .group_by(exp.cast(time.copy(), "DATE"))
+            )
+            then = (
+                exp.select("day", "rows")
+                .from_(store.table(STATE_DAYS))
+                .where(exp.column("source").eq(exp.Literal.string(source.name)))
+            )
+            day = exp.Coalesce(
+                this=exp.column("day", table="n", quoted=True),
+                expressions=[exp.column("day", table="t", quoted=True)],
+            )
+            differs = exp.NEQ(
+                this=exp.func("COALESCE", exp.column("rows", table="n", quoted=True), 0),
+                expression=exp.func("COALESCE", exp.column("rows", table="t", quoted=True), 0),
+            )
+            both = exp.column("day", table="n", quoted=True).eq(
+                exp.column("day", table="t", quoted=True)
+            )
+            compare = (
+                exp.select(exp.Count(this=exp.Star()), exp.Min(this=day))
+                .from_(now.subquery("n"))
+                .join(then.subquery("t"), on=both, join_type="full")
+                .where(differs)
+            )
+            changed, first = warehouse.run(compare)[0]
+            if changed:
+                return (
+                    f"rows of {source.name} at or before the last run's as-of changed "
+                    f"({changed} day(s), from {first}); set loaded_at to read late rows"
+                )
+        return None
+
+    # --- full: every person ------------------------------------------------------------
+
+    def recompute_everybody(self) -> exp.Query:
+        warehouse, store = self.runner.warehouse, self.runner.store
+        record = read_record(warehouse, store)
+        self.old_table = record.table if record is not None else None
+        high_water = self.high_water(None)
+        table = f"segql_state_{self.run_id[:12]}"
+        query = self.builder().state_query(self.names)
+        create = exp.Create(this=store.table(table), kind="TABLE", expression=query)
+        warehouse.run(exp.Drop(tables=[store.table(table)], kind="TABLE", exists=True))
+        warehouse.run(create)
+        self.record_state(table, high_water)
+        return self.over_state(store.table(table))
+
+    # --- incremental: the people whose values can have changed -------------------------
+
+    def update(self, record: StateRecord, builder: StateBuilder) -> exp.Query:
+        warehouse, store = self.runner.warehouse, self.runner.store
+        high_water = self.high_water(record)
+        state = store.table(record.table)
+        if deltas_apply(builder):
+            self.by_deltas = True
+            self.delta_values(record, state)
+        else:
+            changed = [self.changed_people(source, builder, record) for source in self.sources]
+            people: exp.Query = changed[0]
+            for select in changed[1:]:
+                people = exp.union(people, select, distinct=True)
+            self.create_temp(
+                AFFECTED, exp.select(PERSON_ID).distinct().from_(people.subquery("c"))
+            )
+            only = self.builder(only=_temp(AFFECTED))
+            self.create_temp(RECOMPUTED, only.state_query(self.names))
+        self.recomputed = int(
+            warehouse.run(exp.select(exp.Count(this=exp.Star())).from_(_temp(AFFECTED)))[0][0]
+        )
+        columns = [PERSON_ID, *builder.value_columns()]
+        kept = (
+            exp.select(*(exp.column(c, quoted=True) for c in columns))
+            .from_(state.copy())
+            .where(
+                exp.column(PERSON_ID, quoted=True)
+                .isin(query=exp.select(PERSON_ID).from_(_temp(AFFECTED)))
+                .not_()
+            )
+        )
+        fresh = exp.select(*(exp.column(c, quoted=True) for c in columns)).from_(_temp(RECOMPUTED))
+        self.commit += [
+            exp.delete(
+                state.copy(),
+                where=exp.column(PERSON_ID, quoted=True).isin(
+                    query=exp.select(PERSON_ID).from_(_temp(AFFECTED))
+                ),
+            ),
+            exp.Insert(
+                this=exp.Schema(
+                    this=state.copy(),
+                    expressions=[exp.to_identifier(c, quoted=True) for c in columns],
+                ),
+                expression=fresh.copy(),
+            ),
+        ]
+        self.record_state(record.table, high_water)
+        return self.over_state(exp.union(kept, fresh, distinct=False))
+
+    def delta_values(self, record: StateRecord, state: exp.Table) -> None:
+        """Every value by its delta (``segql.runs.incremental.deltas``): AFFECTED holds the people
+        with a row read, RECOMPUTED their new values."""
+        project = self.runner.project
+        deltas = Deltas(
+            project.analyzer,
+            self.runner.warehouse.dialect,
+            self.names,
+            record.as_of,
+            self.as_of,
+            self.runner.store.table("segql_members"),
+        )
+        tables: dict[str, exp.Table] = {}
+        for number, source in enumerate(self.sources):
+            mark = record.high_water.get(source.name)
+            present = present_at(
+                source,
+                self.time_bound(record.as_of, source),
+                None if mark is None else self.loaded_literal(source, mark),
+            )
+            name = f"segql_delta_{number}"
+            changed = self.changed_rows(source, record)
+            self.create_temp(name, deltas.source_delta(source, changed, present))
+            tables[source.name] = _temp(name)
+        ids = [
+            exp.select(PERSON_ID).from_(table).where(exp.column(PERSON_ID).is_(exp.null()).not_())
+            for table in tables.values()
+        ]
+        people: exp.Query = ids[0]
+        for select in ids[1:]:
+            people = exp.union(people, select, distinct=True)
+        self.create_temp(AFFECTED, exp.select(PERSON_ID).distinct().from_(people.subquery("c")))
+        self.create_temp(RECOMPUTED, deltas.merged(state, _temp(AFFECTED), tables))
+
+    def changed_people(
+        self, source: SourceConfig, builder: StateBuilder, record: StateRecord
+    ) -> exp.Select:
+        """The people of ``source`` with a row that is new since the state's as-of (or
+        loaded since its high-water mark), or that crossed a window boundary."""
+        person = exp.column(source.person, quoted=True)
+        where = exp.and_(person.is_(exp.null()).not_(), self.changed_rows(source, record))
+        needs = builder.sources[source.name]
+        if source.event_name is not None and not needs.any_event:
+            names = [exp.Literal.string(n) for n in sorted(needs.event_names)]
+            where = exp.and_(where, exp.column(source.event_name, quoted=True).isin(*names))
+        return (
+            exp.select(exp.alias_(person, PERSON_ID, quoted=True))
+            .from_(table_ref(source.table))
+            .where(where)
+        )
+
+    def changed_rows(self, source: SourceConfig, record: StateRecord) -> exp.Expr:
+        """Rows that are new since the state's as-of (or loaded since its high-water mark),
+        or that crossed a window boundary, over the source's own columns."""
+        assert source.time is not None
+        time = exp.column(source.time, quoted=True)
+        slices: list[exp.Expr] = []
+        for offset in self.offsets:
+            low = self.time_bound(record.as_of, source, offset)
+            high = self.time_bound(self.as_of, source, offset)
+            slices.append(
+                exp.and_(
+                    exp.GT(this=time.copy(), expression=low),
+                    exp.LTE(this=time.copy(), expression=high),
+                )
+            )
+        if source.loaded_at is not None:
+            loaded = exp.column(source.loaded_at, quoted=True)
+            mark = record.high_water.get(source.name)
+            late = (
+                loaded.is_(exp.null()).not_()
+                if mark is None
+                else exp.GT(this=loaded, expression=self.loaded_literal(source, mark))
+            )
+            slices.append(late)
+        return exp.or_(*slices)
+
+    # --- shared ------------------------------------------------------------------------
+
+    def over_state(self, state: exp.Query | exp.Table) -> exp.Query:
+        """The membership query, reading stage 0 from ``state``."""
+        builder = self.builder(state=state)
+        with collector_paused():
+            return builder.build(self.names)
+
+    def high_water(self, record: StateRecord | None) -> dict[str, str]:
+        """source -> the highest ``loaded_at`` now, for the sources that have one."""
+        found: dict[str, str] = {}
+        for source in self.sources:
+            if source.loaded_at is None:
+                continue
+            loaded = exp.column(source.loaded_at, quoted=True)
+            value = self.runner.warehouse.run(
+                exp.select(exp.Max(this=loaded)).from_(table_ref(source.table))
+            )[0][0]
+            if value is not None:
+                found[source.name] = (
+                    format_timestamp(value) if isinstance(value, datetime) else str(value)
+                )
+            elif record is not None and source.name in record.high_water:
+                found[source.name] = record.high_water[source.name]
+        return found
+
+    def record_state(self, table: str, high_water: dict[str, str]) -> None:
+        store = self.runner.store
+        record = StateRecord(
+            table, self.run_id, self.as_of, self.fingerprint, STATE_LAYOUT, high_water
+        )
+        self.commit += write_record(store, record)
+        if self.days:
+            self.commit.append(exp.delete(store.table(STATE_DAYS)))
+            self.commit.append(
+                exp.Insert(
+                    this=exp.Schema(
+                        this=store.table(STATE_DAYS),
+                        expressions=[
+                            exp.to_identifier(c, quoted=True) for c in ("source", "day", "rows")
+                        ],
+                    ),
+                    expression=exp.select("source", "day", "rows").from_(_temp(DAYS_NOW)),
+                )
+            )
+        self.commit.append(
+            exp.update(
+                store.table(RUNS),
+                {
+                    "mode": exp.Literal.string(self.mode),
+                    "full_reason": exp.Literal.string(self.reason) if self.reason else exp.null(),
+                },
+                where=exp.column("run_id").eq(exp.Literal.string(self.run_id)),
+            )
+        )
+
+    def commit_statements(self) -> list[exp.Expr]:
+        """What the run's commit writes: the state, its record, the run's mode."""
+        if not self.commit:  # a run without a state: only the mode
+            self.commit.append(
+                exp.update(
+                    self.runner.store.table(RUNS),
+                    {
+                        "mode": exp.Literal.string(self.mode),
+                        "full_reason": exp.Literal.string(self.reason or "full"),
+                    },
+                    where=exp.column("run_id").eq(exp.Literal.string(self.run_id)),
+                )
+            )
+        return self.commit
+
+    def after_commit(self) -> None:
+        """Drop what the committed run no longer needs: temp tables, a replaced state."""
+        warehouse, store = self.runner.warehouse, self.runner.store
+        for name in self.temps:
+            warehouse.run(exp.Drop(tables=[_temp(name)], kind="TABLE", exists=True))
+        record = read_record(warehouse, store)
+        if self.old_table and record is not None and record.table != self.old_table:
+            warehouse.run(exp.Drop(tables=[store.table(self.old_table)], kind="TABLE", exists=True))
+
+    def time_bound(
+        self, at: datetime, source: SourceConfig, offset: ast.Duration | None = None
+    ) -> exp.Expr:
+        """``at - offset`` typed to meet the source's time column."""
+        builder = QueryBuilder(
+            self.runner.project.analyzer, self.runner.warehouse.dialect, at, QueryOptions()
+        )
+        point = builder.now() if offset is None else builder.shift(builder.now(), offset, -1)
+        if builder.source_instant(source):
+            point = builder.dialect.as_instant(point)
+        return point
+
+    def loaded_literal(self, source: SourceConfig, mark: str) -> exp.Expr:
+        assert source.loaded_at is not None
+        catalog = self.runner.project.analyzer.catalog
+        if catalog.column_type(source.table, source.loaded_at) == "time":
+            builder = QueryBuilder(
+                self.runner.project.analyzer,
+                self.runner.warehouse.dialect,
+                datetime.fromisoformat(mark),
+                QueryOptions(),
+            )
+            value = builder.now()
+            if catalog.holds_instants(source.table, source.loaded_at):
+                value = builder.dialect.as_instant(value)
+            return value
+        if catalog.column_type(source.table, source.loaded_at) == "number":
+            return exp.Literal.number(mark)
+        return exp.Literal.string(mark)
+
+    def create_temp(self, name: str, query: exp.Query) -> None:
+        self.runner.create_temp(name, query)
+        self.temps.append(name)
+
+
+def _temp(name: str) -> exp.Table:
+    return exp.Table(this=exp.to_identifier(name, quoted=True))
+
+
+def describe_mode(
+    mode: str, reason: str | None, recomputed: int | None, by_deltas: bool = False
+) -> str:
+    """The run summary's line on how the state was brought to the as-of."""
+    if mode == "incremental":
+        how = "updated by deltas" if by_deltas else "recomputed"
+        return f"incremental: {recomputed or 0} people {how}, everybody else from the state"
+    return f"full recompute: {reason or 'full'}"
+
+

@@ -1,0 +1,1 @@
+"""Ways into a project: templates, rule import, the demo warehouse."""
