@@ -17,8 +17,8 @@ import pytest
 from sqlglot import exp
 
 from segql.compile.compiler import table_ref
-from segql.engines import DbApiWarehouse, DuckDBWarehouse, connect
 from segql.engines import EngineAdapter as Warehouse
+from segql.engines import connect, open_dbapi, open_duckdb
 from segql.project import load_project, project_from_text
 from segql.runs.runner import Runner
 from tests.support.engines import SnowflakeEngine, Table
@@ -150,7 +150,7 @@ def test_a_unique_entity_id_is_read_as_is(runtime: RuntimeProject) -> None:
 
 
 def test_unique_keys_are_those_of_the_table_the_name_reads(tmp_path: Path) -> None:
-    warehouse = DuckDBWarehouse(str(tmp_path / "w.duckdb"))
+    warehouse = open_duckdb(str(tmp_path / "w.duckdb"))
     try:
         warehouse.query("CREATE TABLE people (person_id INTEGER, email TEXT UNIQUE)")
         warehouse.query("CREATE SCHEMA crm")
@@ -358,7 +358,7 @@ def test_malformed_json_properties_are_counted_and_the_run_goes_on(
 def test_history_scenario_on_snowflake(snowflake_engine: SnowflakeEngine) -> None:
     """The same hand-written scenario through the Snowflake dialect (fakesnow)."""
     snowflake_engine.load(TABLES)
-    warehouse = DbApiWarehouse(snowflake_engine._conn, "snowflake")
+    warehouse = open_dbapi(snowflake_engine._conn, "snowflake")
     config = make_config()
     for rules, day in ((RULES_V1, (1, 10)), (RULES_V1, (1, 20)), (RULES_V1, (1, 30)),
                        (RULES_V2, (2, 5)), (RULES_V2, (2, 20))):  # fmt: skip
