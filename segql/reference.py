@@ -23,6 +23,8 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any, Literal, TypeVar, cast
 
+from typing_extensions import assert_never
+
 from segql.compile.bucket_sql import bucket_of
 from segql.config import ProjectConfig, SourceConfig
 from segql.errors import (
@@ -565,43 +567,42 @@ class _Evaluator:
 
     def holds(self, condition: ast.Condition, scope: _Scope) -> bool:
         """Whether a condition is true: logic is two-valued, a null makes a test false."""
-        if isinstance(condition, ast.And):
-            return all(self.holds(item, scope) for item in condition.items)
-        if isinstance(condition, ast.Or):
-            return any(self.holds(item, scope) for item in condition.items)
-        if isinstance(condition, ast.Not):
-            return not self.holds(condition.operand, scope)
-        if isinstance(condition, ast.Compare):
-            return self._holds_compare(condition, scope)
-        if isinstance(condition, ast.InList):
-            return self._holds_in_list(condition, scope)
-        if isinstance(condition, ast.Between):
-            return self._holds_between(condition, scope)
-        if isinstance(condition, ast.TextTest):
-            return self._holds_text_test(condition, scope)
-        if isinstance(condition, ast.IsSet):
-            is_set = self.value(condition.expr, scope) is not None
-            return not is_set if condition.negated else is_set
-        if isinstance(condition, ast.TimeTest):
-            return self._holds_time_test(condition, scope)
-        if isinstance(condition, ast.InSegment):
-            self._segment(condition.segment, condition)
-            return self.is_member(condition.segment, scope.person)
-        if isinstance(condition, ast.IdList):
-            return str(scope.person) in self._id_list(condition)
-        if isinstance(condition, ast.Sequence):
-            return self._person_cached(condition, scope.person, self._holds_sequence)
-        if isinstance(condition, ast.Truth):
-            value = self._typed(self.value(condition.expr, scope), "bool", condition.expr)
-            return value is True
-        if isinstance(condition, ast.HistoryTest):
-            return self._holds_history(condition, scope.person)
-        if isinstance(condition, ast.Funnel):
-            return self._person_cached(condition, scope.person, self._holds_funnel)
-        if isinstance(condition, ast.PeriodTest):
-            moment = self._time(condition.expr, scope)
-            return moment is not None and self._in_period(moment, condition.period)
-        raise TypeError(f"unknown condition {condition!r}")  # pragma: no cover
+        match condition:
+            case ast.And():
+                return all(self.holds(item, scope) for item in condition.items)
+            case ast.Or():
+                return any(self.holds(item, scope) for item in condition.items)
+            case ast.Not():
+                return not self.holds(condition.operand, scope)
+            case ast.Compare():
+                return self._holds_compare(condition, scope)
+            case ast.InList():
+                return self._holds_in_list(condition, scope)
+            case ast.Between():
+                return self._holds_between(condition, scope)
+            case ast.TextTest():
+                return self._holds_text_test(condition, scope)
+            case ast.IsSet():
+                is_set = self.value(condition.expr, scope) is not None
+                return not is_set if condition.negated else is_set
+            case ast.TimeTest():
+                return self._holds_time_test(condition, scope)
+            case ast.InSegment():
+                self._segment(condition.segment, condition)
+                return self.is_member(condition.segment, scope.person)
+            case ast.IdList():
+                return str(scope.person) in self._id_list(condition)
+            case ast.Sequence():
+                return self._person_cached(condition, scope.person, self._holds_sequence)
+            case ast.HistoryTest():
+                return self._holds_history(condition, scope.person)
+            case ast.Funnel():
+                return self._person_cached(condition, scope.person, self._holds_funnel)
+            case ast.PeriodTest():
+                moment = self._time(condition.expr, scope)
+                return moment is not None and self._in_period(moment, condition.period)
+            case _:
+                assert_never(condition)
 
     def _holds_compare(self, condition: ast.Compare, scope: _Scope) -> bool:
         operands = self._operands([condition.left, condition.right], scope, condition)
@@ -719,43 +720,47 @@ class _Evaluator:
 
     def value(self, node: ast.Expr, scope: _Scope) -> Any:
         """The value of an expression for the scope's person (and row)."""
-        if isinstance(node, (ast.Number, ast.String, ast.Boolean)):
-            return node.value
-        if isinstance(node, ast.Null):
-            return None
-        if isinstance(node, ast.Now):
-            return self.now
-        if isinstance(node, ast.Ago):
-            return _shift(self.now, node.duration, -1)
-        if isinstance(node, ast.Duration):
-            raise SegqlTypeError("a duration is not a value here: write '30 days ago'", node.span)
-        if isinstance(node, ast.Name):
-            return self._name(node, scope)
-        if isinstance(node, ast.PersonProperty):
-            return self._entity_column(node.name, scope.person, node)
-        if isinstance(node, ast.Negate):
-            operand = self._typed(self.value(node.operand, scope), "number", node.operand)
-            return None if operand is None else -operand
-        if isinstance(node, ast.Arithmetic):
-            left = self._typed(self.value(node.left, scope), "number", node.left)
-            right = self._typed(self.value(node.right, scope), "number", node.right)
-            return _arithmetic(node.op, left, right)
-        if isinstance(node, ast.Call):
-            if node.func in ast.POPULATION_FUNCTIONS:
-                return self._population_value(node, scope)
-            if node.func in ast.POPULATION_VALUES:
-                return self._population_statistic(node, scope)
-            if node.func in ast.BUCKET_FUNCTIONS:
-                return self._bucket(node, scope)
-            return self._call(node, scope)
-        if isinstance(node, ast.CaseWhen):
-            for condition, value in node.branches:
-                if self.holds(condition, scope):
-                    return self.value(value, scope)
-            return None if node.default is None else self.value(node.default, scope)
-        if isinstance(node, ast.Aggregate):
-            return self._person_cached(node, scope.person, self._aggregate)
-        raise TypeError(f"unknown expression {node!r}")  # pragma: no cover
+        match node:
+            case ast.Number() | ast.String() | ast.Boolean():
+                return node.value
+            case ast.Null():
+                return None
+            case ast.Now():
+                return self.now
+            case ast.Ago():
+                return _shift(self.now, node.duration, -1)
+            case ast.Duration():
+                raise SegqlTypeError(
+                    "a duration is not a value here: write '30 days ago'", node.span
+                )
+            case ast.Name():
+                return self._name(node, scope)
+            case ast.PersonProperty():
+                return self._entity_column(node.name, scope.person, node)
+            case ast.Negate():
+                operand = self._typed(self.value(node.operand, scope), "number", node.operand)
+                return None if operand is None else -operand
+            case ast.Arithmetic():
+                left = self._typed(self.value(node.left, scope), "number", node.left)
+                right = self._typed(self.value(node.right, scope), "number", node.right)
+                return _arithmetic(node.op, left, right)
+            case ast.Call():
+                if node.func in ast.POPULATION_FUNCTIONS:
+                    return self._population_value(node, scope)
+                if node.func in ast.POPULATION_VALUES:
+                    return self._population_statistic(node, scope)
+                if node.func in ast.BUCKET_FUNCTIONS:
+                    return self._bucket(node, scope)
+                return self._call(node, scope)
+            case ast.CaseWhen():
+                for condition, value in node.branches:
+                    if self.holds(condition, scope):
+                        return self.value(value, scope)
+                return None if node.default is None else self.value(node.default, scope)
+            case ast.Aggregate():
+                return self._person_cached(node, scope.person, self._aggregate)
+            case _:
+                assert_never(node)
 
     def _name(self, node: ast.Name, scope: _Scope) -> Any:
         if scope.row is None:

@@ -2,7 +2,7 @@
 
 The trees are not necessarily type-correct (``'a' + now`` is fine here): they are what the
 grammar can express, so that ``parse(format_module(tree)) == tree`` must hold for all of
-them. Every node type of ``segql.language.ast`` except ``Truth`` is generated (see below).
+them. Every node type of ``segql.language.ast`` is generated (see below).
 
 Constraints the grammar imposes, and how they are encoded:
 
@@ -29,8 +29,7 @@ Constraints the grammar imposes, and how they are encoded:
   (``EventSpec.last``) after ``then``.
 - ``Aggregate.period`` is set exactly for ``streak``.
 - A bare boolean condition (``paid``) is parsed as ``Compare('=', expr, Boolean(True))``,
-  which is an ordinary ``Compare``; the ``Truth`` node is never produced by the parser and
-  the printer cannot print it, so it is not generated.
+  which is an ordinary ``Compare``.
 - ``Segment`` has either ``where`` or both ``enter`` and ``exit``.
 - Sugar needs no constraint: ``Compare('>=', count(spec), Number(1))`` prints as
   ``did spec`` and must come back as the same tree; such shapes are generated on purpose.

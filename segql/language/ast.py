@@ -392,14 +392,6 @@ class PeriodTest:
 
 
 @dataclass(frozen=True, slots=True)
-class Truth:
-    """A boolean expression used as a condition (``true``, a boolean column): null is false."""
-
-    expr: Expr
-    span: Span | None = _span()
-
-
-@dataclass(frozen=True, slots=True)
 class IdList:
     """The condition of a list segment: the person's id is in a list file (``kind``
     ``list``: a CSV path relative to the project) or a table's ``person_id`` column
@@ -439,7 +431,6 @@ Condition = (
     | TimeTest
     | InSegment
     | Sequence
-    | Truth
     | HistoryTest
     | Funnel
     | PeriodTest

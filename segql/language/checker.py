@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property, partial
 
+from typing_extensions import assert_never
+
 from segql.config import ProjectConfig, SourceConfig
 from segql.errors import (
     SegqlDefinitionError,
@@ -173,31 +175,33 @@ class Analyzer:
 
     def type_of(self, expr: ast.Expr, scope: Scope) -> ValueType:
         """The kind of value of an expression (assuming it checks)."""
-        if isinstance(expr, ast.Number):
-            return "number"
-        if isinstance(expr, ast.String):
-            return "string"
-        if isinstance(expr, ast.Boolean):
-            return "boolean"
-        if isinstance(expr, ast.Null):
-            return "null"
-        if isinstance(expr, ast.Duration):
-            return "duration"
-        if isinstance(expr, (ast.Now, ast.Ago)):
-            return "time"
-        if isinstance(expr, ast.Name):
-            return self.resolve(expr.name, scope, expr.span).type
-        if isinstance(expr, ast.PersonProperty):
-            return self.resolve_person(expr.name, expr.span).type
-        if isinstance(expr, (ast.Negate, ast.Arithmetic)):
-            return "number"
-        if isinstance(expr, ast.Aggregate):
-            return self.aggregate_type(expr)
-        if isinstance(expr, ast.Call):
-            return self.call_type(expr, scope)
-        if isinstance(expr, ast.CaseWhen):
-            return self.case_type(expr, scope)
-        raise TypeError(f"not an expression: {expr!r}")
+        match expr:
+            case ast.Number():
+                return "number"
+            case ast.String():
+                return "string"
+            case ast.Boolean():
+                return "boolean"
+            case ast.Null():
+                return "null"
+            case ast.Duration():
+                return "duration"
+            case ast.Now() | ast.Ago():
+                return "time"
+            case ast.Name():
+                return self.resolve(expr.name, scope, expr.span).type
+            case ast.PersonProperty():
+                return self.resolve_person(expr.name, expr.span).type
+            case ast.Negate() | ast.Arithmetic():
+                return "number"
+            case ast.Aggregate():
+                return self.aggregate_type(expr)
+            case ast.Call():
+                return self.call_type(expr, scope)
+            case ast.CaseWhen():
+                return self.case_type(expr, scope)
+            case _:
+                assert_never(expr)
 
     def case_type(self, case: ast.CaseWhen, scope: Scope) -> ValueType:
         """The one kind of a ``case`` expression's branches (language.md 9.8)."""
@@ -306,59 +310,59 @@ class Checker:
     # --- conditions --------------------------------------------------------------------
 
     def condition(self, condition: ast.Condition, scope: Scope) -> None:
-        if isinstance(condition, (ast.And, ast.Or)):
-            for item in condition.items:
-                self._guard(partial(self.condition, item, scope))
-        elif isinstance(condition, ast.Not):
-            self.condition(condition.operand, scope)
-        elif isinstance(condition, ast.Compare):
-            self.compare(condition, scope)
-        elif isinstance(condition, ast.InList):
-            kind = self.expr(condition.expr, scope)
-            for value in condition.values:
-                if not _is_literal(value):
+        match condition:
+            case ast.And() | ast.Or():
+                for item in condition.items:
+                    self._guard(partial(self.condition, item, scope))
+            case ast.Not():
+                self.condition(condition.operand, scope)
+            case ast.Compare():
+                self.compare(condition, scope)
+            case ast.InList():
+                kind = self.expr(condition.expr, scope)
+                for value in condition.values:
+                    if not _is_literal(value):
+                        raise SegqlTypeError(
+                            "'in' takes a list of literal values", value.span,
+                            help="write the values out: status in ('trial', 'paid')",
+                        )  # fmt: skip
+                    self.comparable(kind, value, scope, condition.span)
+            case ast.Between():
+                kind = self.expr(condition.expr, scope)
+                for bound in (condition.low, condition.high):
+                    self.expr(bound, scope)
+                    self.comparable(kind, bound, scope, condition.span)
+            case ast.TextTest():
+                kind = self.expr(condition.expr, scope)
+                if kind not in ("string", "json", "any", "null"):
+                    op = condition.op.replace("_", " ")
                     raise SegqlTypeError(
-                        "'in' takes a list of literal values", value.span,
-                        help="write the values out: status in ('trial', 'paid')",
-                    )  # fmt: skip
-                self.comparable(kind, value, scope, condition.span)
-        elif isinstance(condition, ast.Between):
-            kind = self.expr(condition.expr, scope)
-            for bound in (condition.low, condition.high):
-                self.expr(bound, scope)
-                self.comparable(kind, bound, scope, condition.span)
-        elif isinstance(condition, ast.TextTest):
-            kind = self.expr(condition.expr, scope)
-            if kind not in ("string", "json", "any", "null"):
-                op = condition.op.replace("_", " ")
-                raise SegqlTypeError(
-                    f"'{op}' tests text, but this is a {kind}", condition.expr.span
-                )
-            if condition.op == "matches":
-                self.regex(condition.pattern)
-        elif isinstance(condition, ast.IsSet):
-            self.expr(condition.expr, scope)
-        elif isinstance(condition, ast.TimeTest):
-            self.time_test(condition, scope)
-        elif isinstance(condition, ast.InSegment):
-            self.in_segment(condition, scope)
-        elif isinstance(condition, ast.IdList):
-            if condition.kind == "list":
-                config = self.analyzer.config
-                read_id_list(config.root, condition.name, config.entity.id, condition.span)
-            else:
-                self.id_table(condition)
-        elif isinstance(condition, ast.Sequence):
-            self.sequence(condition, scope)
-        elif isinstance(condition, ast.HistoryTest):
-            self.history_test(condition, scope)
-        elif isinstance(condition, ast.Funnel):
-            self.funnel(condition, scope)
-        elif isinstance(condition, ast.PeriodTest):
-            self.period_test(condition, scope)
-        else:
-            raise TypeError(f"not a condition: {condition!r}")
-
+                        f"'{op}' tests text, but this is a {kind}", condition.expr.span
+                    )
+                if condition.op == "matches":
+                    self.regex(condition.pattern)
+            case ast.IsSet():
+                self.expr(condition.expr, scope)
+            case ast.TimeTest():
+                self.time_test(condition, scope)
+            case ast.InSegment():
+                self.in_segment(condition, scope)
+            case ast.IdList():
+                if condition.kind == "list":
+                    config = self.analyzer.config
+                    read_id_list(config.root, condition.name, config.entity.id, condition.span)
+                else:
+                    self.id_table(condition)
+            case ast.Sequence():
+                self.sequence(condition, scope)
+            case ast.HistoryTest():
+                self.history_test(condition, scope)
+            case ast.Funnel():
+                self.funnel(condition, scope)
+            case ast.PeriodTest():
+                self.period_test(condition, scope)
+            case _:
+                assert_never(condition)
     def id_table(self, condition: ast.IdList) -> None:
         """``from table schema.table``: the table exists and has a ``person_id`` column
         (where the warehouse's catalog was read)."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from typing_extensions import assert_never
+
 from segql.errors import Source, Span
 from segql.language import ast
 from segql.language.lexer import WORD_UNITS, tokenize
@@ -127,45 +129,49 @@ def _condition(condition: ast.Condition, place: int, in_filter: bool = False) ->
 
 
 def _predicate(condition: ast.Condition, sugar: bool = True) -> str:
-    if isinstance(condition, ast.Compare):
-        did = _did_sugar(condition) if sugar else None
-        if did is not None:
-            return did
-        return f"{format_expr(condition.left)} {condition.op} {format_expr(condition.right)}"
-    if isinstance(condition, ast.InList):
-        values = ", ".join(format_expr(v) for v in condition.values)
-        negation = "not " if condition.negated else ""
-        return f"{format_expr(condition.expr)} {negation}in ({values})"
-    if isinstance(condition, ast.Between):
-        negation = "not " if condition.negated else ""
-        return (
-            f"{format_expr(condition.expr)} {negation}between "
-            f"{format_expr(condition.low)} and {format_expr(condition.high)}"
-        )
-    if isinstance(condition, ast.TextTest):
-        op = condition.op.replace("_", " ")
-        return f"{format_expr(condition.expr)} {op} {string(condition.pattern.value)}"
-    if isinstance(condition, ast.IsSet):
-        return f"{format_expr(condition.expr)} is {'not ' if condition.negated else ''}set"
-    if isinstance(condition, ast.TimeTest):
-        return f"{format_expr(condition.expr)} {condition.op} {format_expr(condition.arg)}"
-    if isinstance(condition, ast.InSegment):
-        return f"in {name(condition.segment)}"
-    if isinstance(condition, ast.IdList):
-        if condition.kind == "list":
-            return f"from list {string(condition.name)}"
-        return "from table " + ".".join(name(part) for part in condition.name.split("."))
-    if isinstance(condition, ast.Sequence):
-        text = f"did {_spec(condition.first, reach=_NOT)} then "
-        text += ("not " if condition.negated else "") + _spec(condition.then, reach=_NOT)
-        if condition.within is not None:
-            text += f" within {format_expr(condition.within)}"
-        return text
-    if isinstance(condition, ast.HistoryTest):
-        return _history_test(condition)
-    if isinstance(condition, (ast.Funnel, ast.PeriodTest)):
-        return _v2_predicate(condition)
-    raise TypeError(f"not a condition: {condition!r}")
+    match condition:
+        case ast.Compare():
+            did = _did_sugar(condition) if sugar else None
+            if did is not None:
+                return did
+            return f"{format_expr(condition.left)} {condition.op} {format_expr(condition.right)}"
+        case ast.InList():
+            values = ", ".join(format_expr(v) for v in condition.values)
+            negation = "not " if condition.negated else ""
+            return f"{format_expr(condition.expr)} {negation}in ({values})"
+        case ast.Between():
+            negation = "not " if condition.negated else ""
+            return (
+                f"{format_expr(condition.expr)} {negation}between "
+                f"{format_expr(condition.low)} and {format_expr(condition.high)}"
+            )
+        case ast.TextTest():
+            op = condition.op.replace("_", " ")
+            return f"{format_expr(condition.expr)} {op} {string(condition.pattern.value)}"
+        case ast.IsSet():
+            return f"{format_expr(condition.expr)} is {'not ' if condition.negated else ''}set"
+        case ast.TimeTest():
+            return f"{format_expr(condition.expr)} {condition.op} {format_expr(condition.arg)}"
+        case ast.InSegment():
+            return f"in {name(condition.segment)}"
+        case ast.IdList():
+            if condition.kind == "list":
+                return f"from list {string(condition.name)}"
+            return "from table " + ".".join(name(part) for part in condition.name.split("."))
+        case ast.Sequence():
+            text = f"did {_spec(condition.first, reach=_NOT)} then "
+            text += ("not " if condition.negated else "") + _spec(condition.then, reach=_NOT)
+            if condition.within is not None:
+                text += f" within {format_expr(condition.within)}"
+            return text
+        case ast.HistoryTest():
+            return _history_test(condition)
+        case ast.Funnel() | ast.PeriodTest():
+            return _v2_predicate(condition)
+        case ast.And() | ast.Or() | ast.Not():
+            return _condition(condition, _OR)
+        case _:
+            assert_never(condition)
 
 
 def _v2_predicate(condition: ast.Funnel | ast.PeriodTest) -> str:
@@ -240,47 +246,49 @@ def format_expr(expr: ast.Expr) -> str:
 
 
 def _expr(expr: ast.Expr, place: int) -> str:
-    if isinstance(expr, ast.Arithmetic):
-        level = _ADD if expr.op in "+-" else _MUL
-        # Left-associative: the right operand of the same level needs parentheses.
-        text = f"{_expr(expr.left, level)} {expr.op} {_expr(expr.right, level + 1)}"
-        return f"({text})" if place > level else text
-    if isinstance(expr, ast.Negate):
-        operand = _expr(expr.operand, _UNARY)
-        if operand.startswith("-") or isinstance(expr.operand, ast.Number):
-            operand = f"({operand})"
-        return f"-{operand}"
-    if isinstance(expr, ast.Number):
-        if isinstance(expr.value, bool):
-            raise TypeError("a Number holds an int or a float")
-        text = repr(expr.value)
-        return f"({text})" if expr.value < 0 and place > _UNARY else text
-    if isinstance(expr, ast.String):
-        return string(expr.value)
-    if isinstance(expr, ast.Boolean):
-        return "true" if expr.value else "false"
-    if isinstance(expr, ast.Null):
-        return "null"
-    if isinstance(expr, ast.Now):
-        return "now"
-    if isinstance(expr, ast.Duration):
-        unit = expr.unit if expr.amount == 1 else expr.unit + "s"
-        return f"{expr.amount} {unit}"
-    if isinstance(expr, ast.Ago):
-        return f"{format_expr(expr.duration)} ago"
-    if isinstance(expr, ast.Name):
-        return name(expr.name)
-    if isinstance(expr, ast.PersonProperty):
-        return f"person.{name(expr.name)}"
-    if isinstance(expr, ast.Call):
-        return f"{expr.func}({', '.join(format_expr(a) for a in expr.args)})"
-    if isinstance(expr, ast.Aggregate) and expr.func == "streak":
-        return f"streak({_spec(expr.spec)}, {expr.period})"
-    if isinstance(expr, ast.Aggregate):
-        return f"{expr.func}({_spec(expr.spec, expr.prop)})"
-    if isinstance(expr, ast.CaseWhen):
-        return _case_when(expr)
-    raise TypeError(f"not an expression: {expr!r}")
+    match expr:
+        case ast.Arithmetic():
+            level = _ADD if expr.op in "+-" else _MUL
+            # Left-associative: the right operand of the same level needs parentheses.
+            text = f"{_expr(expr.left, level)} {expr.op} {_expr(expr.right, level + 1)}"
+            return f"({text})" if place > level else text
+        case ast.Negate():
+            operand = _expr(expr.operand, _UNARY)
+            if operand.startswith("-") or isinstance(expr.operand, ast.Number):
+                operand = f"({operand})"
+            return f"-{operand}"
+        case ast.Number():
+            if isinstance(expr.value, bool):
+                raise TypeError("a Number holds an int or a float")
+            text = repr(expr.value)
+            return f"({text})" if expr.value < 0 and place > _UNARY else text
+        case ast.String():
+            return string(expr.value)
+        case ast.Boolean():
+            return "true" if expr.value else "false"
+        case ast.Null():
+            return "null"
+        case ast.Now():
+            return "now"
+        case ast.Duration():
+            unit = expr.unit if expr.amount == 1 else expr.unit + "s"
+            return f"{expr.amount} {unit}"
+        case ast.Ago():
+            return f"{format_expr(expr.duration)} ago"
+        case ast.Name():
+            return name(expr.name)
+        case ast.PersonProperty():
+            return f"person.{name(expr.name)}"
+        case ast.Call():
+            return f"{expr.func}({', '.join(format_expr(a) for a in expr.args)})"
+        case ast.Aggregate() if expr.func == "streak":
+            return f"streak({_spec(expr.spec)}, {expr.period})"
+        case ast.Aggregate():
+            return f"{expr.func}({_spec(expr.spec, expr.prop)})"
+        case ast.CaseWhen():
+            return _case_when(expr)
+        case _:
+            assert_never(expr)
 
 
 # --- v2: lang2 (language.md 9.6, 9.8) -----------------------------------------------------
