@@ -395,6 +395,16 @@ def test_builder_errors_on_a_later_line_are_the_clis(app: TestClient, demo: Path
     assert [condition[s : s + 5] for s in starts] == ["staus", "plann"]
 
 
+def test_builder_suggestion_offsets_count_as_the_page_does(app: TestClient) -> None:
+    # The page's JavaScript indexes strings in UTF-16 code units: an emoji is two of them.
+    condition = "plan = '🚀 pro' and staus = 'x'"
+    page = Cells(app.get("/builder/check", params={"condition": condition}).text)
+    button = page.attributes["suggestion"][0]
+    units = condition.encode("utf-16-le")
+    start, end = int(button["data-start"]), int(button["data-end"])
+    assert units[2 * start : 2 * end].decode("utf-16-le") == "staus"
+
+
 def test_builder_funnel_equals_explain_of_the_saved_segment(
     app: TestClient, keys: Secrets, demo: Path
 ) -> None:

@@ -147,11 +147,9 @@ def create_app(root: Path, keys: Secrets, read_only: bool = False) -> Guard:
         return page(request, "builder_result.html.j2", check=check)
 
     async def builder_save(request: Request) -> Response:
-        if read_only:
-            return JSONResponse({"ok": False, "error": READ_ONLY}, 403)
-        body = await _json(request)
-        if body is None:
-            return JSONResponse({"ok": False, "error": "send the fields as JSON"}, 400)
+        body = await _write_fields(request, read_only)
+        if isinstance(body, Response):
+            return body
         fields = {k: str(body.get(k) or "") for k in ("name", "condition", "title",
                                                       "description", "tags")}  # fmt: skip
 
@@ -173,11 +171,9 @@ def create_app(root: Path, keys: Secrets, read_only: bool = False) -> Guard:
         )
 
     async def exclude(request: Request) -> Response:
-        if read_only:
-            return JSONResponse({"ok": False, "error": READ_ONLY}, 403)
-        body = await _json(request)
-        if body is None:
-            return JSONResponse({"ok": False, "error": "send the fields as JSON"}, 400)
+        body = await _write_fields(request, read_only)
+        if isinstance(body, Response):
+            return body
         name = request.path_params["name"]
         person_id = str(body.get("person_id") or "").strip()
         reason = str(body.get("reason") or "").strip()
@@ -221,6 +217,16 @@ def _int(text: str | None, default: int) -> int:
         return int(text) if text else default
     except ValueError:
         return default
+
+
+async def _write_fields(request: Request, read_only: bool) -> dict[str, Any] | Response:
+    """The JSON fields of a write, or the refusal to answer with (read-only, not JSON)."""
+    if read_only:
+        return JSONResponse({"ok": False, "error": READ_ONLY}, 403)
+    body = await _json(request)
+    if body is None:
+        return JSONResponse({"ok": False, "error": "send the fields as JSON"}, 400)
+    return body
 
 
 async def _json(request: Request) -> dict[str, Any] | None:

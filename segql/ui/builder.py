@@ -41,8 +41,8 @@ class Problem:
     message: str
     line: int | None = None
     column: int | None = None
-    start: int | None = None  # character offsets in the condition
-    end: int | None = None
+    start: int | None = None  # offsets in the condition as the page's JavaScript counts them
+    end: int | None = None  # (UTF-16 code units, so text after an emoji still lines up)
     suggestion: str | None = None
 
     @classmethod
@@ -53,7 +53,13 @@ class Problem:
         suggestion = found.group(1) if found else None
         if span is None:
             return cls(text, error.message, suggestion=suggestion)
-        return cls(text, error.message, span.line, span.column, span.start, span.end, suggestion)
+        start, end = (_utf16_offset(span.source.text, at) for at in (span.start, span.end))
+        return cls(text, error.message, span.line, span.column, start, end, suggestion)
+
+
+def _utf16_offset(text: str, index: int) -> int:
+    """A Python (code point) index into ``text`` as a JavaScript string index."""
+    return len(text[:index].encode("utf-16-le")) // 2
 
 
 @dataclass(frozen=True)
