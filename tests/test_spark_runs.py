@@ -113,9 +113,11 @@ def test_history_scenario_on_spark(runtime: RuntimeProject) -> None:
     assert versions == [("active", 1, False), ("active", 2, True), ("engaged", 1, True),
                         ("paid", 1, False)]  # fmt: skip
     assert_sound(runtime)
-    # Only the head's snapshot is kept: superseded ones are dropped by the next run.
-    snapshots = runtime.query('SELECT DISTINCT "run_id" FROM {s}."segql_members_log"')
-    assert len(snapshots) == 1
+    # The head's snapshot and the one it superseded, which the next run drops.
+    snapshots = runtime.query(
+        'SELECT DISTINCT "commit_seq" FROM {s}."segql_log" WHERE "kind" = \'member\''
+    )
+    assert sorted(r[0] for r in snapshots) == [4, 5]
 
 
 def test_rerun_at_the_same_as_of_appends_nothing(runtime: RuntimeProject) -> None:
@@ -130,13 +132,14 @@ def test_rerun_at_the_same_as_of_appends_nothing(runtime: RuntimeProject) -> Non
 def test_a_run_killed_at_each_step_leaves_the_same_history(
     runtime: RuntimeProject, tmp_path: Path
 ) -> None:
-    """SIGKILL after the history insert, before the swap and after it, one run after the
-    other on one project (each killed run is the next one's left-over to clean or
-    complete); then the runs again: the history of runs never killed, no duplicate
-    event_id, no gap or repeat in commit_seq, nothing left of a run that did not win.
+    """SIGKILL after the run's rows are written (before the swap), after the swap, and
+    after the next run's clean-up and running row (before its diff), one run after the
+    other on one project (each killed run is the next one's left-over); then the runs
+    again: the history of runs never killed, no duplicate event_id, no gap or repeat in
+    commit_seq, nothing left of a run that did not win, and the killed runs failed.
     One project for the three steps: every Spark statement costs a second or more."""
     runtime.run(D(2026, 1, 10))
-    for step, visible in (("after_history_insert", 4), ("before_swap", 4), ("after_swap", 6)):
+    for step, visible in (("before_swap", 4), ("after_swap", 6), ("before_diff", 6)):
         killed = runtime.cli(
             "run", "--as-of", "2026-01-20", "-q", env={"SEGQL_FAULT": f"{step}:kill"}
         )
@@ -151,10 +154,14 @@ def test_a_run_killed_at_each_step_leaves_the_same_history(
     assert runtime.members() == control.members()
     assert_sound(runtime)
     leftovers = runtime.query(
-        'SELECT COUNT(*) FROM {s}."segql_history_log" WHERE "run_id" NOT IN '
+        'SELECT COUNT(*) FROM {s}."segql_log" WHERE "kind" <> \'run\' AND "run_id" NOT IN '
         '(SELECT "run_id" FROM {s}."segql_commits")'
     )
     assert leftovers == [(0,)]
+    # A run killed before it readied its rows is failed once the head passed it.
+    statuses = runtime.query('SELECT "status", "error" FROM {s}."segql_runs" ORDER BY "as_of"')
+    assert sorted(status for status, _ in statuses) == ["committed"] * 4 + ["failed"] * 2
+    assert all("recorded nothing" in error for status, error in statuses if status == "failed")
 
 
 def test_two_runs_at_once_one_wins_the_other_records_nothing(
@@ -174,7 +181,8 @@ def test_two_runs_at_once_one_wins_the_other_records_nothing(
             assert time.monotonic() < deadline, "the two runs did not reach the swap"
             assert all(r.poll() is None for r in runs), [r.communicate() for r in runs]
             ready = runtime.query(
-                'SELECT "run_id" FROM {s}."segql_runs_log" WHERE "status" = \'ready\''
+                'SELECT "run_id" FROM {s}."segql_log" WHERE "kind" = \'run\' '
+                "AND \"status\" = 'ready'"
             )
             time.sleep(1)
         assert len(runtime.history()) == 4  # neither is visible yet
