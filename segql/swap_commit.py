@@ -71,6 +71,7 @@ def _log_columns() -> tuple[tuple[str, str], ...]:
 LOG_COLUMNS = _log_columns()
 LOG_TYPES = dict(LOG_COLUMNS)
 PARTITION = ("kind", "commit_seq", "run_id")
+LOG_WRITES = {"write.distribution-mode": "none", "write.spark.fanout.enabled": "true"}
 HEAD_KEY = "head"
 LOST = "interrupted, or another run committed first: it recorded nothing"
 
@@ -196,9 +197,17 @@ class SwapTables:
         warehouse.run(head)
         log = self.store.create_table(LOG, LOG_COLUMNS, primary_key=False)
         partition = exp.Schema(expressions=[exp.to_identifier(c) for c in PARTITION])
+        # A run writes a few partitions: each task writes them as its rows come (fanout),
+        # instead of a shuffle of every row by partition before the write.
+        writes = [
+            exp.Property(this=exp.Literal.string(key), value=exp.Literal.string(value))
+            for key, value in LOG_WRITES.items()
+        ]
         log.set(
             "properties",
-            exp.Properties(expressions=[*properties, exp.PartitionedByProperty(this=partition)]),
+            exp.Properties(
+                expressions=[*properties, exp.PartitionedByProperty(this=partition), *writes]
+            ),
         )
         warehouse.run(log)
         head_rows = warehouse.run(exp.select(exp.Count(this=exp.Star())).from_(self.table(HEAD)))
@@ -287,9 +296,6 @@ class SwapCommit:
         left = [(kind, int(at), str(run)) for _, _, kind, at, run in rows if kind is not None]
         if left:
             self.delete_partitions(left)
-        from segql.runner import _crash_point
-
-        _crash_point("after_cleanup")
         return seq
 
     def delete_partitions(self, partitions: Sequence[tuple[str, int, str]]) -> None:

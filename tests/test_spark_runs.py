@@ -8,6 +8,7 @@ subprocesses with their own session on the same catalog.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import time
@@ -19,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from segql.cli import main
+from segql.errors import SegqlWarehouseError
 from tests.support.engines import in_ci
 from tests.support.iceberg import IcebergCatalog, missing, start_catalog
 from tests.support.runtime import RuntimeProject
@@ -180,10 +182,11 @@ def test_two_runs_at_once_one_wins_the_other_records_nothing(
         while len(ready) < 2:  # both wrote their rows and wait before the swap
             assert time.monotonic() < deadline, "the two runs did not reach the swap"
             assert all(r.poll() is None for r in runs), [r.communicate() for r in runs]
-            ready = runtime.query(
-                'SELECT "run_id" FROM {s}."segql_log" WHERE "kind" = \'run\' '
-                "AND \"status\" = 'ready'"
-            )
+            with contextlib.suppress(SegqlWarehouseError):  # a read while they write
+                ready = runtime.query(
+                    'SELECT "run_id" FROM {s}."segql_log" WHERE "kind" = \'run\' '
+                    "AND \"status\" = 'ready'"
+                )
             time.sleep(1)
         assert len(runtime.history()) == 4  # neither is visible yet
         release.touch()
@@ -232,6 +235,88 @@ def test_changes_and_dispatch_after_a_spark_run(runtime: RuntimeProject) -> None
         assert refused.exit_code == 1, refused.output
         assert "is not supported on spark yet" in refused.output
     assert runtime.history() == before
+
+
+def test_a_project_of_the_four_log_layout_is_migrated(
+    runtime: RuntimeProject, tmp_path: Path
+) -> None:
+    """A project whose run was recorded by segql's earlier layout (four logs and a
+    ``committed`` row per run, plus a loser's rows) keeps its history, members and
+    versions, and the next run continues it: commit_seq 2, the history of runs never
+    migrated, the old logs gone."""
+    from sqlglot import exp
+
+    from tests.support.spark import spark_session
+
+    control = control_history(tmp_path, (10,))
+    (run_id,) = [r[0] for r in control.query('SELECT "run_id" FROM {s}."segql_runs"')]
+    schema = runtime.segql_schema
+    spark = spark_session()
+
+    def table(name: str, columns: str, rows: list[tuple[object, ...]]) -> None:
+        spark.sql(f"CREATE TABLE `{schema}`.`{name}` ({columns}) USING iceberg")
+        values = exp.Values(
+            expressions=[exp.Tuple(expressions=[literal(v) for v in row]) for row in rows]
+        )
+        spark.sql(f"INSERT INTO `{schema}`.`{name}` {values.sql('spark')}")
+
+    def literal(value: object) -> exp.Expr:
+        if value is None:
+            return exp.null()
+        if isinstance(value, datetime):
+            return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), "TIMESTAMP")
+        if isinstance(value, int):
+            return exp.Literal.number(value)
+        return exp.Literal.string(str(value))
+
+    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS `{schema}`")
+    table("segql_head", "head STRING, commit_seq BIGINT, run_id STRING", [("head", 1, run_id)])
+    day = D(2026, 1, 10)
+    runs = "run_id STRING, as_of TIMESTAMP, started_at TIMESTAMP, finished_at TIMESTAMP, "
+    runs += "status STRING, commit_seq BIGINT, error STRING, segments STRING, summary STRING, "
+    runs += "mode STRING, full_reason STRING, recorded_at TIMESTAMP"
+    run_rows = [
+        (run_id, day, day, None, "running", None, None, "[]", None, None, None, day),
+        *((who, day, None, day, status, 1, None, "[]", "{}", "full", None, day)
+          for who, status in ((run_id, "ready"), (run_id, "committed"), ("loser", "ready"))),
+    ]  # fmt: skip
+    table("segql_runs_log", runs, run_rows)
+    history = control.query(
+        'SELECT "event_id", "segment", "person_id", "change", "as_of", "run_id", '
+        '"commit_seq", "version", "reason" FROM {s}."segql_history"'
+    )
+    lost = [("x", "paid", "9", "enter", day, "loser", 1, 1, "rules")]
+    table("segql_history_log", "event_id STRING, segment STRING, person_id STRING, "
+          "change STRING, as_of TIMESTAMP, run_id STRING, commit_seq BIGINT, version INT, "
+          "reason STRING", [*history, *lost])  # fmt: skip
+    members = control.query(
+        'SELECT "segment", "person_id", "entered_at", "entered_run_id" FROM {s}."segql_members"'
+    )
+    table("segql_members_log", "segment STRING, person_id STRING, entered_at TIMESTAMP, "
+          "entered_run_id STRING, run_id STRING, commit_seq BIGINT",
+          [(*m, run_id, 1) for m in members])  # fmt: skip
+    versions = control.query(
+        'SELECT "segment", "version", "definition_hash", "source_text", "created_at", '
+        '"retired_at" FROM {s}."segql_segment_versions"'
+    )
+    table("segql_segment_versions_log", "segment STRING, version INT, definition_hash STRING, "
+          "source_text STRING, created_at TIMESTAMP, retired_at TIMESTAMP, run_id STRING, "
+          "commit_seq BIGINT", [(*v, run_id, 1) for v in versions])  # fmt: skip
+    for view in ("segql_runs", "segql_history", "segql_members", "segql_segment_versions",
+                 "segql_commits", "segql_intervals"):  # fmt: skip
+        spark.sql(f"CREATE VIEW `{schema}`.`{view}` AS SELECT 1 AS old")
+
+    runtime.run(D(2026, 1, 20))
+    control.run(D(2026, 1, 20))
+    assert runtime.history() == control.history()
+    assert runtime.members() == control.members()
+    assert_sound(runtime)
+    assert committed_seqs(runtime) == [1, 2]
+    tables = {r[1] for r in spark.sql(f"SHOW TABLES IN `{schema}`").collect()}
+    assert not tables & {"segql_runs_log", "segql_history_log", "segql_members_log",
+                         "segql_segment_versions_log"}  # fmt: skip
+    statuses = dict(runtime.query('SELECT "run_id", "status" FROM {s}."segql_runs"'))
+    assert statuses[run_id] == "committed" and statuses["loser"] == "failed"
 
 
 # --- without a session -----------------------------------------------------------------
