@@ -79,9 +79,11 @@ class OldLayout:
     tables: SwapTables
 
     def drop_old(self, warehouse: Warehouse) -> None:
-        """The last step: the views no longer read the old logs."""
-        old = [self.tables.table(name) for name in OLD_LOGS]
-        warehouse.run(exp.Drop(tables=old, kind="TABLE", exists=True))
+        """The last step: the views no longer read the old logs. One table a statement
+        (Spark drops one), the runs log last: it is what ``migrate_if_old`` looks for."""
+        for name in reversed(OLD_LOGS):
+            drop = exp.Drop(tables=[self.tables.table(name)], kind="TABLE", exists=True)
+            warehouse.run(drop)
 
 
 def migrate_if_old(tables: SwapTables, warehouse: Warehouse) -> OldLayout | None:
