@@ -8,6 +8,7 @@ subprocesses with their own session on the same catalog.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import time
@@ -19,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from segql.cli import main
+from segql.errors import SegqlWarehouseError
 from tests.support.engines import in_ci
 from tests.support.iceberg import IcebergCatalog, missing, start_catalog
 from tests.support.runtime import RuntimeProject
@@ -113,9 +115,11 @@ def test_history_scenario_on_spark(runtime: RuntimeProject) -> None:
     assert versions == [("active", 1, False), ("active", 2, True), ("engaged", 1, True),
                         ("paid", 1, False)]  # fmt: skip
     assert_sound(runtime)
-    # Only the head's snapshot is kept: superseded ones are dropped by the next run.
-    snapshots = runtime.query('SELECT DISTINCT "run_id" FROM {s}."segql_members_log"')
-    assert len(snapshots) == 1
+    # The head's snapshot and the one it superseded, which the next run drops.
+    snapshots = runtime.query(
+        'SELECT DISTINCT "commit_seq" FROM {s}."segql_log" WHERE "kind" = \'member\''
+    )
+    assert sorted(r[0] for r in snapshots) == [4, 5]
 
 
 def test_rerun_at_the_same_as_of_appends_nothing(runtime: RuntimeProject) -> None:
@@ -130,13 +134,14 @@ def test_rerun_at_the_same_as_of_appends_nothing(runtime: RuntimeProject) -> Non
 def test_a_run_killed_at_each_step_leaves_the_same_history(
     runtime: RuntimeProject, tmp_path: Path
 ) -> None:
-    """SIGKILL after the history insert, before the swap and after it, one run after the
-    other on one project (each killed run is the next one's left-over to clean or
-    complete); then the runs again: the history of runs never killed, no duplicate
-    event_id, no gap or repeat in commit_seq, nothing left of a run that did not win.
+    """SIGKILL after the run's rows are written (before the swap), after the swap, and
+    after the next run's clean-up and running row (before its diff), one run after the
+    other on one project (each killed run is the next one's left-over); then the runs
+    again: the history of runs never killed, no duplicate event_id, no gap or repeat in
+    commit_seq, nothing left of a run that did not win, and the killed runs failed.
     One project for the three steps: every Spark statement costs a second or more."""
     runtime.run(D(2026, 1, 10))
-    for step, visible in (("after_history_insert", 4), ("before_swap", 4), ("after_swap", 6)):
+    for step, visible in (("before_swap", 4), ("after_swap", 6), ("before_diff", 6)):
         killed = runtime.cli(
             "run", "--as-of", "2026-01-20", "-q", env={"SEGQL_FAULT": f"{step}:kill"}
         )
@@ -151,10 +156,14 @@ def test_a_run_killed_at_each_step_leaves_the_same_history(
     assert runtime.members() == control.members()
     assert_sound(runtime)
     leftovers = runtime.query(
-        'SELECT COUNT(*) FROM {s}."segql_history_log" WHERE "run_id" NOT IN '
+        'SELECT COUNT(*) FROM {s}."segql_log" WHERE "kind" <> \'run\' AND "run_id" NOT IN '
         '(SELECT "run_id" FROM {s}."segql_commits")'
     )
     assert leftovers == [(0,)]
+    # A run killed before it readied its rows is failed once the head passed it.
+    statuses = runtime.query('SELECT "status", "error" FROM {s}."segql_runs" ORDER BY "as_of"')
+    assert sorted(status for status, _ in statuses) == ["committed"] * 4 + ["failed"] * 2
+    assert all("recorded nothing" in error for status, error in statuses if status == "failed")
 
 
 def test_two_runs_at_once_one_wins_the_other_records_nothing(
@@ -173,9 +182,11 @@ def test_two_runs_at_once_one_wins_the_other_records_nothing(
         while len(ready) < 2:  # both wrote their rows and wait before the swap
             assert time.monotonic() < deadline, "the two runs did not reach the swap"
             assert all(r.poll() is None for r in runs), [r.communicate() for r in runs]
-            ready = runtime.query(
-                'SELECT "run_id" FROM {s}."segql_runs_log" WHERE "status" = \'ready\''
-            )
+            with contextlib.suppress(SegqlWarehouseError):  # a read while they write
+                ready = runtime.query(
+                    'SELECT "run_id" FROM {s}."segql_log" WHERE "kind" = \'run\' '
+                    "AND \"status\" = 'ready'"
+                )
             time.sleep(1)
         assert len(runtime.history()) == 4  # neither is visible yet
         release.touch()
@@ -224,6 +235,88 @@ def test_changes_and_dispatch_after_a_spark_run(runtime: RuntimeProject) -> None
         assert refused.exit_code == 1, refused.output
         assert "is not supported on spark yet" in refused.output
     assert runtime.history() == before
+
+
+def test_a_project_of_the_four_log_layout_is_migrated(
+    runtime: RuntimeProject, tmp_path: Path
+) -> None:
+    """A project whose run was recorded by segql's earlier layout (four logs and a
+    ``committed`` row per run, plus a loser's rows) keeps its history, members and
+    versions, and the next run continues it: commit_seq 2, the history of runs never
+    migrated, the old logs gone."""
+    from sqlglot import exp
+
+    from tests.support.spark import spark_session
+
+    control = control_history(tmp_path, (10,))
+    (run_id,) = [r[0] for r in control.query('SELECT "run_id" FROM {s}."segql_runs"')]
+    schema = runtime.segql_schema
+    spark = spark_session()
+
+    def table(name: str, columns: str, rows: list[tuple[object, ...]]) -> None:
+        spark.sql(f"CREATE TABLE `{schema}`.`{name}` ({columns}) USING iceberg")
+        values = exp.Values(
+            expressions=[exp.Tuple(expressions=[literal(v) for v in row]) for row in rows]
+        )
+        spark.sql(f"INSERT INTO `{schema}`.`{name}` {values.sql('spark')}")
+
+    def literal(value: object) -> exp.Expr:
+        if value is None:
+            return exp.null()
+        if isinstance(value, datetime):
+            return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), "TIMESTAMP")
+        if isinstance(value, int):
+            return exp.Literal.number(value)
+        return exp.Literal.string(str(value))
+
+    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS `{schema}`")
+    table("segql_head", "head STRING, commit_seq BIGINT, run_id STRING", [("head", 1, run_id)])
+    day = D(2026, 1, 10)
+    runs = "run_id STRING, as_of TIMESTAMP, started_at TIMESTAMP, finished_at TIMESTAMP, "
+    runs += "status STRING, commit_seq BIGINT, error STRING, segments STRING, summary STRING, "
+    runs += "mode STRING, full_reason STRING, recorded_at TIMESTAMP"
+    run_rows = [
+        (run_id, day, day, None, "running", None, None, "[]", None, None, None, day),
+        *((who, day, None, day, status, 1, None, "[]", "{}", "full", None, day)
+          for who, status in ((run_id, "ready"), (run_id, "committed"), ("loser", "ready"))),
+    ]  # fmt: skip
+    table("segql_runs_log", runs, run_rows)
+    history = control.query(
+        'SELECT "event_id", "segment", "person_id", "change", "as_of", "run_id", '
+        '"commit_seq", "version", "reason" FROM {s}."segql_history"'
+    )
+    lost = [("x", "paid", "9", "enter", day, "loser", 1, 1, "rules")]
+    table("segql_history_log", "event_id STRING, segment STRING, person_id STRING, "
+          "change STRING, as_of TIMESTAMP, run_id STRING, commit_seq BIGINT, version INT, "
+          "reason STRING", [*history, *lost])  # fmt: skip
+    members = control.query(
+        'SELECT "segment", "person_id", "entered_at", "entered_run_id" FROM {s}."segql_members"'
+    )
+    table("segql_members_log", "segment STRING, person_id STRING, entered_at TIMESTAMP, "
+          "entered_run_id STRING, run_id STRING, commit_seq BIGINT",
+          [(*m, run_id, 1) for m in members])  # fmt: skip
+    versions = control.query(
+        'SELECT "segment", "version", "definition_hash", "source_text", "created_at", '
+        '"retired_at" FROM {s}."segql_segment_versions"'
+    )
+    table("segql_segment_versions_log", "segment STRING, version INT, definition_hash STRING, "
+          "source_text STRING, created_at TIMESTAMP, retired_at TIMESTAMP, run_id STRING, "
+          "commit_seq BIGINT", [(*v, run_id, 1) for v in versions])  # fmt: skip
+    for view in ("segql_runs", "segql_history", "segql_members", "segql_segment_versions",
+                 "segql_commits", "segql_intervals"):  # fmt: skip
+        spark.sql(f"CREATE VIEW `{schema}`.`{view}` AS SELECT 1 AS old")
+
+    runtime.run(D(2026, 1, 20))
+    control.run(D(2026, 1, 20))
+    assert runtime.history() == control.history()
+    assert runtime.members() == control.members()
+    assert_sound(runtime)
+    assert committed_seqs(runtime) == [1, 2]
+    tables = {r[1] for r in spark.sql(f"SHOW TABLES IN `{schema}`").collect()}
+    assert not tables & {"segql_runs_log", "segql_history_log", "segql_members_log",
+                         "segql_segment_versions_log"}  # fmt: skip
+    statuses = dict(runtime.query('SELECT "run_id", "status" FROM {s}."segql_runs"'))
+    assert statuses[run_id] == "committed" and statuses["loser"] == "failed"
 
 
 # --- without a session -----------------------------------------------------------------

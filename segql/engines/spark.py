@@ -140,8 +140,13 @@ class SparkSqlSession:
 
 
 def _first_line(error: BaseException) -> str:
+    """The error's first line; for a JVM error, the Java exception's (Py4J's own first
+    line only names the call)."""
     text = str(getattr(error, "desc", None) or error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    lines = [line.strip(" :") for line in text.splitlines() if line.strip(" :")]
+    if len(lines) > 1 and lines[0].startswith("An error occurred while calling"):
+        return lines[1]
+    return lines[0] if lines else type(error).__name__
 
 
 def _naive_utc(value: Any) -> Any:

@@ -190,8 +190,10 @@ class Runner:
         _crash_point("before_diff")
 
         self.progress("comparing with current members")
-        versions = self.current_versions()
-        highest = self.highest_versions()
+        if self.swap is not None:  # one read of the versions view, not two
+            versions, highest = self.swap.versions()
+        else:
+            versions, highest = self.current_versions(), self.highest_versions()
         changed: dict[str, tuple[int, str, str]] = {}  # segment -> (new version, text, hash)
         for name in names:
             text, digest = definition_hash(self.project, name)
@@ -278,8 +280,8 @@ class Runner:
 
     def fail_interrupted_runs(self) -> None:
         """Runs left ``running`` by a process that died: record that they failed."""
-        if self.swap is not None:  # and complete a run published before it died
-            self.swap.complete_published()
+        if self.swap is not None:  # the swap's views derive it; the head is read here
+            self.swap.begin()
             return
         update = exp.update(
             self.store.table(RUNS),

@@ -1,29 +1,34 @@
 """A run's commit where there is no multi-statement transaction (Spark on Iceberg).
 
-Each Iceberg statement commits atomically on its own, but a run writes several tables.
-So a run writes its rows into append-only logs, each row tagged with the run's id and the
-``commit_seq`` it means to take, and then makes ONE atomic step that publishes them: a
-compare-and-swap of the one-row ``segql_head`` table,
+Each Iceberg statement commits atomically on its own, but a run writes several kinds of
+rows. So a run writes ALL its rows (history, a membership snapshot, versions, its
+``ready`` row) in ONE ``INSERT`` into the log table ``segql_log``, each row tagged with
+its ``kind``, the run's id and the ``commit_seq`` it means to take, and then makes ONE
+atomic step that publishes them: a compare-and-swap of the one-row ``segql_head`` table,
 
     MERGE INTO segql_head ... ON commit_seq = <expected> WHEN MATCHED THEN UPDATE
         SET commit_seq = <expected + 1>, run_id = <this run>
 
 which only one run can make (a second MERGE of the same row fails Iceberg's commit
-check; ``WHEN NOT MATCHED THEN INSERT`` alone would not be a compare-and-swap). The
-names readers use (``segql_runs``, ``segql_history``, ``segql_members``,
-``segql_segment_versions``) are views that show published runs only: history and
-versions rows of runs in ``segql_commits``, the membership snapshot of the head's run.
+check; ``WHEN NOT MATCHED THEN INSERT`` alone would not be a compare-and-swap). Nothing is
+written after the swap: the names readers use (``segql_runs``, ``segql_history``,
+``segql_members``, ``segql_segment_versions``) are views that derive what a published run
+is. Every run's row records the head it read (``parent_run_id``), and a swap only succeeds
+from that head, so the runs published are the head's and the parents named by the rows
+of ``commit_seq`` up to head + 1 (``segql_commits``). A run is ``failed`` once the head has
+passed its ``commit_seq`` without it (it lost, or was killed), without anybody writing so.
 
-``complete_published`` is the bookkeeping after the swap, and the first step of every
-run, so a run interrupted after its swap is completed by the next one: the head's run
-gets its ``committed`` row; superseded membership snapshots and the rows of runs that
-lost the swap or crashed (tagged with a ``commit_seq`` the head has reached without
-them) are deleted. Rows of a run that may still win (tagged past the head) are left.
+What losing or killed runs left, and the membership snapshot a newer run superseded, are
+removed when the next run starts (``SwapCommit.begin``), and only if the log's partition
+metadata lists such rows: the log is partitioned by (kind, commit_seq, run_id), so the
+check reads no data file and the delete drops whole files. Rows of a run that may still
+win (tagged past the head) are never touched.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -41,31 +46,40 @@ if TYPE_CHECKING:
 
 HEAD = "segql_head"
 COMMITS = "segql_commits"  # view: (run_id, commit_seq) of every published run
-RUNS_LOG = "segql_runs_log"
-HISTORY_LOG = "segql_history_log"
-MEMBERS_LOG = "segql_members_log"
-VERSIONS_LOG = "segql_segment_versions_log"
-# The tables readers know, each a view of its log.
+LOG = "segql_log"
+# The tables readers know, each a view of the log.
 VIEWED = (RUNS, HISTORY, MEMBERS, VERSIONS)
-_TAGS = (("run_id", "VARCHAR"), ("commit_seq", "BIGINT"))
-LOGS: dict[str, tuple[tuple[str, str], ...]] = {
-    HEAD: (("head", "VARCHAR"), ("commit_seq", "BIGINT"), ("run_id", "VARCHAR")),
-    # One row per status a run reached (running, ready, failed, committed): appends only,
-    # so two runs never conflict on it.
-    RUNS_LOG: (*TABLES[RUNS], ("recorded_at", "TIMESTAMP")),
-    HISTORY_LOG: TABLES[HISTORY],
-    # A full membership snapshot per run; partitioned by run, so dropping a superseded
-    # one removes whole files.
-    MEMBERS_LOG: (*TABLES[MEMBERS], *_TAGS),
-    # A created version (retired_at null) or a retirement (retired_at set).
-    VERSIONS_LOG: (*TABLES[VERSIONS], *_TAGS),
-}
-PARTITIONS = {MEMBERS_LOG: "run_id"}
+# Kinds of log rows: a run's status (running, ready, failed), a history event, a member
+# of the run's membership snapshot, a created version (retired_at null) or a retirement.
+RUN, EVENT, MEMBER, VERSION = "run", "history", "member", "version"
+HEAD_COLUMNS = (("head", "VARCHAR"), ("commit_seq", "BIGINT"), ("run_id", "VARCHAR"))
+
+
+def _log_columns() -> tuple[tuple[str, str], ...]:
+    """The union of the four kinds' columns, after the tags."""
+    columns: dict[str, str] = {
+        "kind": "VARCHAR", "run_id": "VARCHAR", "commit_seq": "BIGINT",
+        "parent_run_id": "VARCHAR",
+    }  # fmt: skip
+    for table in (HISTORY, MEMBERS, VERSIONS, RUNS):
+        for column, kind in TABLES[table]:
+            columns.setdefault(column, kind)
+    columns["recorded_at"] = "TIMESTAMP"
+    return tuple(columns.items())
+
+
+LOG_COLUMNS = _log_columns()
+LOG_TYPES = dict(LOG_COLUMNS)
+PARTITION = ("kind", "commit_seq", "run_id")
+LOG_WRITES = {"write.distribution-mode": "none", "write.spark.fanout.enabled": "true"}
 HEAD_KEY = "head"
+LOST = "interrupted, or another run committed first: it recorded nothing"
 
 _VIEWS = {
+    # The head's run, and the head each ready run read (it can only have won from it).
     COMMITS: """
-        SELECT run_id, commit_seq FROM :runs_log WHERE status = 'committed'
+        SELECT parent_run_id AS run_id, commit_seq - 1 AS commit_seq FROM :log
+        WHERE kind = 'run' AND status = 'ready' AND parent_run_id IS NOT NULL
         UNION
         SELECT run_id, commit_seq FROM :head WHERE run_id IS NOT NULL
     """,
@@ -74,61 +88,68 @@ _VIEWS = {
           MAX(r.finished_at) AS finished_at,
           CASE WHEN MAX(c.run_id) IS NOT NULL THEN 'committed'
                WHEN MAX(CASE WHEN r.status = 'failed' THEN 1 ELSE 0 END) = 1 THEN 'failed'
+               WHEN MAX(r.commit_seq) <= MAX(h.commit_seq) THEN 'failed'
                ELSE 'running' END AS status,
           MAX(c.commit_seq) AS commit_seq,
-          CASE WHEN MAX(c.run_id) IS NULL THEN MAX(r.error) END AS error,
+          CASE WHEN MAX(c.run_id) IS NULL THEN COALESCE(MAX(r.error),
+            CASE WHEN MAX(r.commit_seq) <= MAX(h.commit_seq) THEN :lost END) END AS error,
           MAX(r.segments) AS segments, MAX(r.summary) AS summary, MAX(r.mode) AS mode,
           MAX(r.full_reason) AS full_reason
-        FROM :runs_log AS r LEFT JOIN :commits AS c ON c.run_id = r.run_id
+        FROM :log AS r
+        CROSS JOIN (SELECT MAX(commit_seq) AS commit_seq FROM :head) AS h
+        LEFT JOIN :commits AS c ON c.run_id = r.run_id
+        WHERE r.kind = 'run'
         GROUP BY r.run_id
     """,
     HISTORY: """
         SELECT h.event_id, h.segment, h.person_id, h.change, h.as_of, h.run_id,
           h.commit_seq, h.version, h.reason
-        FROM :history_log AS h
+        FROM :log AS h
         JOIN :commits AS c ON c.run_id = h.run_id AND c.commit_seq = h.commit_seq
+        WHERE h.kind = 'history'
     """,
     MEMBERS: """
         SELECT m.segment, m.person_id, m.entered_at, m.entered_run_id
-        FROM :members_log AS m
+        FROM :log AS m
         JOIN (SELECT DISTINCT run_id, commit_seq FROM :head) AS h
           ON h.run_id = m.run_id AND h.commit_seq = m.commit_seq
+        WHERE m.kind = 'member'
     """,
     VERSIONS: """
         SELECT v.segment, v.version, v.definition_hash, v.source_text, v.created_at,
           r.retired_at
-        FROM :versions_log AS v
+        FROM :log AS v
         JOIN :commits AS c ON c.run_id = v.run_id AND c.commit_seq = v.commit_seq
         LEFT JOIN (
           SELECT g.segment, g.version, MIN(g.retired_at) AS retired_at
-          FROM :versions_log AS g
+          FROM :log AS g
           JOIN :commits AS k ON k.run_id = g.run_id AND k.commit_seq = g.commit_seq
-          WHERE g.retired_at IS NOT NULL
+          WHERE g.kind = 'version' AND g.retired_at IS NOT NULL
           GROUP BY g.segment, g.version
         ) AS r ON r.segment = v.segment AND r.version = v.version
-        WHERE v.retired_at IS NULL
+        WHERE v.kind = 'version' AND v.retired_at IS NULL
     """,
 }
+# The head, with the log's partitions nobody will read: snapshots the head superseded, and
+# rows of runs the head passed without them (a row per partition, or one with nulls).
+_BEGIN = """
+    SELECT h.commit_seq, h.run_id, t.kind, t.commit_seq, t.run_id
+    FROM (SELECT MAX(commit_seq) AS commit_seq, MAX(run_id) AS run_id FROM :head) AS h
+    LEFT JOIN (
+      SELECT p.`partition`.kind AS kind, p.`partition`.commit_seq AS commit_seq,
+        p.`partition`.run_id AS run_id
+      FROM :partitions AS p
+      LEFT JOIN :commits AS c
+        ON c.run_id = p.`partition`.run_id AND c.commit_seq = p.`partition`.commit_seq
+      WHERE p.`partition`.kind <> 'run'
+        AND (c.run_id IS NULL OR p.`partition`.kind = 'member')
+    ) AS t ON t.commit_seq < h.commit_seq OR (t.commit_seq = h.commit_seq AND t.run_id <> h.run_id)
+"""
 _SWAP = """
     MERGE INTO :head AS t USING (SELECT :key AS head) AS s
     ON t.head = s.head AND t.commit_seq = :expected
     WHEN MATCHED THEN UPDATE SET commit_seq = :seq, run_id = :run_id
 """
-_COMPLETE = """
-    INSERT INTO :runs_log (run_id, as_of, started_at, finished_at, status, commit_seq, error,
-      segments, summary, mode, full_reason, recorded_at)
-    SELECT run_id, as_of, started_at, finished_at, 'committed', commit_seq, error, segments,
-      summary, mode, full_reason, :now
-    FROM :runs_log WHERE run_id = :run_id AND status = 'ready'
-"""
-# Runs that readied a commit_seq the head has reached without them: they lost or crashed.
-_LOSERS = """
-    SELECT DISTINCT r.run_id FROM :runs_log AS r
-    WHERE r.status = 'ready' AND r.commit_seq <= :seq
-      AND r.run_id NOT IN (SELECT run_id FROM :commits)
-      AND r.run_id NOT IN (SELECT run_id FROM :runs_log WHERE status = 'failed')
-"""
-_LEFT_OVER = "commit_seq <= :seq AND run_id NOT IN (SELECT run_id FROM :commits)"
 
 
 def _parse(template: str, **values: exp.Expr) -> exp.Expr:
@@ -139,32 +160,56 @@ def _timestamp(value: datetime) -> exp.Expr:
     return exp.cast(exp.Literal.string(format_timestamp(value)), "TIMESTAMP")
 
 
+def _text(value: str | None) -> exp.Expr:
+    return exp.Literal.string(value) if value is not None else exp.null()
+
+
 class SwapTables:
-    """The logs, the head and the views of one project schema."""
+    """The log, the head and the views of one project schema."""
 
     def __init__(self, store: Store):
         self.store = store
 
     def names(self) -> dict[str, exp.Expr]:
-        tables = {
-            "head": HEAD, "runs_log": RUNS_LOG, "history_log": HISTORY_LOG,
-            "members_log": MEMBERS_LOG, "versions_log": VERSIONS_LOG, "commits": COMMITS,
-        }  # fmt: skip
-        return {key: self.store.table(name) for key, name in tables.items()}
+        tables = {"head": HEAD, "log": LOG, "commits": COMMITS}
+        names: dict[str, exp.Expr] = {key: self.table(name) for key, name in tables.items()}
+        names["partitions"] = exp.Table(
+            this=exp.to_identifier("partitions"),
+            db=exp.to_identifier(LOG, quoted=True),
+            catalog=exp.to_identifier(self.store.schema, quoted=True),
+        )
+        names["lost"] = exp.Literal.string(LOST)
+        return names
 
     def parse(self, template: str, **values: exp.Expr) -> exp.Expr:
         return _parse(template, **self.names(), **values)
 
+    def table(self, name: str) -> exp.Table:
+        return self.store.table(name)
+
     def ensure(self, warehouse: Warehouse) -> None:
-        for name, columns in LOGS.items():
-            create = self.store.create_table(name, columns, primary_key=False)
-            properties = warehouse.table_properties()
-            if name in PARTITIONS:
-                partition = exp.Schema(expressions=[exp.to_identifier(PARTITIONS[name])])
-                properties = [*properties, exp.PartitionedByProperty(this=partition)]
-            if properties:
-                create.set("properties", exp.Properties(expressions=properties))
-            warehouse.run(create)
+        from segql.runs.swap_layout import migrate_if_old
+
+        properties = warehouse.table_properties()
+        head = self.store.create_table(HEAD, HEAD_COLUMNS, primary_key=False)
+        if properties:
+            head.set("properties", exp.Properties(expressions=list(properties)))
+        warehouse.run(head)
+        log = self.store.create_table(LOG, LOG_COLUMNS, primary_key=False)
+        partition = exp.Schema(expressions=[exp.to_identifier(c) for c in PARTITION])
+        # A run writes a few partitions: each task writes them as its rows come (fanout),
+        # instead of a shuffle of every row by partition before the write.
+        writes = [
+            exp.Property(this=exp.Literal.string(key), value=exp.Literal.string(value))
+            for key, value in LOG_WRITES.items()
+        ]
+        log.set(
+            "properties",
+            exp.Properties(
+                expressions=[*properties, exp.PartitionedByProperty(this=partition), *writes]
+            ),
+        )
+        warehouse.run(log)
         head_rows = warehouse.run(exp.select(exp.Count(this=exp.Star())).from_(self.table(HEAD)))
         if not head_rows[0][0]:
             # Two first runs at once may both insert it: the rows are alike, every reader
@@ -173,22 +218,37 @@ class SwapTables:
                 expressions=[exp.Literal.string(HEAD_KEY), exp.Literal.number(0), exp.null()]
             )
             warehouse.run(exp.insert(exp.Values(expressions=[row]), self.table(HEAD)))
+        migrated = migrate_if_old(self, warehouse)
         for name, template in _VIEWS.items():
-            view = exp.Create(
-                this=self.table(name), kind="VIEW", expression=self.parse(template), exists=True
-            )
+            view = exp.Create(this=self.table(name), kind="VIEW", expression=self.parse(template))
+            # Replaced only by a migration: two runs replacing a view at once would conflict.
+            view.set("replace" if migrated is not None else "exists", True)
             warehouse.run(view)
         intervals = self.store.intervals_view()
-        intervals.set("replace", False)
-        intervals.set("exists", True)  # two runs replacing it at once would conflict
+        intervals.set("replace", migrated is not None)
+        intervals.set("exists", migrated is None)
         warehouse.run(intervals)
-
-    def table(self, name: str) -> exp.Table:
-        return self.store.table(name)
+        if migrated:
+            migrated.drop_old(warehouse)
 
 
 def ensure_swap_tables(store: Store, warehouse: Warehouse) -> None:
     SwapTables(store).ensure(warehouse)
+
+
+def log_row(values: dict[str, exp.Expr]) -> list[exp.Expr]:
+    """One row of the log as a SELECT list: every column, the missing ones typed nulls."""
+    return [
+        exp.alias_(values.get(column, exp.cast(exp.null(), kind)), column, quoted=True)
+        for column, kind in LOG_COLUMNS
+    ]
+
+
+def log_insert(table: exp.Table, query: exp.Query) -> exp.Insert:
+    target = exp.Schema(
+        this=table, expressions=[exp.to_identifier(c, quoted=True) for c, _ in LOG_COLUMNS]
+    )
+    return exp.Insert(this=target, expression=query)
 
 
 class SwapCommit:
@@ -200,6 +260,7 @@ class SwapCommit:
         self.warehouse = runner.warehouse
         self.tables = SwapTables(runner.store)
         self.expected: int | None = None  # the head this run's diff was made against
+        self.parent: str | None = None  # ... and its run
 
     def run(self, statement: exp.Expr) -> list[tuple[Any, ...]]:
         return self.warehouse.run(statement)
@@ -226,17 +287,46 @@ class SwapCommit:
             self.run(merge)
         return self.head() == (seq, run_id)
 
+    def begin(self) -> int:
+        """Read the head this run's diff is made against (its ``commit_seq``), and drop
+        the partitions nobody will read again, if the log's metadata lists any."""
+        rows = self.run(self.tables.parse(_BEGIN))
+        seq, head_run = int(rows[0][0] or 0), rows[0][1]
+        self.expected, self.parent = seq, (str(head_run) if head_run is not None else None)
+        left = [(kind, int(at), str(run)) for _, _, kind, at, run in rows if kind is not None]
+        if left:
+            self.delete_partitions(left)
+        return seq
+
+    def delete_partitions(self, partitions: Sequence[tuple[str, int, str]]) -> None:
+        """One DELETE of whole partitions: Iceberg drops their files (no data is read)."""
+        column = exp.column
+        conditions = [
+            exp.and_(
+                column("kind").eq(exp.Literal.string(kind)),
+                column("commit_seq").eq(exp.Literal.number(seq)),
+                column("run_id").eq(exp.Literal.string(run)),
+            )
+            for kind, seq, run in partitions
+        ]
+        self.run(exp.delete(self.tables.table(LOG), where=exp.or_(*conditions)))
+
     # --- run rows ----------------------------------------------------------------------
 
-    def append_run_row(self, values: dict[str, exp.Expr]) -> None:
-        from segql.runs.runner import _insert_row
-
-        given = {**values, "recorded_at": _timestamp(utc_now())}
-        # Every column named: Spark does not fill the missing ones of an Iceberg table.
-        row = {
-            column: given.get(column, exp.cast(exp.null(), kind)) for column, kind in LOGS[RUNS_LOG]
+    def run_row(self, values: dict[str, exp.Expr]) -> dict[str, exp.Expr]:
+        """A run's row: tagged with the commit_seq it means to take and the head it read."""
+        seq = (self.expected or 0) + 1
+        return {
+            "kind": exp.Literal.string(RUN),
+            "commit_seq": exp.Literal.number(seq),
+            "parent_run_id": _text(self.parent),
+            **values,
+            "recorded_at": _timestamp(utc_now()),
         }
-        self.run(_insert_row(self.tables.table(RUNS_LOG), row))
+
+    def append_run_row(self, values: dict[str, exp.Expr]) -> None:
+        row = exp.select(*log_row(self.run_row(values)))
+        self.run(log_insert(self.tables.table(LOG), row))
 
     def mark_failed(self, run_id: str, message: str) -> None:
         self.append_run_row(
@@ -248,48 +338,19 @@ class SwapCommit:
             }
         )
 
-    # --- bookkeeping -------------------------------------------------------------------
-
-    def complete_published(self) -> int:
-        """Finish what the head's run may have left undone, remove what losing and crashed
-        runs left; the head's ``commit_seq``, which this run's diff is made against."""
-        seq, head_run = self.head()
-        self.expected = seq
-        if head_run is None:
-            return seq
-        run_id = exp.Literal.string(head_run)
-        tables = self.tables
-        committed = (
-            exp.select(exp.Count(this=exp.Star()))
-            .from_(tables.table(RUNS_LOG))
-            .where(
-                exp.and_(
-                    exp.column("run_id").eq(run_id.copy()),
-                    exp.column("status").eq(exp.Literal.string("committed")),
-                )
-            )
+    def versions(self) -> tuple[dict[str, tuple[int, str]], dict[str, int]]:
+        """The versions not retired (segment -> (version, hash)) and the highest version
+        of each segment ever recorded, from one read."""
+        select = exp.select("segment", "version", "definition_hash", "retired_at").from_(
+            self.tables.table(VERSIONS)
         )
-        if not self.run(committed)[0][0]:
-            self.run(tables.parse(_COMPLETE, run_id=run_id, now=_timestamp(utc_now())))
-        superseded = exp.and_(
-            exp.column("commit_seq") <= exp.Literal.number(seq),
-            exp.column("run_id").neq(run_id.copy()),
-        )
-        self.delete_if_any(MEMBERS_LOG, superseded)
-        left_over = tables.parse("SELECT 1 WHERE " + _LEFT_OVER, seq=exp.Literal.number(seq))
-        condition = left_over.args["where"].this
-        for log in (HISTORY_LOG, VERSIONS_LOG):
-            self.delete_if_any(log, condition.copy())
-        for (loser,) in self.run(tables.parse(_LOSERS, seq=exp.Literal.number(seq))):
-            self.mark_failed(str(loser), "another run committed first: nothing was recorded")
-        return seq
-
-    def delete_if_any(self, log: str, condition: exp.Expr) -> None:
-        """DELETE only when rows match: a delete that finds nothing still costs a job."""
-        table = self.tables.table(log)
-        count = exp.select(exp.Count(this=exp.Star())).from_(table).where(condition)
-        if self.run(count)[0][0]:
-            self.run(exp.delete(table.copy(), where=condition.copy()))
+        current: dict[str, tuple[int, str]] = {}
+        highest: dict[str, int] = {}
+        for segment, version, digest, retired_at in self.run(select):
+            highest[segment] = max(highest.get(segment, 0), int(version))
+            if retired_at is None:
+                current[segment] = (int(version), digest)
+        return current, highest
 
     # --- the commit --------------------------------------------------------------------
 
@@ -305,23 +366,26 @@ class SwapCommit:
         data: dict[str, int],
         mode: tuple[str, str | None] = ("full", None),
     ) -> int:
-        """Write the run's rows tagged with it, then swap the head; its ``commit_seq``.
-        ``mode``: the run's mode and why it recomputed, as ``segql_runs`` records them."""
+        """Write the run's rows tagged with it in one INSERT, then swap the head; its
+        ``commit_seq``. ``mode``: the run's mode and why it recomputed, as ``segql_runs``
+        records them."""
         from segql.runs.runner import _crash_point
 
-        expected = self.expected if self.expected is not None else self.head()[0]
+        if self.expected is None:
+            self.begin()
+        expected = self.expected or 0
         seq = expected + 1
         now = utc_now()
-        self.insert_versions(run_id, seq, now, deleted, changed, versions)
-        history = self.runner.insert_history(run_id, as_of, seq, version_of)
-        history.this.set("this", self.tables.table(HISTORY_LOG))
-        self.run(history)
-        _crash_point("after_history_insert")
-        self.run(self.snapshot(run_id, seq, as_of, [*names, *deleted]))
-        ready = self.ready_row(run_id, as_of, seq, names, data)
+        ready = self.ready_row(run_id, as_of, names, data)
         ready["mode"] = exp.Literal.string(mode[0])
-        ready["full_reason"] = exp.Literal.string(mode[1]) if mode[1] else exp.null()
-        self.append_run_row(ready)
+        ready["full_reason"] = _text(mode[1])
+        parts: list[exp.Query] = [
+            self.history(run_id, as_of, seq, version_of),
+            *self.snapshot(run_id, seq, as_of, [*names, *deleted]),
+            *self.version_rows(run_id, seq, now, deleted, changed, versions),
+            exp.select(*log_row(self.run_row(ready))),
+        ]
+        self.run(log_insert(self.tables.table(LOG), exp.union(*parts, distinct=False)))
         _crash_point("before_swap")
         if not self.swap(expected, seq, run_id):
             self.remove_own_rows(run_id)
@@ -331,28 +395,40 @@ class SwapCommit:
                 help="run again: it will start from the other run's result",
             )
         _crash_point("after_swap")
-        try:
-            self.complete_published()
-        except SegqlWarehouseError as error:  # published: the next run completes it
-            self.runner.progress(f"the run is committed; its bookkeeping is left: {error}")
         return seq
 
     def ready_row(
-        self, run_id: str, as_of: datetime, seq: int, names: Sequence[str], data: dict[str, int]
+        self, run_id: str, as_of: datetime, names: Sequence[str], data: dict[str, int]
     ) -> dict[str, exp.Expr]:
-        import json
-
         return {
             "run_id": exp.Literal.string(run_id),
             "as_of": _timestamp(as_of),
             "status": exp.Literal.string("ready"),
-            "commit_seq": exp.Literal.number(seq),
             "finished_at": _timestamp(utc_now()),
             "segments": exp.Literal.string(json.dumps(list(names))),
             "summary": exp.Literal.string(json.dumps(data)),
         }
 
-    def insert_versions(
+    def tags(self, kind: str, run_id: str, seq: int) -> dict[str, exp.Expr]:
+        return {
+            "kind": exp.Literal.string(kind),
+            "run_id": exp.Literal.string(run_id),
+            "commit_seq": exp.Literal.number(seq),
+        }
+
+    def history(
+        self, run_id: str, as_of: datetime, seq: int, version_of: dict[str, int]
+    ) -> exp.Select:
+        """The run's changes as history rows (the runner's history select, tagged)."""
+        insert = self.runner.insert_history(run_id, as_of, seq, version_of)
+        select = insert.expression
+        assert isinstance(select, exp.Select)
+        given = {e.alias_or_name: e.unalias() for e in select.expressions}
+        return exp.select(*log_row({**given, **self.tags(EVENT, run_id, seq)})).from_(
+            select.args["from_"].copy()
+        )
+
+    def version_rows(
         self,
         run_id: str,
         seq: int,
@@ -360,71 +436,55 @@ class SwapCommit:
         deleted: Sequence[str],
         changed: dict[str, tuple[int, str, str]],
         versions: dict[str, tuple[int, str]],
-    ) -> None:
-        """Retirements (of deleted and redefined segments) and new versions, in one INSERT."""
-        null = exp.null
-        rows: list[list[exp.Expr]] = []
-        retired = [*deleted, *(name for name in changed if name in versions)]
-        for name in retired:
+    ) -> list[exp.Select]:
+        """Retirements (of deleted and redefined segments) and new versions."""
+        tags = self.tags(VERSION, run_id, seq)
+        rows: list[exp.Select] = []
+        for name in [*deleted, *(name for name in changed if name in versions)]:
             number = versions[name][0]
-            rows.append([exp.Literal.string(name), exp.Literal.number(number), null(), null(),
-                         null(), _timestamp(now)])  # fmt: skip
+            row = {"segment": exp.Literal.string(name), "version": exp.Literal.number(number),
+                   "retired_at": _timestamp(now)}  # fmt: skip
+            rows.append(exp.select(*log_row({**tags, **row})))
         for name, (number, text, digest) in changed.items():
-            rows.append([exp.Literal.string(name), exp.Literal.number(number),
-                         exp.Literal.string(digest), exp.Literal.string(text), _timestamp(now),
-                         null()])  # fmt: skip
-        if not rows:
-            return
-        tags = [exp.Literal.string(run_id), exp.Literal.number(seq)]
-        values = exp.Values(
-            expressions=[exp.Tuple(expressions=[*row, *(t.copy() for t in tags)]) for row in rows]
-        )
-        columns = [c for c, _ in LOGS[VERSIONS_LOG]]
-        target = exp.Schema(
-            this=self.tables.table(VERSIONS_LOG),
-            expressions=[exp.to_identifier(c, quoted=True) for c in columns],
-        )
-        self.run(exp.Insert(this=target, expression=values))
+            row = {
+                "segment": exp.Literal.string(name),
+                "version": exp.Literal.number(number),
+                "definition_hash": exp.Literal.string(digest),
+                "source_text": exp.Literal.string(text),
+                "created_at": _timestamp(now),
+            }
+            rows.append(exp.select(*log_row({**tags, **row})))
+        return rows
 
-    def snapshot(self, run_id: str, seq: int, as_of: datetime, evaluated: list[str]) -> exp.Insert:
+    def snapshot(
+        self, run_id: str, seq: int, as_of: datetime, evaluated: list[str]
+    ) -> list[exp.Select]:
         """The membership after this run: the new members of the evaluated segments (who
         keep their ``entered_at`` if they were in), and the other segments' members."""
-        from segql.runs.runner import NEW_MEMBERS, _insert_select
+        from segql.runs.runner import NEW_MEMBERS
 
         store = self.runner.store
-        column = exp.column
-        tags = [
-            exp.alias_(exp.Literal.string(run_id), "run_id", quoted=True),
-            exp.alias_(exp.Literal.number(seq), "commit_seq", quoted=True),
-        ]
+        tags = self.tags(MEMBER, run_id, seq)
+
+        def column(name: str, table: str | None = None) -> exp.Column:
+            return exp.column(name, table=table, quoted=True)
+
         same = exp.and_(
-            column("segment", table="m", quoted=True).eq(column("segment", table="n", quoted=True)),
-            column("person_id", table="m", quoted=True).eq(
-                column("person_id", table="n", quoted=True)
-            ),
+            column("segment", "m").eq(column("segment", "n")),
+            column("person_id", "m").eq(column("person_id", "n")),
         )
+        kept = {
+            "segment": column("segment", "n"),
+            "person_id": column("person_id", "n"),
+            "entered_at": exp.Coalesce(
+                this=column("entered_at", "m"), expressions=[_timestamp(as_of)]
+            ),
+            "entered_run_id": exp.Coalesce(
+                this=column("entered_run_id", "m"), expressions=[exp.Literal.string(run_id)]
+            ),
+        }
         new = (
-            exp.select(
-                column("segment", table="n", quoted=True),
-                column("person_id", table="n", quoted=True),
-                exp.alias_(
-                    exp.Coalesce(
-                        this=column("entered_at", table="m", quoted=True),
-                        expressions=[_timestamp(as_of)],
-                    ),
-                    "entered_at",
-                    quoted=True,
-                ),
-                exp.alias_(
-                    exp.Coalesce(
-                        this=column("entered_run_id", table="m", quoted=True),
-                        expressions=[exp.Literal.string(run_id)],
-                    ),
-                    "entered_run_id",
-                    quoted=True,
-                ),
-                *tags,
-            )
+            exp.select(*log_row({**kept, **tags}))
             .from_(
                 exp.Table(
                     this=exp.to_identifier(NEW_MEMBERS, quoted=True),
@@ -433,31 +493,24 @@ class SwapCommit:
             )
             .join(store.table(MEMBERS, alias="m"), on=same, join_type="left")
         )
-        others = exp.select(
-            column("segment", quoted=True),
-            column("person_id", quoted=True),
-            column("entered_at", quoted=True),
-            column("entered_run_id", quoted=True),
-            *(t.copy() for t in tags),
-        ).from_(store.table(MEMBERS))
+        same_columns = {c: column(c) for c in ("segment", "person_id", "entered_at",
+                                               "entered_run_id")}  # fmt: skip
+        others = exp.select(*log_row({**same_columns, **tags})).from_(store.table(MEMBERS))
         if evaluated:
             others = others.where(
-                exp.not_(
-                    column("segment", quoted=True).isin(*(exp.Literal.string(n) for n in evaluated))
-                )
+                exp.not_(column("segment").isin(*(exp.Literal.string(n) for n in evaluated)))
             )
-        columns = [c for c, _ in LOGS[MEMBERS_LOG]]
-        return _insert_select(
-            self.tables.table(MEMBERS_LOG), columns, exp.union(new, others, distinct=False)
-        )
+        return [new, others]
 
     def remove_own_rows(self, run_id: str) -> None:
         """A losing run's rows are invisible; remove them now if it can (else the next
-        run does)."""
-        mine = exp.column("run_id").eq(exp.Literal.string(run_id))
-        for log in (HISTORY_LOG, MEMBERS_LOG, VERSIONS_LOG):
-            with contextlib.suppress(SegqlWarehouseError):
-                self.run(exp.delete(self.tables.table(log), where=mine.copy()))
+        run does). Its run rows stay: they say it failed."""
+        mine = exp.and_(
+            exp.column("run_id").eq(exp.Literal.string(run_id)),
+            exp.column("kind").neq(exp.Literal.string(RUN)),
+        )
+        with contextlib.suppress(SegqlWarehouseError):
+            self.run(exp.delete(self.tables.table(LOG), where=mine))
 
 
 def require_transactions(warehouse: Warehouse, what: str) -> None:
