@@ -58,7 +58,6 @@ class RowLowering(ValueLowering):
         """Where conditions on recorded membership read (segql's own tables by default)."""
         return self.options.history or project_history(self.config.warehouse.schema)
 
-
     # --- the reads up to stage 0 ---------------------------------------------------------
 
     def base_ctes(self) -> list[exp.CTE]:
@@ -214,9 +213,8 @@ class RowLowering(ValueLowering):
             exp.to_identifier(rows, quoted=True)
         )
         only = guards[0] if guards and len(guards) == 1 else None  # the WHERE, if one guard
-        by_column = {column: aggregate for aggregate, column in needs.aggregates.items()}
         for column in columns:
-            aggregate, row = by_column[column], _Row(needs.source)
+            aggregate, row = needs.aggregate_of[column], _Row(needs.source)
             guard = needs.guards.get(column) if column in needs.guard_only else None
             if guard is not None and only is not None and guard.covers(only):
                 sql = self.shared_sql(aggregate, row, None)  # no test left
@@ -234,7 +232,7 @@ class RowLowering(ValueLowering):
         person`` over ranked rows (``segql.ranked``)."""
         from segql.ranked import last_rows_select, streak_select  # they build on this module
 
-        aggregate = next(a for a, c in needs.aggregates.items() if c == column)
+        aggregate = needs.aggregate_of[column]
         layout = needs.layouts[column]
         match layout:
             case "streak":
@@ -251,7 +249,6 @@ class RowLowering(ValueLowering):
                 raise AssertionError(f"{column} is computed in a pass, not on its own")
             case _:
                 assert_never(layout)
-
 
     def guard_sql(self, guard: Guard, row: _Row) -> exp.Expr:
         """The rows a guard keeps: some of its names, after how far back it reaches."""

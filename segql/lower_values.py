@@ -106,7 +106,6 @@ class ValueLowering:
 
     # --- times: naive UTC, or instants where the column holds them ---------------------
 
-
     def now_as(self, instant: bool) -> exp.Expr:
         """``T`` typed to meet a time column: naive UTC, or the instant (``+00:00``)."""
         return self.dialect.as_instant(self.now()) if instant else self.now()
@@ -151,9 +150,7 @@ class ValueLowering:
 
     # --- aggregates over a source's rows -----------------------------------------------
 
-    def shared_sql(
-        self, aggregate: ast.Aggregate, row: _Row, match: exp.Expr | None
-    ) -> exp.Expr:
+    def shared_sql(self, aggregate: ast.Aggregate, row: _Row, match: exp.Expr | None) -> exp.Expr:
         """An aggregate of the shared pass, over the rows that match."""
         if aggregate.func in _PERIODS:
             return self.period_bitmap(aggregate.func, match, self.source_instant(row.source))
@@ -195,9 +192,7 @@ class ValueLowering:
         unit = self.dialect.iso_week_unit if func == "active_weeks" else _PERIODS[func].upper()
         return exp.TimestampTrunc(this=local, unit=exp.var(unit))
 
-    def period_bitmap(
-        self, func: str, match: exp.Expr | None, instant: bool = False
-    ) -> exp.Expr:
+    def period_bitmap(self, func: str, match: exp.Expr | None, instant: bool = False) -> exp.Expr:
         """``active_*`` over a short window as a bitmap of periods back from T (one bit each,
         counted with ``BIT_COUNT``): an ordinary aggregate in the shared pass."""
         unit = _PERIODS[func]
@@ -281,9 +276,7 @@ class ValueLowering:
             parts.append(self.time_side("before", time, window.end, row, instant))
         return _and(*parts)
 
-    def within(
-        self, time: exp.Expr, duration: ast.Duration, instant: bool = False
-    ) -> exp.Expr:
+    def within(self, time: exp.Expr, duration: ast.Duration, instant: bool = False) -> exp.Expr:
         since = self.shift(self.now(), duration, -1)
         if instant:
             since = self.dialect.as_instant(since)
@@ -471,7 +464,6 @@ class ValueLowering:
         test = exp.Between(this=subject, low=low, high=high)
         return _not(test) if condition.negated else test
 
-
     def types(
         self, left: ast.Expr, right: ast.Expr, scope: PersonScope | RowScope
     ) -> tuple[ValueType, ValueType]:
@@ -562,7 +554,6 @@ class ValueLowering:
                 raise TypeError(f"not an expression: {expr!r}")
             case _:
                 assert_never(expr)
-
 
     def row_value(self, name: str, row: _Row, want: ValueType | None) -> exp.Expr:
         """A property of a source's row: its column, or a key of its JSON properties."""

@@ -170,7 +170,6 @@ class Lowering(RowLowering):
 
     # --- population functions ----------------------------------------------------------
 
-
     def population_sql(self, rank: PopulationRank, name: str) -> exp.Expr:
         """A population function over everybody's input (null where the input is)."""
         call = rank.call

@@ -200,6 +200,7 @@ class Planner:
             any_event=needs.any_event,
             json=needs.json,
             aggregates=needs.aggregates,
+            aggregate_of={column: a for a, column in needs.aggregates.items()},
             layouts=needs.layouts,
             pass_columns=tuple(needs.pass_columns),
             guards=needs.guards,

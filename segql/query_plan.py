@@ -35,7 +35,8 @@ V = TypeVar("V")
 class SourceNeeds:
     """What the rules read from one source: its ``rows_`` CTE and the aggregates over it.
 
-    ``aggregates``: every aggregate over the source and its column, in the order planned.
+    ``aggregates``: every aggregate over the source and its column, in the order planned
+    (``aggregate_of``: the other way).
     ``pass_columns``: those computed in a ``GROUP BY person`` pass, each under the row
     ``guards`` it keeps; ``guard_only``: those whose whole filter is their guard (where a
     pass's ``WHERE`` is that guard, the aggregate's own test of it is left out).
@@ -50,6 +51,7 @@ class SourceNeeds:
     any_event: bool
     json: bool
     aggregates: Mapping[ast.Aggregate, str]
+    aggregate_of: Mapping[str, ast.Aggregate]  # by column
     layouts: Mapping[str, AggregateLayout]
     pass_columns: tuple[str, ...]
     guards: Mapping[str, Guard]

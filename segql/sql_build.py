@@ -93,9 +93,7 @@ def _not(part: exp.Expr) -> exp.Expr:
     return exp.Not(this=_grouped(part))
 
 
-def _connect(
-    connector: type[exp.And] | type[exp.Or], parts: Sequence[exp.Expr]
-) -> exp.Expr:
+def _connect(connector: type[exp.And] | type[exp.Or], parts: Sequence[exp.Expr]) -> exp.Expr:
     if len(parts) == 1:
         return parts[0]
     result = _grouped(parts[0])
@@ -193,4 +191,3 @@ def _row_alias(column: str) -> str:
 
 def _person_alias(column: str) -> str:
     return f"person_{column}"
-
