@@ -56,7 +56,8 @@ _PERIODS: dict[str, str] = {"active_days": "day", "active_weeks": "week", "activ
 
 def plan_membership(analyzer: Analyzer, segments: Sequence[str], dialect: Dialect) -> Plan:
     """The plan of the one query for ``segments`` in ``dialect``, for people and tools."""
-    from segql.plan_description import describe  # it reads what this module plans
+    # imported here: it reaches segql.incremental, which builds on the compiler
+    from segql.plan_description import describe
 
     with collector_paused():
         planned = Planner(analyzer, dialect).plan_membership(segments)
