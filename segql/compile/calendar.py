@@ -2,7 +2,7 @@
 the periods a ``streak()`` counts.
 
 Every period is taken on the wall-clock time in the project's timezone, written in the SQL
-(``QueryBuilder.local_time``), never in the session's: a row's period is the truncation
+(``ValueLowering.local_time``), never in the session's: a row's period is the truncation
 of its local time, the current period that of ``T``'s local time. A period test compares
 truncated local times, so a change of DST inside a period moves no row across its edge.
 Weeks start on Monday (ISO): ``DATE_TRUNC('WEEK', ...)`` on every warehouse segql runs on.
@@ -17,7 +17,7 @@ from sqlglot import exp
 from segql.language import ast
 
 if TYPE_CHECKING:
-    from segql.compile.compiler import QueryBuilder
+    from segql.compile.lower_values import ValueLowering
 
 
 def unit_steps(unit: str, count: int) -> ast.Duration:
@@ -30,13 +30,13 @@ def unit_steps(unit: str, count: int) -> ast.Duration:
     return ast.Duration(count, unit)  # type: ignore[arg-type]
 
 
-def truncated(builder: QueryBuilder, unit: str, local: exp.Expr) -> exp.Expr:
+def truncated(builder: ValueLowering, unit: str, local: exp.Expr) -> exp.Expr:
     """The start of the period that holds a local wall-clock time (ISO weeks)."""
     name = builder.dialect.iso_week_unit if unit == "week" else unit.upper()
     return exp.TimestampTrunc(this=local, unit=exp.var(name))
 
 
-def current_start(builder: QueryBuilder, unit: str, back: int = 0) -> exp.Expr:
+def current_start(builder: ValueLowering, unit: str, back: int = 0) -> exp.Expr:
     """The local start of the period ``back`` periods before the one holding ``T``
     (0: the current one). The step is taken on ``T``'s local time before truncating:
     ``March 31 - 1 month`` is in February, so its month is the month before March."""
@@ -46,13 +46,13 @@ def current_start(builder: QueryBuilder, unit: str, back: int = 0) -> exp.Expr:
     return truncated(builder, unit, local_now)
 
 
-def row_period(builder: QueryBuilder, unit: str, time: exp.Expr, instant: bool) -> exp.Expr:
+def row_period(builder: ValueLowering, unit: str, time: exp.Expr, instant: bool) -> exp.Expr:
     """The local start of the period that holds a time (naive UTC, or an instant)."""
     return truncated(builder, unit, builder.local_time(time, instant))
 
 
 def period_test(
-    builder: QueryBuilder,
+    builder: ValueLowering,
     window: ast.WindowPeriod,
     time: exp.Expr,
     instant: bool,

@@ -11,7 +11,7 @@ reached matters for the next step, so the query keeps, step by step, the distinc
 each a subquery read once by the next: every step's rows are read once. A negated last
 step (``then not C within D``) keeps the people with a row ``x`` of ``reached_(k-1)``
 with ``x.t + D <= T`` and no C row in ``(x.t, x.t + D]``. Times of different sources are
-compared as the two-step ``Sequence`` compares them (``QueryBuilder.aligned``), and the
+compared as the two-step ``Sequence`` compares them (``ValueLowering.aligned``), and the
 steps of ``D`` are taken on naive UTC times.
 """
 
@@ -19,21 +19,13 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from segql.compile.compiler import (
-    EVENT_TIME,
-    PERSON_ID,
-    QueryBuilder,
-    _and,
-    _join,
-    _not,
-    _Row,
-    table_ref,
-)
+from segql.compile.lower_values import ValueLowering
+from segql.compile.sql_build import EVENT_TIME, PERSON_ID, _and, _join, _not, _Row, table_ref
 from segql.config import SourceConfig
 from segql.language import ast
 
 
-def funnel_select(builder: QueryBuilder, funnel: ast.Funnel) -> exp.Select:
+def funnel_select(builder: ValueLowering, funnel: ast.Funnel) -> exp.Select:
     """The people who went through the funnel (one row each)."""
     source = builder.analyzer.source_of(funnel.first)
     reached = reached_first(builder, funnel.first, source)
@@ -57,7 +49,7 @@ def funnel_select(builder: QueryBuilder, funnel: ast.Funnel) -> exp.Select:
     return people.where(_and(*conditions), copy=False)
 
 
-def reached_first(builder: QueryBuilder, spec: ast.EventSpec, source: SourceConfig) -> exp.Select:
+def reached_first(builder: ValueLowering, spec: ast.EventSpec, source: SourceConfig) -> exp.Select:
     """The distinct ``(person, time)`` of the first step's rows."""
     row = _Row(source, "a")
     select = (
@@ -70,7 +62,7 @@ def reached_first(builder: QueryBuilder, spec: ast.EventSpec, source: SourceConf
 
 
 def reached_next(
-    builder: QueryBuilder,
+    builder: ValueLowering,
     reached: exp.Select,
     source: SourceConfig,
     step: ast.FunnelStep,
@@ -94,7 +86,7 @@ def reached_next(
 
 
 def later_rows(
-    builder: QueryBuilder, earlier: _Row, later: _Row, step: ast.FunnelStep
+    builder: ValueLowering, earlier: _Row, later: _Row, step: ast.FunnelStep
 ) -> exp.Select:
     """The step's rows after a reached row ``a`` (within the step's ``D``)."""
     follows = _follows(builder, earlier, later, step.within)
@@ -109,7 +101,7 @@ def later_rows(
 
 
 def _follows(
-    builder: QueryBuilder, earlier: _Row, later: _Row, within: ast.Duration | None
+    builder: ValueLowering, earlier: _Row, later: _Row, within: ast.Duration | None
 ) -> list[exp.Expr]:
     """``b.person = a.person``, ``a.t < b.t`` and, with ``within D``, ``b.t <= a.t + D``."""
     a_instant = builder.source_instant(earlier.source)

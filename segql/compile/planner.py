@@ -1,311 +1,605 @@
-"""Checked definitions to a :class:`segql.compile.plan.Plan`, for one dialect.
+"""Checked definitions to a :class:`segql.compile.query_plan.QueryPlan`, before any SQL is written.
 
-The plan is read from the decisions the query builder makes (which sources, guards,
-passes, distinct counts, sequences, population functions and stages), so the plan and the
-SQL cannot disagree: ``segql plan`` shows exactly what ``segql compile`` writes.
+The planner walks each segment's predicate (and, for a values query, each expression)
+once, in the order the query computes them, and decides everything the SQL will do:
+which sources and which of their columns and event names are read, each aggregate's
+column (named by ``segql.compile.naming``: what it computes) and layout, the row guard of each
+pass aggregate and the passes those guards make, the sequences, the per-person columns
+and their stages, the population functions and values, the history reads and the
+predicate of each segment. The lowering (``segql.compile.lowering``) then writes that plan as
+SQL for one dialect; ``plan_membership`` describes it for people (``segql plan``), so the
+plan shown and the SQL written come from the same decisions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
-from segql.compile.compiler import QueryBuilder, QueryOptions, collector_paused
+from typing_extensions import assert_never
+
 from segql.compile.dialect import Dialect
-from segql.compile.plan import (
-    AggregateLayout,
-    AggregatePass,
-    ColumnKind,
-    ComputedColumn,
-    DistinctCount,
-    HistoryRead,
-    Plan,
-    PlannedAggregate,
-    PlannedSequence,
-    PopulationFunction,
-    PopulationValue,
-    RowGuard,
-    SegmentPlan,
-    SourceRead,
-    Stage,
+from segql.compile.naming import (
+    aggregate_name,
+    column_name,
+    duration_name,
+    funnel_name,
+    population_name,
+    sequence_name,
 )
-from segql.compile.reach import Guard, Reach
-from segql.compile.sqltext import generate_sql
-from segql.compile.updates import aggregate_offsets
+from segql.compile.plan import AggregateLayout, Plan
+from segql.compile.query_plan import (
+    BucketDigest,
+    ComputedNode,
+    Exclusion,
+    PassNode,
+    PlannedColumn,
+    PopulationInput,
+    PopulationRank,
+    PopulationStatistic,
+    QueryPlan,
+    SegmentFlag,
+    SegmentPredicate,
+    SourceNeeds,
+    TraitValue,
+)
+from segql.compile.reach import Guard, merge, reach, reaches_whole, seconds
+from segql.compile.sql_build import PERSON_ID, _entity_alias, collector_paused
+from segql.config import SourceConfig
+from segql.errors import SegqlError
 from segql.language import ast
-from segql.language.checker import PERSON, Analyzer, walk, walk_outside_specs
-from segql.language.printer import format_condition, format_expr, format_window
+from segql.language.checker import PERSON, Analyzer, PersonScope, RowScope
 
-# Kinds whose value over old rows and new rows follows from the two values alone.
-_MERGEABLE = frozenset({"count", "sum", "avg", "min", "max", "first_time", "last_time"})
+# Aggregate passes per source at most, where the dialect splits them by guard.
+_MAX_PASSES = 4
+_PERIODS: dict[str, str] = {"active_days": "day", "active_weeks": "week", "active_months": "month"}
 
 
 def plan_membership(analyzer: Analyzer, segments: Sequence[str], dialect: Dialect) -> Plan:
-    """The plan of the one query for ``segments`` in ``dialect``."""
-    builder = QueryBuilder(analyzer, dialect, None, QueryOptions())
+    """The plan of the one query for ``segments`` in ``dialect``, for people and tools."""
+    # imported here: it reaches segql.runs.incremental, which builds on the compiler
+    from segql.compile.plan_description import describe
+
     with collector_paused():
-        builder.build(segments)
-    return _PlanReader(builder, segments).plan()
+        planned = Planner(analyzer, dialect).plan_membership(segments)
+    return describe(planned, analyzer, dialect, segments)
 
 
-class _PlanReader:
-    def __init__(self, builder: QueryBuilder, segments: Sequence[str]):
-        self.builder = builder
-        self.analyzer = builder.analyzer
-        self.segment_names = tuple(segments)
-        self.aggregate_columns: dict[ast.Aggregate, str] = {
-            aggregate: column
-            for needs in builder.sources.values()
-            for aggregate, column in needs.aggregates.items()
-        }
-        self.reads = {name: tuple(sorted(self.segment_reads(name))) for name in segments}
+@dataclass(frozen=True)
+class _Value:
+    """What planning an expression found: the plan columns its SQL reads (for its stage)
+    and, when its SQL is one of them alone, that column (``bare``)."""
 
-    def plan(self) -> Plan:
-        builder = self.builder
-        return Plan(
-            dialect=builder.dialect.name,
-            people_table=builder.config.entity.table,
-            person_columns=tuple(sorted(builder.entity_columns)),
-            sources=tuple(self.source_read(name) for name in builder.sources),
-            sequences=tuple(
-                PlannedSequence(column, format_condition(sequence), self.used_by(column))
-                for sequence, column in builder.sequences.items()
-            ),
-            population_functions=tuple(
-                PopulationFunction(
-                    column=column,
-                    function=call.func,
-                    input_column=builder.population_inputs[column],
-                    definition=format_expr(call),
-                    by_edges=column in builder.edges,
-                    segments=self.used_by(column),
-                )
-                for call, column in builder.population.items()
-                if column not in builder.statistics
-            ),
-            stages=self.stages(),
-            segments=tuple(self.segment_plan(name) for name in self.segment_names),
-            population_values=self.population_values(),
-            history_reads=self.history_reads(),
-        )
+    reads: frozenset[str] = frozenset()
+    bare: str | None = None
 
-    # --- v2: lang2 (language.md 9.5 to 9.7) --------------------------------------------
 
-    def population_values(self) -> tuple[PopulationValue, ...]:
-        builder = self.builder
-        return tuple(
-            PopulationValue(
-                column=column,
-                function=call.func,
-                input_column=builder.population_inputs[column],
-                definition=format_expr(call),
-                segments=self.used_by(column),
-            )
-            for call, column in builder.population.items()
-            if column in builder.statistics
-        )
+_NOTHING = _Value()
 
-    def history_reads(self) -> tuple[HistoryRead, ...]:
-        builder = self.builder
-        table = generate_sql(builder.history_source.history, builder.dialect.sqlglot)
-        return tuple(
-            HistoryRead(
-                column=column,
-                definition=format_condition(test),
-                segment=test.segment,
-                table=table,
-                segments=self.used_by(column),
-            )
-            for test, column in builder.histories.items()
+
+@dataclass
+class _Needs:
+    """A source's needs while planning (frozen into ``SourceNeeds`` at the end)."""
+
+    source: SourceConfig
+    columns: set[str] = field(default_factory=set)
+    person_columns: set[str] = field(default_factory=set)
+    event_names: set[str] = field(default_factory=set)
+    any_event: bool = False
+    json: bool = False
+    aggregates: dict[ast.Aggregate, str] = field(default_factory=dict)
+    layouts: dict[str, AggregateLayout] = field(default_factory=dict)
+    pass_columns: list[str] = field(default_factory=list)
+    guards: dict[str, Guard] = field(default_factory=dict)
+    guard_only: set[str] = field(default_factory=set)
+    separate: list[str] = field(default_factory=list)
+    held_in: dict[str, str] = field(default_factory=dict)
+
+
+class Planner:
+    """Plans one query. ``members`` (a table of current members is given): hysteresis
+    segments read current membership; ``person_ids``: the query is for some people only,
+    whose filter is pushed into every read unless a population function ranks everybody.
+    """
+
+    def __init__(
+        self,
+        analyzer: Analyzer,
+        dialect: Dialect,
+        members: bool = False,
+        person_ids: bool = False,
+    ):
+        self.analyzer = analyzer
+        self.config = analyzer.config
+        self.definitions = analyzer.definitions
+        self.dialect = dialect
+        self.members = members
+        self.person_ids = person_ids
+        self.entity_columns: set[str] = set()
+        self.sources: dict[str, _Needs] = {}
+        self.sequences: dict[ast.Sequence | ast.Funnel, str] = {}
+        self.histories: dict[ast.HistoryTest, str] = {}
+        self.current: dict[str, str] = {}
+        self.traits: dict[str, str] = {}
+        self.flags: dict[str, str] = {}
+        self.population: dict[ast.Call, str] = {}
+        self.population_inputs: dict[str, str] = {}
+        self.edges: dict[str, tuple[str, int, str]] = {}
+        self.statistics: dict[str, tuple[str, str, float | None]] = {}
+        self.bucket_digests: dict[str, str] = {}
+        self.columns: list[PlannedColumn] = []
+        self.stages: dict[str, int] = {PERSON_ID: 0}
+        self.taken: set[str] = set()
+
+    # --- the two kinds of query ---------------------------------------------------------
+
+    def plan_membership(self, segments: Sequence[str]) -> QueryPlan:
+        """The plan of ``(segment, person_id)`` for ``segments``."""
+        if not segments:
+            raise SegqlError("no segments to compile")
+        names = list(dict.fromkeys(segments))
+        for name in names:
+            self.segment_condition(name)
+        # A segment also referenced by another is selected by its flag column.
+        flagged = {name for name in names if name in self.flags}
+        predicates = []
+        for name in names:  # priority lists: only the first segment one qualifies for
+            excluded = []
+            for earlier in self.definitions.priority_over(name):
+                excluded.append(Exclusion(earlier, earlier in self.flags))
+                self.segment_condition(earlier)
+            predicates.append(SegmentPredicate(name, name in flagged, tuple(excluded)))
+        return self.freeze(segments=tuple(predicates))
+
+    def plan_values(self, values: Mapping[str, ast.Expr]) -> QueryPlan:
+        """The plan of ``(person_id, <label>...)``: each expression's value per person."""
+        for expression in values.values():
+            self.value(expression, PERSON, None)
+        return self.freeze(values=dict(values))
+
+    def freeze(
+        self,
+        segments: tuple[SegmentPredicate, ...] = (),
+        values: Mapping[str, ast.Expr] | None = None,
+    ) -> QueryPlan:
+        passes: list[PassNode] = []
+        sources = {name: self.source_needs(needs, passes) for name, needs in self.sources.items()}
+        return QueryPlan(
+            dialect=self.dialect.name,
+            entity_columns=frozenset(self.entity_columns),
+            sources=sources,
+            passes=tuple(passes),
+            sequences=self.sequences,
+            histories=self.histories,
+            current=self.current,
+            traits=self.traits,
+            flags=self.flags,
+            population=self.population,
+            population_inputs=self.population_inputs,
+            edges=self.edges,
+            statistics=self.statistics,
+            bucket_digests=self.bucket_digests,
+            columns=tuple(self.columns),
+            stages=self.stages,
+            # A population function ranks everybody: its inputs must not be filtered.
+            pushed=self.person_ids and not self.population,
+            segments=segments,
+            values=values,
         )
 
     # --- sources and their passes -------------------------------------------------------
 
-    def source_read(self, name: str) -> SourceRead:
-        needs = self.builder.sources[name]
-        source = needs.source
-        events = (
-            None
-            if source.event_name is None or needs.any_event
-            else tuple(sorted(needs.event_names))
-        )
-        by_column = {column: self.aggregate(a) for a, column in needs.aggregates.items()}
-        passes = tuple(
-            AggregatePass(
-                name=cte,
-                guards=None if guards is None else tuple(_row_guard(g) for g in guards),
-                aggregates=tuple(by_column[c] for c in columns),
-            )
-            for cte, source_name, guards, columns in self.builder.passes
-            if source_name == name
-        )
-        distinct = tuple(
-            DistinctCount(needs.held_in[column], by_column[column]) for column in needs.separate
-        )
-        return SourceRead(
-            name=name,
-            table=source.table,
-            events=events,
-            columns=tuple(sorted(needs.columns)),
-            person_columns=tuple(sorted(needs.person_columns)),
-            json_properties=needs.json,
-            passes=passes,
-            distinct_counts=distinct,
+    def source_needs(self, needs: _Needs, passes: list[PassNode]) -> SourceNeeds:
+        held_in = dict(needs.held_in)
+        for one_pass in self.aggregate_passes(needs):
+            passes.append(one_pass)
+            held_in.update(dict.fromkeys(one_pass.columns, one_pass.name))
+        return SourceNeeds(
+            source=needs.source,
+            columns=frozenset(needs.columns),
+            person_columns=frozenset(needs.person_columns),
+            event_names=frozenset(needs.event_names),
+            any_event=needs.any_event,
+            json=needs.json,
+            aggregates=needs.aggregates,
+            aggregate_of={column: a for a, column in needs.aggregates.items()},
+            layouts=needs.layouts,
+            pass_columns=tuple(needs.pass_columns),
+            guards=needs.guards,
+            guard_only=frozenset(needs.guard_only),
+            separate=tuple(needs.separate),
+            held_in=held_in,
         )
 
-    def aggregate(self, aggregate: ast.Aggregate) -> PlannedAggregate:
-        column = self.aggregate_columns[aggregate]
-        needs = self.builder.sources[self.analyzer.source_of(aggregate.spec).name]
-        layout: AggregateLayout = "pass"
-        if aggregate.func == "streak":
-            layout = "streak"
-        elif aggregate.spec.last is not None:
-            layout = "last_rows"
-        elif column in needs.separate:
-            layout = "distinct"
-        elif aggregate.func.startswith("active_"):
-            layout = "bitmap"
-        spec = aggregate.spec
-        return PlannedAggregate(
-            column=column,
-            kind=aggregate.func,
-            event=spec.ref,
-            property=aggregate.prop,
-            filter=None if spec.where is None else format_condition(spec.where),
-            window=None if spec.window is None else format_window(spec.window),
-            layout=layout,
-            incremental=is_incremental(aggregate),
-            definition=format_expr(aggregate),
-            segments=self.used_by(column),
-            per_run="full" if aggregate_offsets(aggregate) is None else "changed_people",
+    def aggregate_passes(self, needs: _Needs) -> list[PassNode]:
+        """The ``GROUP BY person`` passes over a source's rows.
+
+        One pass keeps the rows of every merged guard (``segql.compile.reach``). Where the dialect
+        says so, each merged guard is a pass of its own instead, holding the aggregates it
+        covers (event-named guards first: they usually keep fewer rows): a window alone
+        then lets the scan skip old data, a name reaches the scan as an equality, and no
+        row is offered to aggregates that ignore it. Joining each pass to the people costs
+        a hash join, so past ``_MAX_PASSES`` guards one pass keeps them all.
+        """
+        guards = merge([needs.guards[column] for column in needs.pass_columns])
+        columns = list(needs.pass_columns)
+        split = (
+            self.dialect.pass_per_guard and guards is not None and 1 < len(guards) <= _MAX_PASSES
         )
-
-    # --- what is computed after ---------------------------------------------------------
-
-    def stages(self) -> tuple[Stage, ...]:
-        builder = self.builder
-        kinds: dict[str, tuple[ColumnKind, str]] = {}
-        for name, column in builder.traits.items():
-            kinds[column] = ("trait", format_expr(builder.definitions.traits[name].expr))
-        for name, column in builder.flags.items():
-            kinds[column] = ("segment", name)
-        for salt, column in builder.bucket_digests.items():
-            kinds[column] = ("bucket_digest", f"md5 of salt {salt!r} ':' id, as hex")
-        for call, column in builder.population.items():
-            kinds[column] = ("population", format_expr(call))
-            kinds.setdefault(
-                builder.population_inputs[column], ("population_input", format_expr(call.args[-1]))
-            )
-        by_stage: dict[int, list[ComputedColumn]] = {}
-        for column, _ in builder.columns:
-            kind, definition = kinds[column]
-            computed = ComputedColumn(column, kind, definition)
-            by_stage.setdefault(builder.stages[column], []).append(computed)
-        return tuple(Stage(n, tuple(by_stage[n])) for n in sorted(by_stage))
-
-    def segment_plan(self, name: str) -> SegmentPlan:
-        segment = self.builder.definitions.segments[name]
-        if segment.is_hysteresis:
-            assert segment.enter is not None and segment.exit is not None
-            predicate = (
-                f"enter {format_condition(segment.enter)} exit {format_condition(segment.exit)}"
-            )
+        kept_by: list[tuple[list[Guard] | None, list[str]]]
+        if not split:
+            kept_by = [(guards, columns)] if columns else []
         else:
+            assert guards is not None
+            guards = sorted(guards, key=lambda g: g.names is None)
+            held: dict[Guard, list[str]] = {guard: [] for guard in guards}
+            for column in columns:
+                covering = next(g for g in guards if g.covers(needs.guards[column]))
+                held[covering].append(column)
+            kept_by = [([guard], kept) for guard, kept in held.items() if kept]
+        name = f"segql_aggs_{needs.source.name}"
+        return [
+            # not segql_aggs_<source>_<k>: a source may be named events_1
+            PassNode(
+                name=name if len(kept_by) == 1 else f"segql_pass_{number}_{needs.source.name}",
+                source=needs.source.name,
+                guards=None if rows is None else tuple(rows),
+                columns=tuple(kept),
+            )
+            for number, (rows, kept) in enumerate(kept_by, 1)
+        ]
+
+    def needs(self, source: SourceConfig) -> _Needs:
+        return self.sources.setdefault(source.name, _Needs(source))
+
+    # --- columns ------------------------------------------------------------------------
+
+    def new_column(self, name: str) -> str:
+        """A computed column's name, kept unique (the hash of ``segql.compile.naming`` makes a clash
+        all but impossible; a numbered suffix settles one anyway)."""
+        unique, number = name, 1
+        while unique in self.taken:
+            number += 1
+            unique = f"{name}_{number}"
+        self.taken.add(unique)
+        return unique
+
+    def add_column(self, name: str, value: _Value, node: ComputedNode) -> str:
+        """A computed person column, placed one stage after what it reads. A column that
+        would only rename another (``trait ltv = sum(...)``) is that column: a stage per
+        rename made ranks over traits wait, and each stage is a copy of every person."""
+        if value.bare is not None:
+            return value.bare
+        self.stages[name] = max((self.stages.get(c, 0) for c in value.reads), default=0) + 1
+        self.columns.append(PlannedColumn(name, self.stages[name], node))
+        return name
+
+    def column(self, name: str) -> _Value:
+        return _Value(frozenset([name]), name)
+
+    # --- segments -----------------------------------------------------------------------
+
+    def segment_condition(self, name: str) -> frozenset[str]:
+        if name in self.flags:
+            return frozenset([self.flags[name]])
+        segment = self.definitions.segments[name]
+        if not segment.is_hysteresis:
             assert segment.where is not None
-            predicate = format_condition(segment.where)
-        return SegmentPlan(name, predicate, self.reads[name], segment.is_hysteresis)
+            return self.condition(segment.where, PERSON, None)
+        assert segment.enter is not None and segment.exit is not None
+        reads = self.condition(segment.enter, PERSON, None)
+        exit_reads = self.condition(segment.exit, PERSON, None)
+        if not self.members:  # without current members, a hysteresis segment is its enter
+            return reads
+        reads |= exit_reads
+        if name not in self.current:
+            self.current[name] = self.new_column(column_name(["current", name], name))
+        self.stages[self.current[name]] = 0
+        return reads | {self.current[name]}
 
-    # --- which columns a segment reads --------------------------------------------------
+    def segment_flag(self, name: str) -> str:
+        """A referenced segment becomes a stored two-valued column, computed once."""
+        if name not in self.flags:
+            reads = self.segment_condition(name)
+            flag = self.new_column(column_name(["in", name], name))
+            self.flags[name] = self.add_column(flag, _Value(reads), SegmentFlag(name))
+        return self.flags[name]
 
-    def used_by(self, column: str) -> tuple[str, ...]:
-        return tuple(name for name in self.segment_names if column in self.reads[name])
+    # --- conditions and values ----------------------------------------------------------
 
-    def segment_reads(self, name: str) -> set[str]:
-        found: set[str] = set()
-        self.collect(("segment", name), found, set())
-        return found
+    def condition(
+        self, condition: ast.Condition, scope: PersonScope | RowScope, source: SourceConfig | None
+    ) -> frozenset[str]:
+        """Plans what a condition reads; returns the plan columns its SQL reads."""
+        match condition:
+            case ast.And(items=items) | ast.Or(items=items):
+                return frozenset().union(*(self.condition(c, scope, source) for c in items))
+            case ast.Not(operand=operand):
+                return self.condition(operand, scope, source)
+            case ast.Compare(left=left, right=right):
+                return self.values((left, right), scope, source)
+            case ast.InList(expr=subject, values=values):
+                kept = [v for v in values if not isinstance(v, ast.Null)]
+                return self.values((subject, *kept), scope, source)
+            case ast.Between(expr=subject, low=low, high=high):
+                return self.values((subject, low, high), scope, source)
+            case ast.TextTest(expr=subject) | ast.IsSet(expr=subject):
+                return self.value(subject, scope, source).reads
+            case ast.PeriodTest(expr=subject):
+                return self.value(subject, scope, source).reads
+            case ast.TimeTest(expr=subject, op=op, arg=arg):
+                if op == "within":
+                    return self.value(subject, scope, source).reads
+                return self.values((subject, arg), scope, source)
+            case ast.InSegment(segment=segment):
+                return frozenset([self.segment_flag(segment)])
+            case ast.Sequence():
+                return frozenset([self.sequence_column(condition)])
+            case ast.Funnel():
+                return frozenset([self.funnel_column(condition)])
+            case ast.IdList():
+                return frozenset()
+            case ast.HistoryTest():
+                return frozenset([self.history_column(condition)])
+            case _:
+                assert_never(condition)
 
-    def collect(self, definition: tuple[str, str], found: set[str], seen: set[object]) -> None:
-        """The plan columns a segment or trait reads, through the traits and segments it
-        names."""
-        if definition in seen:
-            return
-        seen.add(definition)
-        kind, name = definition
-        builder = self.builder
-        if kind == "segment":
-            segment = builder.definitions.segments[name]
-            conditions: list[object] = [
-                c for c in (segment.where, segment.enter, segment.exit) if c
-            ]
-            if name in builder.current:
-                found.add(builder.current[name])
+    def values(
+        self,
+        expressions: Sequence[ast.Expr],
+        scope: PersonScope | RowScope,
+        source: SourceConfig | None,
+    ) -> frozenset[str]:
+        return frozenset().union(*(self.value(e, scope, source).reads for e in expressions))
+
+    def value(
+        self, expr: ast.Expr, scope: PersonScope | RowScope, source: SourceConfig | None
+    ) -> _Value:
+        """Plans what an expression reads (``source``: the row's, in a row scope)."""
+        match expr:
+            case ast.Number() | ast.String() | ast.Boolean() | ast.Null() | ast.Now() | ast.Ago():
+                return _NOTHING
+            case ast.Name(name=name):
+                if isinstance(scope, RowScope):
+                    assert source is not None
+                    self.row_value(name, source)
+                    return _NOTHING
+                if self.analyzer.resolve(name, scope, expr.span).kind == "trait":
+                    return self.column(self.trait_column(name))
+                return self.entity_column(name)
+            case ast.PersonProperty(name=name):
+                if isinstance(scope, RowScope):
+                    assert source is not None
+                    self.needs(source).person_columns.add(name)
+                    self.entity_columns.add(name)
+                    return _NOTHING
+                return self.entity_column(name)
+            case ast.Negate(operand=operand):
+                return _Value(self.value(operand, scope, source).reads)
+            case ast.Arithmetic(left=left, right=right):
+                return _Value(self.values((left, right), scope, source))
+            case ast.Aggregate():
+                return self.column(self.aggregate_column(expr))
+            case ast.Call():
+                return self.call(expr, scope, source)
+            case ast.CaseWhen(branches=branches, default=default):
+                reads: frozenset[str] = frozenset()
+                for condition, value in branches:
+                    reads |= self.condition(condition, scope, source)
+                    reads |= self.value(value, scope, source).reads
+                if default is not None:
+                    reads |= self.value(default, scope, source).reads
+                return _Value(reads)
+            case ast.Duration():
+                raise TypeError(f"not an expression: {expr!r}")
+            case _:
+                assert_never(expr)
+
+    def entity_column(self, name: str) -> _Value:
+        self.entity_columns.add(name)
+        self.stages.setdefault(_entity_alias(name), 0)
+        return self.column(_entity_alias(name))
+
+    def row_value(self, name: str, source: SourceConfig) -> None:
+        """A property of a source's row: its column, or a key of its JSON properties."""
+        resolved = self.analyzer.resolve(name, RowScope(source), None)
+        needs = self.needs(source)
+        if resolved.kind == "column":
+            needs.columns.add(name)
         else:
-            conditions = [builder.definitions.traits[name].expr]
-            if name in builder.traits:
-                found.add(builder.traits[name])
-        for node in _nodes(conditions):
-            match node:
-                case ast.Aggregate() if node in self.aggregate_columns:
-                    found.add(self.aggregate_columns[node])
-                case ast.Sequence() | ast.Funnel() if node in builder.sequences:
-                    found.add(builder.sequences[node])
-                case ast.Call() if node in builder.population:
-                    found.add(builder.population[node])
-                    found.add(builder.population_inputs[builder.population[node]])
-                case ast.HistoryTest() if node in builder.histories:
-                    found.add(builder.histories[node])
-                case ast.Call() if node.func in ast.BUCKET_FUNCTIONS:
-                    salt = node.args[1].value if len(node.args) > 1 else builder.config.salt  # type: ignore[union-attr]
-                    if salt in builder.bucket_digests:
-                        found.add(builder.bucket_digests[salt])  # type: ignore[index]
-                case ast.InSegment():
-                    if node.segment in builder.flags:
-                        found.add(builder.flags[node.segment])
-                    self.collect(("segment", node.segment), found, seen)
-                case ast.Name() if self.is_trait(node):
-                    self.collect(("trait", node.name), found, seen)
-                case _:
-                    pass
+            needs.json = True
 
-    def is_trait(self, name: ast.Name) -> bool:
-        if name.name not in self.builder.definitions.traits:
+    def trait_column(self, name: str) -> str:
+        if name not in self.traits:
+            value = self.value(self.definitions.traits[name].expr, PERSON, None)
+            column = self.new_column(column_name(["trait", name], name))
+            self.traits[name] = self.add_column(column, value, TraitValue(name))
+        return self.traits[name]
+
+    def call(
+        self, call: ast.Call, scope: PersonScope | RowScope, source: SourceConfig | None
+    ) -> _Value:
+        func = call.func
+        if func in ast.POPULATION_VALUES:
+            return self.column(self.statistic_column(call))
+        if func in ast.BUCKET_FUNCTIONS:
+            return _Value(frozenset([self.bucket_column(call)]))
+        if func in ast.POPULATION_FUNCTIONS:
+            return self.column(self.population_column(call))
+        if func in ("days_since", "hours_since", "lower", "upper", "length", "abs"):
+            return _Value(self.value(call.args[0], scope, source).reads)
+        if func == "round":
+            return _Value(self.values(call.args[:2], scope, source))
+        return _Value(self.values(call.args, scope, source))
+
+    # --- population functions and values -------------------------------------------------
+
+    def population_input(self, call: ast.Call, name: str) -> str:
+        """The argument of a population function or value, as a column of its own."""
+        column = self.new_column(f"input__{name}")
+        value = self.value(call.args[-1], PERSON, None)
+        value_name = self.add_column(column, value, PopulationInput(call))
+        self.population_inputs[name] = value_name
+        return value_name
+
+    def population_column(self, call: ast.Call) -> str:
+        """A population function: its argument as a column, then a window over everybody
+        (or, for ``qcut`` and an ``ntile`` the dialect ranks by edges, bucket edges)."""
+        if call in self.population:
+            return self.population[call]
+        name = self.new_column(population_name(call))  # before the argument's own
+        value_name = self.population_input(call, name)
+        by_edges = call.func == "qcut" or (call.func == "ntile" and self.dialect.ntile_edges)
+        if by_edges:
+            buckets = int(call.args[0].value)  # type: ignore[union-attr]
+            self.edges[name] = (value_name, buckets, call.func)
+        rank = PopulationRank(call, value_name, by_edges)
+        self.population[call] = self.add_column(name, _Value(frozenset([value_name])), rank)
+        return name
+
+    def statistic_column(self, call: ast.Call) -> str:
+        """A population value (``quantile``, ``median``, ``population_*``): one row of
+        aggregates over everybody's input, joined to every person in the next stage."""
+        if call in self.population:
+            return self.population[call]
+        name = self.new_column(population_name(call))
+        value_name = self.population_input(call, name)
+        p: float | None = None
+        if call.func == "quantile":
+            p = float(call.args[0].value)  # type: ignore[union-attr]
+        elif call.func == "median":
+            p = 0.5
+        self.statistics[name] = (call.func, value_name, p)
+        statistic = PopulationStatistic(call, value_name, p)
+        self.population[call] = self.add_column(name, _NOTHING, statistic)
+        self.stages[name] = self.stages.get(value_name, 0) + 1  # after its input
+        self.columns[-1] = PlannedColumn(name, self.stages[name], statistic)
+        return name
+
+    def bucket_column(self, call: ast.Call) -> str:
+        """``bucket(n[, 'salt'])`` reads the md5 of the id, a column computed once per salt."""
+        salt = str(call.args[1].value if len(call.args) > 1 else self.config.salt)  # type: ignore[union-attr]
+        if salt not in self.bucket_digests:
+            column = self.new_column(column_name(["bucket_md5"], salt, exact=False))
+            digest = _Value(frozenset([PERSON_ID]))
+            self.bucket_digests[salt] = self.add_column(column, digest, BucketDigest(salt))
+        return self.bucket_digests[salt]
+
+    # --- history reads -------------------------------------------------------------------
+
+    def history_column(self, test: ast.HistoryTest) -> str:
+        """A condition on recorded membership: the people it holds for, read once."""
+        if test not in self.histories:
+            parts = [test.kind, test.segment]
+            if test.duration is not None:
+                parts.append(duration_name(test.duration))
+            self.histories[test] = self.new_column(column_name(parts, test))
+            self.stages[self.histories[test]] = 0
+        return self.histories[test]
+
+    # --- aggregates and sequences --------------------------------------------------------
+
+    def aggregate_column(self, aggregate: ast.Aggregate) -> str:
+        needs = self.needs(self.analyzer.source_of(aggregate.spec))
+        if aggregate not in needs.aggregates:
+            column = self.new_column(aggregate_name(aggregate))
+            needs.aggregates[aggregate] = column
+            self.stages[column] = 0
+            self.add_aggregate(aggregate, column, needs)
+        return needs.aggregates[aggregate]
+
+    def add_aggregate(self, aggregate: ast.Aggregate, column: str, needs: _Needs) -> None:
+        """An aggregate into its source's passes, or on its own.
+
+        A ``COUNT(DISTINCT ...)`` in the shared pass would hash every row the pass reads
+        (the engine cannot skip the rows its ``CASE`` turns to null); on its own, it reads
+        only the rows it counts. Distinct periods in a short window are a bitmap in the
+        shared pass where the dialect has one. ``streak()`` and ``among last N`` are a
+        ``GROUP BY person`` of their own over ranked rows (``segql.compile.ranked``).
+        """
+        spec, func, source = aggregate.spec, aggregate.func, needs.source
+        if func == "streak":
+            self.spec_filter(spec, source)
+            self.place_alone(needs, column, "streak", f"segql_streak_{column}")
+            return
+        if spec.last is not None:
+            self.event_of(spec, needs)
+            if spec.where is not None:
+                self.condition(spec.where, RowScope(source), source)
+            if aggregate.prop is not None and func != "count":
+                self.row_value(aggregate.prop, source)
+            self.place_alone(needs, column, "last_rows", f"segql_last_{column}")
+            return
+        if aggregate.prop is not None and func != "count":
+            self.row_value(aggregate.prop, source)
+        distinct = func == "count_distinct" or func in _PERIODS
+        if distinct and not self.fits_bitmap(func, spec.window):
+            self.spec_filter(spec, source)
+            self.place_alone(needs, column, "distinct", f"segql_distinct_{column}")
+            return
+        self.spec_filter(spec, source)
+        needs.layouts[column] = "bitmap" if func in _PERIODS else "pass"
+        needs.pass_columns.append(column)
+        names = None if spec.ref is None or not source.is_events else frozenset([spec.ref])
+        needs.guards[column] = Guard(names, reach(spec.window))
+        if spec.where is None and reaches_whole(spec.window):
+            needs.guard_only.add(column)
+
+    def place_alone(self, needs: _Needs, column: str, layout: AggregateLayout, cte: str) -> None:
+        needs.layouts[column] = layout
+        needs.separate.append(column)
+        needs.held_in[column] = cte
+
+    def fits_bitmap(self, func: str, window: ast.Window | None) -> bool:
+        """Whether ``active_*`` over this window can be a bitmap of 64 periods."""
+        unit = _PERIODS.get(func)
+        bounded = reach(window)
+        if unit is None or not self.dialect.distinct_bitmap:
             return False
-        return self.analyzer.resolve(name.name, PERSON, name.span).kind == "trait"
+        if not isinstance(bounded, ast.Duration):
+            return False
+        longest = seconds(bounded)[1] // seconds(ast.Duration(1, unit))[0]  # type: ignore[arg-type]
+        # +1 for a partial period at each end, +1 because bit 0 is kept free: a timezone
+        # that falls back at midnight can date a row just before T on T's next day.
+        return longest + 3 <= 64
 
+    def event_of(self, spec: ast.EventSpec, needs: _Needs) -> None:
+        """The event names a spec reads from its source (any: every row up to T)."""
+        if not needs.source.is_events:
+            return
+        if spec.ref is None:
+            needs.any_event = True
+        else:
+            needs.event_names.add(spec.ref)
 
-def is_incremental(aggregate: ast.Aggregate) -> bool:
-    """Whether new rows alone could update the aggregate: a mergeable kind, over a window
-    that does not move with T (no row ages out of it)."""
-    if aggregate.func not in _MERGEABLE:
-        return False
-    window = aggregate.spec.window
-    # the last N rows and calendar periods move with T: a new row can push an old one out
-    if aggregate.spec.last is not None or isinstance(window, ast.WindowPeriod):
-        return False
-    if window is None:
-        return True
-    if isinstance(window, ast.WindowWithin):
-        return False
-    return not any(isinstance(n, (ast.Now, ast.Ago)) for n in walk(window))
+    def spec_filter(self, spec: ast.EventSpec, source: SourceConfig) -> None:
+        """What an event spec's rows read: its event, its window's points, its filter."""
+        self.event_of(spec, self.needs(source))
+        window = spec.window
+        if isinstance(window, ast.WindowRange):
+            for point in (window.start, window.end):
+                if point is not None:
+                    self.value(point, RowScope(source), source)
+        if spec.where is not None:
+            self.condition(spec.where, RowScope(source), source)
 
+    def sequence_column(self, sequence: ast.Sequence) -> str:
+        """People with an A row followed (or, negated, not followed) by a B row in time."""
+        if sequence not in self.sequences:
+            column = self.new_column(sequence_name(sequence))
+            self.sequences[sequence] = column
+            self.stages[column] = 0
+            self.spec_filter(sequence.then, self.analyzer.source_of(sequence.then))
+            self.spec_filter(sequence.first, self.analyzer.source_of(sequence.first))
+        return self.sequences[sequence]
 
-def _nodes(roots: list[object]) -> Iterator[object]:
-    for root in roots:
-        yield from walk_outside_specs(root)
-
-
-def _row_guard(guard: Guard) -> RowGuard:
-    return RowGuard(
-        events=None if guard.names is None else tuple(sorted(guard.names)),
-        reach=_reach_text(guard.reach),
-    )
-
-
-def _reach_text(reach: Reach) -> str | None:
-    match reach:
-        case None:
-            return None
-        case ast.Duration():
-            return f"within {format_expr(reach)}"
-        case _:
-            return format_window(reach)
+    def funnel_column(self, funnel: ast.Funnel) -> str:
+        """A funnel of three steps or more (language v2): each step's rows, in order."""
+        if funnel not in self.sequences:
+            column = self.new_column(funnel_name(funnel))
+            self.sequences[funnel] = column
+            self.stages[column] = 0
+            self.spec_filter(funnel.first, self.analyzer.source_of(funnel.first))
+            for step in funnel.steps:
+                self.spec_filter(step.spec, self.analyzer.source_of(step.spec))
+        return self.sequences[funnel]

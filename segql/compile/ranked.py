@@ -9,7 +9,7 @@
   the one before it, else 0.
 
 Each is one ``GROUP BY person`` over a subquery of the source's rows, joined to the people
-like a distinct count (``_SourceNeeds.separate``).
+like a distinct count (``SourceNeeds.separate``).
 """
 
 from __future__ import annotations
@@ -17,16 +17,8 @@ from __future__ import annotations
 from sqlglot import exp
 
 from segql.compile.calendar import current_start, row_period, unit_steps
-from segql.compile.compiler import (
-    EVENT_NAME,
-    EVENT_TIME,
-    PERSON_ID,
-    QueryBuilder,
-    _alias,
-    _and,
-    _Row,
-    table_ref,
-)
+from segql.compile.lower_values import ValueLowering
+from segql.compile.sql_build import EVENT_NAME, EVENT_TIME, PERSON_ID, _alias, _and, _Row, table_ref
 from segql.language import ast
 from segql.language.checker import RowScope
 
@@ -36,7 +28,7 @@ _NEWER = "segql_newer"
 _RUN = "segql_run"
 
 
-def last_rows_select(builder: QueryBuilder, aggregate: ast.Aggregate, column: str) -> exp.Select:
+def last_rows_select(builder: ValueLowering, aggregate: ast.Aggregate, column: str) -> exp.Select:
     """``AGG(...)`` per person over the matching rows among the person's last N."""
     spec = aggregate.spec
     assert spec.last is not None
@@ -56,11 +48,6 @@ def last_rows_select(builder: QueryBuilder, aggregate: ast.Aggregate, column: st
     if source.is_events and spec.ref is not None:
         name = exp.column(EVENT_NAME, quoted=True).eq(exp.Literal.string(spec.ref))
         ranked = ranked.where(name, copy=False)
-    needs = builder.needs(source)
-    if source.is_events and spec.ref is None:
-        needs.any_event = True
-    elif source.is_events:
-        needs.event_names.add(spec.ref)  # type: ignore[arg-type]
     kept: list[exp.Expr] = [
         exp.LTE(this=ranked_row.column(_RANK), expression=exp.Literal.number(spec.last))
     ]
@@ -80,7 +67,7 @@ def last_rows_select(builder: QueryBuilder, aggregate: ast.Aggregate, column: st
     )
 
 
-def streak_select(builder: QueryBuilder, aggregate: ast.Aggregate, column: str) -> exp.Select:
+def streak_select(builder: ValueLowering, aggregate: ast.Aggregate, column: str) -> exp.Select:
     """The streak per person (people without a matching row are 0 by the join)."""
     unit = aggregate.period
     assert unit is not None
