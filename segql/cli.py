@@ -344,7 +344,7 @@ def run(
     Prints each segment's size, how many entered and exited, and the run's time.
     """
     from segql.event_names import report_unseen, unseen_events
-    from segql.incremental import describe_mode
+    from segql.incremental import describe_membership, describe_mode
     from segql.runner import Runner
     from segql.warehouse import connect
 
@@ -375,6 +375,8 @@ def run(
         click.echo(
             describe_mode(result.mode, result.mode_reason, result.recomputed, result.by_deltas)
         )
+        if result.carried:
+            click.echo(describe_membership(result.carried, result.evaluated, len(result.segments)))
         if notes:
             click.echo(f"data: {notes}")
 

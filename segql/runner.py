@@ -29,7 +29,8 @@ from segql.checker import walk
 from segql.compiler import table_ref
 from segql.engines import EngineAdapter as Warehouse
 from segql.errors import SegqlError, SegqlWarehouseError
-from segql.incremental import StateStep, describe_mode
+from segql.incremental import StateStep, describe_membership, describe_mode
+from segql.incremental.summary import EventCounts
 from segql.overrides import add_included, mark_manual, remove_excluded
 from segql.printer import format_definition
 from segql.project import Project
@@ -66,6 +67,10 @@ class RunResult:
     mode_reason: str | None = None  # why a full run recomputed everybody
     recomputed: int | None = None  # people an incremental run recomputed
     by_deltas: bool = False  # ... or updated by deltas (segql.incremental.deltas)
+    # Segments an incremental run evaluated only for the people whose values, entity row
+    # or overrides changed (the rest kept their members), and how many people that was.
+    carried: tuple[str, ...] = ()
+    evaluated: int | None = None
 
     @property
     def changes(self) -> int:
@@ -177,6 +182,8 @@ class Runner:
         if names:
             query = step.membership_query()
             self.progress(describe_mode(step.mode, step.reason, step.recomputed, step.by_deltas))
+            if step.carried:
+                self.progress(describe_membership(step.carried, step.evaluated, len(names)))
         else:  # every segment paused (an empty selection would mean every segment)
             query = exp.select(
                 exp.alias_(exp.cast(exp.null(), "VARCHAR"), "segment", quoted=True),
@@ -185,7 +192,7 @@ class Runner:
         self.create_temp(NEW_MEMBERS, _as_text_ids(query))
         warehouse.run(remove_excluded(store, NEW_MEMBERS))
         warehouse.run(add_included(store, NEW_MEMBERS, names))
-        data = self.data_summary(as_of)
+        data = self.data_summary(as_of, step)
         warehouse.keep_locks()
         _crash_point("before_diff")
 
@@ -226,6 +233,7 @@ class Runner:
         return RunResult(
             run_id, as_of, commit_seq, summaries, seconds, data,
             step.mode, step.reason, step.recomputed, step.by_deltas,
+            tuple(step.carried), step.evaluated,
         )  # fmt: skip
 
     def commit_in_transaction(
@@ -577,7 +585,7 @@ class Runner:
             )
         return result
 
-    def data_summary(self, as_of: datetime) -> dict[str, int]:
+    def data_summary(self, as_of: datetime, step: StateStep | None = None) -> dict[str, int]:
         """Rows the run had to leave out: null and duplicate ids, rows after the as-of
         time, rows of people who are not in the entity table."""
         config = self.project.config
@@ -609,12 +617,6 @@ class Runner:
             if summary["duplicate_ids"]:
                 ids = ids.distinct()
             known_id = exp.column("id", table="p", quoted=True)
-            after = exp.Sum(
-                this=exp.Case(
-                    ifs=[exp.If(this=time_column > _timestamp(as_of), true=exp.Literal.number(1))],
-                    default=exp.Literal.number(0),
-                )
-            )
             unknown = exp.Sum(
                 this=exp.Case(
                     ifs=[
@@ -629,10 +631,14 @@ class Runner:
                     default=exp.Literal.number(0),
                 )
             )
+            # Grouped by whether a row is after the as-of (true, false, or a null time):
+            # an incremental run keeps the counts of the rows at or before it and counts
+            # only the rows its ``summary_rows`` filter keeps (segql.incremental.summary).
+            flag = exp.GT(this=time_column.copy(), expression=_timestamp(as_of))
             select = (
                 exp.select(
+                    exp.alias_(flag, "after", quoted=True),
                     exp.Count(this=exp.Star()),
-                    after,
                     unknown,
                     exp.Count(this=exp.Star()) - exp.Count(this=person.copy()),
                 )
@@ -642,16 +648,23 @@ class Runner:
                     on=known_id.eq(person.copy()),
                     join_type="LEFT",
                 )
+                .group_by(flag.copy())
             )
+            if step is not None and step.summary_rows is not None:
+                select = select.where(step.summary_rows("e"), copy=False)
             malformed = self.malformed_properties(events.table, events.properties, "e")
             if malformed is not None:
                 select = select.select(malformed, copy=False)
-            total, later, strangers, no_person, *bad_json = self.warehouse.run(select)[0]
+            groups = self.warehouse.run(select)
+            counts = EventCounts.of_groups(groups, step.summary_base if step else None)
+            if step is not None:
+                step.keep_summary(counts.upto_as_of)
+            total, later, strangers, no_person, *bad_json = counts.totals(malformed is not None)
             summary.update(
-                events=int(total or 0),
-                events_after_as_of=int(later or 0),
-                events_of_unknown_people=int(strangers or 0),
-                events_without_person=int(no_person or 0),
+                events=total,
+                events_after_as_of=later,
+                events_of_unknown_people=strangers,
+                events_without_person=no_person,
             )
             if events.properties is not None:
                 bad = int(bad_json[0] or 0) if bad_json else 0

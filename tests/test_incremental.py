@@ -71,6 +71,7 @@ segment sticky
 """
 STATEFUL = {"sticky"}  # hysteresis: the reference has no current members
 PEOPLE = (1, 2, 3, 4, 5)
+CARRIED: list[str] = []  # segments incremental runs evaluated only for some people
 
 
 def _examples(default: int) -> int:
@@ -239,7 +240,10 @@ def check_sequence(pair: Pair, sequence: list[dict[str, Any]], rules: str = RULE
         apply(world, step)
         results = pair.run(world)
         modes.append(results["inc"].mode)
+        CARRIED.extend(results["inc"].carried)
         assert results["full"].mode == "full"
+        # The data summary (events counted, ...) is the full run's, kept or not.
+        assert results["inc"].data == results["full"].data, step
         assert pair.history("inc") == pair.history("full"), (step, results["inc"].mode_reason)
         members = pair.members("inc")
         assert members == pair.members("full")
