@@ -47,6 +47,7 @@ class StateRecord:
     people_columns: list[str] | None = None
     segments: dict[str, str] = field(default_factory=dict)  # segment -> its query's digest
     summary: list[int] | None = None  # the data summary's counts up to the as-of
+    overrides: str | None = None  # the table of the people with an override at that run
 
 
 def read_record(warehouse: Warehouse, store: Store) -> StateRecord | None:
@@ -79,6 +80,7 @@ def read_record(warehouse: Warehouse, store: Store) -> StateRecord | None:
         _json(values.get("people_columns"), list),
         _json(values.get("segments"), dict) or {},
         _json(values.get("summary"), list),
+        values.get("overrides"),
     )
 
 
@@ -108,6 +110,8 @@ def write_record(store: Store, record: StateRecord) -> list[exp.Expr]:
     if record.people is not None:
         values["people"] = record.people
         values["people_columns"] = json.dumps(record.people_columns or [])
+    if record.overrides is not None:
+        values["overrides"] = record.overrides
     rows = [
         exp.Tuple(expressions=[exp.Literal.string(_PREFIX + k), exp.Literal.string(v)])
         for k, v in values.items()

@@ -72,6 +72,7 @@ class StateStep:
     by_deltas: bool = False  # the incremental run added deltas instead of recomputing
     temps: list[str] = field(default_factory=list)
     old_people: str | None = None  # a replaced snapshot of the entity columns
+    old_overrides: str | None = None  # the state's run's table of people with overrides
     digests: dict[str, str | None] | None = None  # segment -> its query's digest
     carried: list[str] = field(default_factory=list)  # segments evaluated for few people
     evaluated: int | None = None  # the people those segments were evaluated for
@@ -450,7 +451,8 @@ class StateStep:
             warehouse.run(exp.Create(this=target, kind="TABLE", expression=people_now))
             if record is not None and record.people is not None:
                 self.old_people = record.people
-        self.record_state(table, high_water, people, columns)
+        overrides = self.keep_overrides(record)
+        self.record_state(table, high_water, people, columns, overrides)
         self.carried = carried
         everybody = [name for name in self.names if name not in carried]
         if not carried:
@@ -563,9 +565,29 @@ class StateStep:
             exp.insert(fresh, snapshot.copy()),
         ]
 
+    def keep_overrides(self, record: StateRecord | None) -> str:
+        """A table of the people with an override now (as text), recorded with the state:
+        the next run evaluates them again, and so an override cleared in between is undone."""
+        table = f"segql_state_overrides_{self.run_id[:12]}"
+        target = self.runner.store.table(table)
+        text = exp.DataType.build("VARCHAR")
+        people = (
+            exp.select(exp.alias_(exp.cast(exp.column(PERSON_ID, quoted=True), text), PERSON_ID))
+            .distinct()
+            .from_(self.runner.store.table(OVERRIDES))
+            .where(exp.column(PERSON_ID, quoted=True).is_(exp.null()).not_())
+        )
+        warehouse = self.runner.warehouse
+        warehouse.run(exp.Drop(tables=[target], kind="TABLE", exists=True))
+        warehouse.run(exp.Create(this=target, kind="TABLE", expression=people))
+        if record is not None and record.overrides is not None:
+            self.old_overrides = record.overrides
+        return table
+
     def evaluated_people(self) -> exp.Query:
         """The people (as text) whose carried segments are evaluated again: values updated
-        (AFFECTED), entity row changed, or an override recorded for them."""
+        (AFFECTED), entity row changed, or an override recorded for them now or at the
+        state's run."""
         text = exp.DataType.build("VARCHAR")
         parts = [
             exp.select(exp.alias_(exp.cast(exp.column(PERSON_ID, quoted=True), text), PERSON_ID))
@@ -579,6 +601,12 @@ class StateStep:
             .from_(self.runner.store.table(OVERRIDES))
             .where(exp.column(PERSON_ID, quoted=True).is_(exp.null()).not_())
         )
+        if self.old_overrides is not None:
+            parts.append(
+                exp.select(exp.column(PERSON_ID, quoted=True)).from_(
+                    self.runner.store.table(self.old_overrides)
+                )
+            )
         query: exp.Query = parts[0]
         for part in parts[1:]:
             query = exp.union(query, part, distinct=True)
@@ -646,7 +674,12 @@ class StateStep:
         return found
 
     def record_state(
-        self, table: str, high_water: dict[str, str], people: str, columns: list[str]
+        self,
+        table: str,
+        high_water: dict[str, str],
+        people: str,
+        columns: list[str],
+        overrides: str,
     ) -> None:
         store = self.runner.store
         record = StateRecord(
@@ -659,6 +692,7 @@ class StateStep:
             people,
             columns,
             {name: digest for name, digest in self.digests.items() if digest is not None},
+            overrides=overrides,
         )
         self.commit += write_record(store, record)
         if self.days:
@@ -708,10 +742,12 @@ class StateStep:
         record = read_record(warehouse, store)
         if self.old_table and record is not None and record.table != self.old_table:
             warehouse.run(exp.Drop(tables=[store.table(self.old_table)], kind="TABLE", exists=True))
-        if self.old_people and record is not None and record.people != self.old_people:
-            warehouse.run(
-                exp.Drop(tables=[store.table(self.old_people)], kind="TABLE", exists=True)
-            )
+        for old, now in (
+            (self.old_people, record.people if record else None),
+            (self.old_overrides, record.overrides if record else None),
+        ):
+            if old and record is not None and now != old:
+                warehouse.run(exp.Drop(tables=[store.table(old)], kind="TABLE", exists=True))
 
     def time_bound(
         self, at: datetime, source: SourceConfig, offset: ast.Duration | None = None
