@@ -32,8 +32,14 @@ from segql import ast
 from segql.compiler import PERSON_ID, QueryBuilder, QueryOptions, collector_paused, table_ref
 from segql.config import SourceConfig
 from segql.incremental.builder import StateBuilder
-from segql.incremental.deltas import Deltas, deltas_apply, present_at
-from segql.incremental.kinds import Offsets, aggregate_offsets, sequence_offsets, union
+from segql.incremental.deltas import Deltas, deltas_apply, present_at, some_deltas_apply
+from segql.incremental.kinds import (
+    Offsets,
+    aggregate_offsets,
+    aggregate_update,
+    sequence_offsets,
+    union,
+)
 from segql.incremental.state import (
     STATE_LAYOUT,
     StateRecord,
@@ -52,6 +58,8 @@ AFFECTED = "segql_affected"
 RECOMPUTED = "segql_recomputed"
 DAYS_NOW = "segql_days_now"
 PEOPLE_CHANGED = "segql_people_changed"
+RECOMPUTE_PEOPLE = "segql_recompute_people"
+MIXED = "segql_mixed"
 EVALUATED = "segql_evaluated"
 
 
@@ -290,6 +298,9 @@ class StateStep:
         if deltas_apply(builder):
             self.by_deltas = True
             self.delta_values(record, state)
+        elif some_deltas_apply(builder):
+            self.by_deltas = True
+            self.mixed_values(record, state, builder)
         else:
             changed = [self.changed_people(source, builder, record) for source in self.sources]
             people: exp.Query = changed[0]
@@ -328,6 +339,52 @@ class StateStep:
             ),
         ]
         return self.finish(record.table, exp.union(kept, fresh, distinct=False), high_water, record)
+
+    def mixed_values(self, record: StateRecord, state: exp.Table, builder: StateBuilder) -> None:
+        """Deltas beside recomputed values: the people with a row that is new or crossed an
+        edge of a value deltas cannot update (RECOMPUTE_PEOPLE) are recomputed over all
+        their rows; the other people with a row read are updated by deltas, keeping the
+        values none of their rows concern. AFFECTED holds both, RECOMPUTED their values."""
+        every = self.offsets
+        self.offsets = union(
+            offsets
+            for node in builder.nodes().values()
+            if (offsets := _recompute_offsets(node)) is not None
+        )
+        changed = [self.changed_people(source, builder, record) for source in self.sources]
+        self.offsets = every
+        people: exp.Query = changed[0]
+        for select in changed[1:]:
+            people = exp.union(people, select, distinct=True)
+        self.create_temp(
+            RECOMPUTE_PEOPLE, exp.select(PERSON_ID).distinct().from_(people.subquery("c"))
+        )
+        only = self.builder(only=_temp(RECOMPUTE_PEOPLE))
+        recomputed = only.state_query(self.names)
+        self.delta_values(record, state)  # AFFECTED: everybody with a row read
+        columns = [PERSON_ID, *builder.value_columns()]
+        by_deltas = (
+            exp.select(*(exp.column(c, quoted=True) for c in columns))
+            .from_(_temp(RECOMPUTED))
+            .where(
+                exp.column(PERSON_ID, quoted=True)
+                .isin(query=exp.select(PERSON_ID).from_(_temp(RECOMPUTE_PEOPLE)))
+                .not_()
+            )
+        )
+        fresh = exp.select(*(exp.column(c, quoted=True) for c in columns)).from_(
+            recomputed.subquery("r")
+        )
+        self.create_temp(MIXED, exp.union(fresh, by_deltas, distinct=False))
+        self.create_temp(
+            AFFECTED,
+            exp.union(
+                exp.select(PERSON_ID).from_(_temp(MIXED)),
+                exp.select(PERSON_ID).from_(_temp(RECOMPUTE_PEOPLE)),
+                distinct=True,
+            ),
+        )
+        self.create_temp(RECOMPUTED, exp.select("*").from_(_temp(MIXED)))
 
     def delta_values(self, record: StateRecord, state: exp.Table) -> None:
         """Every value by its delta (``segql.incremental.deltas``): AFFECTED holds the people
@@ -782,6 +839,15 @@ class StateStep:
     def create_temp(self, name: str, query: exp.Query) -> None:
         self.runner.create_temp(name, query)
         self.temps.append(name)
+
+
+def _recompute_offsets(node: ast.Aggregate | ast.Sequence | ast.Funnel) -> Offsets | None:
+    """The offsets of a value deltas cannot update (None: deltas update it)."""
+    if isinstance(node, ast.Aggregate):
+        if aggregate_update(node) != "recompute":
+            return None
+        return aggregate_offsets(node)
+    return sequence_offsets(node)
 
 
 def _text_ids(query: exp.Query) -> exp.Select:
