@@ -414,7 +414,7 @@ def check_membership_sequence(pair: Pair, sequence: list[dict[str, Any]]) -> Non
         assert pair.members("inc") == pair.members("full"), step
 
 
-@settings(PROFILE, max_examples=_examples(6))
+@settings(PROFILE, max_examples=_examples(4))
 @given(sequence=membership_steps(), loaded_at=st.booleans())
 def test_kept_members_equal_full_runs_on_duckdb(
     duckdb_pair: Any, sequence: list[dict[str, Any]], loaded_at: bool
@@ -422,7 +422,7 @@ def test_kept_members_equal_full_runs_on_duckdb(
     check_membership_sequence(duckdb_pair(loaded_at), sequence)
 
 
-@settings(PROFILE, max_examples=_examples(2))
+@settings(PROFILE, max_examples=_examples(1))
 @given(sequence=membership_steps(), loaded_at=st.booleans())
 def test_kept_members_equal_full_runs_on_postgres(
     postgres_server: Any, sequence: list[dict[str, Any]], loaded_at: bool

@@ -298,15 +298,12 @@ class StateStep:
         if deltas_apply(builder):
             self.by_deltas = True
             self.delta_values(record, state)
-        elif some_deltas_apply(builder):
+        elif some_deltas_apply(builder) and self.few_recomputed(record, builder):
             self.by_deltas = True
             self.mixed_values(record, state, builder)
         else:
-            changed = [self.changed_people(source, builder, record) for source in self.sources]
-            people: exp.Query = changed[0]
-            for select in changed[1:]:
-                people = exp.union(people, select, distinct=True)
-            self.create_temp(AFFECTED, exp.select(PERSON_ID).distinct().from_(people.subquery("c")))
+            if AFFECTED not in self.temps:
+                self.create_temp(AFFECTED, self.people_with_changed_rows(record, builder))
             only = self.builder(only=_temp(AFFECTED))
             self.create_temp(RECOMPUTED, only.state_query(self.names))
         self.recomputed = int(
@@ -340,25 +337,40 @@ class StateStep:
         ]
         return self.finish(record.table, exp.union(kept, fresh, distinct=False), high_water, record)
 
-    def mixed_values(self, record: StateRecord, state: exp.Table, builder: StateBuilder) -> None:
-        """Deltas beside recomputed values: the people with a row that is new or crossed an
-        edge of a value deltas cannot update (RECOMPUTE_PEOPLE) are recomputed over all
-        their rows; the other people with a row read are updated by deltas, keeping the
-        values none of their rows concern. AFFECTED holds both, RECOMPUTED their values."""
+    def people_with_changed_rows(self, record: StateRecord, builder: StateBuilder) -> exp.Query:
+        """The ids of the people with a row in one of ``self.offsets``' slices, or late."""
+        changed = [self.changed_people(source, builder, record) for source in self.sources]
+        people: exp.Query = changed[0]
+        for select in changed[1:]:
+            people = exp.union(people, select, distinct=True)
+        return exp.select(PERSON_ID).distinct().from_(people.subquery("c"))
+
+    def few_recomputed(self, record: StateRecord, builder: StateBuilder) -> bool:
+        """Whether deltas beside a recompute pay: fewer than half the people with a row
+        read (AFFECTED) have a row that concerns a value deltas cannot update
+        (RECOMPUTE_PEOPLE). Otherwise the recompute reads nearly the same rows and the
+        deltas are work on top; either way the values are exact."""
+        self.create_temp(AFFECTED, self.people_with_changed_rows(record, builder))
         every = self.offsets
         self.offsets = union(
             offsets
             for node in builder.nodes().values()
             if (offsets := _recompute_offsets(node)) is not None
         )
-        changed = [self.changed_people(source, builder, record) for source in self.sources]
+        self.create_temp(RECOMPUTE_PEOPLE, self.people_with_changed_rows(record, builder))
         self.offsets = every
-        people: exp.Query = changed[0]
-        for select in changed[1:]:
-            people = exp.union(people, select, distinct=True)
-        self.create_temp(
-            RECOMPUTE_PEOPLE, exp.select(PERSON_ID).distinct().from_(people.subquery("c"))
-        )
+        warehouse = self.runner.warehouse
+        counts = [
+            int(warehouse.run(exp.select(exp.Count(this=exp.Star())).from_(_temp(name)))[0][0])
+            for name in (RECOMPUTE_PEOPLE, AFFECTED)
+        ]
+        return 2 * counts[0] < counts[1]
+
+    def mixed_values(self, record: StateRecord, state: exp.Table, builder: StateBuilder) -> None:
+        """Deltas beside recomputed values: the people with a row that is new or crossed an
+        edge of a value deltas cannot update (RECOMPUTE_PEOPLE) are recomputed over all
+        their rows; the other people with a row read are updated by deltas, keeping the
+        values none of their rows concern. AFFECTED holds both, RECOMPUTED their values."""
         only = self.builder(only=_temp(RECOMPUTE_PEOPLE))
         recomputed = only.state_query(self.names)
         self.delta_values(record, state)  # AFFECTED: everybody with a row read
