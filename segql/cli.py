@@ -345,7 +345,7 @@ def run(
     """
     from segql.checks.event_names import report_unseen, unseen_events
     from segql.engines import connect
-    from segql.runs.incremental import describe_mode
+    from segql.runs.incremental import describe_membership, describe_mode
     from segql.runs.runner import Runner
 
     project = obj.project()
@@ -375,6 +375,8 @@ def run(
         click.echo(
             describe_mode(result.mode, result.mode_reason, result.recomputed, result.by_deltas)
         )
+        if result.carried:
+            click.echo(describe_membership(result.carried, result.evaluated, len(result.segments)))
         if notes:
             click.echo(f"data: {notes}")
 

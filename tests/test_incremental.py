@@ -23,7 +23,9 @@ from hypothesis import strategies as st
 from segql import project_from_text
 from segql.config import config_from_dict
 from segql.engines import EngineAdapter, open_dbapi, open_duckdb
+from segql.runs.overrides import Overrides
 from segql.runs.runner import Runner, RunResult
+from segql.runs.store import Store
 from tests.support.engines import DuckDBEngine, PostgresEngine, SnowflakeEngine, Table, in_ci
 from tests.support.scenario import event, make_tables, person, run_reference, subscription
 
@@ -71,6 +73,7 @@ segment sticky
 """
 STATEFUL = {"sticky"}  # hysteresis: the reference has no current members
 PEOPLE = (1, 2, 3, 4, 5)
+CARRIED: list[str] = []  # segments incremental runs evaluated only for some people
 
 
 def _examples(default: int) -> int:
@@ -239,7 +242,10 @@ def check_sequence(pair: Pair, sequence: list[dict[str, Any]], rules: str = RULE
         apply(world, step)
         results = pair.run(world)
         modes.append(results["inc"].mode)
+        CARRIED.extend(results["inc"].carried)
         assert results["full"].mode == "full"
+        # The data summary (events counted, ...) is the full run's, kept or not.
+        assert results["inc"].data == results["full"].data, step
         assert pair.history("inc") == pair.history("full"), (step, results["inc"].mode_reason)
         members = pair.members("inc")
         assert members == pair.members("full")
@@ -322,5 +328,123 @@ def test_incremental_runs_equal_full_runs_on_snowflake(
     try:
         warehouse = open_dbapi(engine._conn, "snowflake")
         check_sequence(Pair(warehouse, engine, loaded_at, "s"), sequence, rules)
+    finally:
+        engine.close()
+
+
+# --- membership kept for the people nothing changed for -------------------------------------
+
+# Segments an incremental run evaluates only for the people whose values, entity row or
+# overrides changed (``buyers``, ``tiers``, references, hysteresis), beside segments whose
+# membership moves with the as-of by itself (a value or a property compared with ``now``)
+# or reads everybody (``median``, ``ntile``): those are evaluated for everybody.
+MEMBERSHIP_RULES = """
+trait spend = sum(purchase.amount)
+segment buyers where count(purchase) >= 2
+segment gold where spend >= 30
+segment silver where spend >= 10
+priority gold, silver
+segment loyal where in buyers and not in gold and status = 'paid'
+segment fresh_buyer where first_time(purchase) within 3 days
+segment lapsing where last_time(login) before 2 days ago and in buyers
+segment new_people where signup_at within 4 days
+segment new_and_loyal where in new_people or in loyal
+segment above_median where spend > median(spend)
+segment top_half where ntile(2, spend) = 2 and not in loyal
+segment sticky
+  enter when count(login) >= 2
+  exit when count(login) = 0 or status = 'free'
+"""
+
+
+@st.composite
+def membership_steps(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """``steps`` and, between runs: people added to or removed from the entity table, events
+    of people it does not know, overrides added or cleared."""
+    found = draw(steps())
+    for step in found:
+        step["edit"] = None
+        step["people"] = draw(st.none() | st.tuples(st.sampled_from([6, 7]), st.booleans()))
+        step["stranger"] = draw(st.booleans())
+        step["override"] = draw(
+            st.none()
+            | st.tuples(
+                st.sampled_from(["buyers", "gold", "sticky", "*"]),
+                st.sampled_from(PEOPLE),
+                st.sampled_from(["include", "exclude", "clear"]),
+            )
+        )
+    return found
+
+
+def check_membership_sequence(pair: Pair, sequence: list[dict[str, Any]]) -> None:
+    world = World(rules=MEMBERSHIP_RULES, edits=())
+    signups = {p: START - timedelta(days=p) for p in (*PEOPLE, 6, 7)}
+    present = set(PEOPLE)
+    for step in [{"hours": 0, "new": [], "late": [], "status": None, "edit": None}, *sequence]:
+        apply(world, step)
+        if step.get("people"):
+            who, joins = step["people"]
+            (present.add if joins else present.discard)(who)
+            world.statuses = {p: world.statuses.get(p, "paid") for p in sorted(present)}
+        if step.get("stranger"):
+            world.events.append(_event(9, "purchase", world.as_of, 12, world.as_of.isoformat()))
+        override = step.get("override")
+        if override and not (override[0] == "*" and override[2] == "include"):
+            segment, who, kind = override
+            for schema in pair.schemas.values():
+                overrides = Overrides(pair.warehouse, Store(schema))
+                Store(schema).ensure_tables(pair.warehouse)
+                if kind == "clear":
+                    overrides.clear(segment, [str(who)])
+                else:
+                    overrides.add(segment, [str(who)], kind, "test")
+        tables = world.tables()
+        people = [person(p, status=world.statuses[p], signup_at=signups[p]) for p in present]
+        tables.update(make_tables(people=people))
+        pair.loader.load(tables)
+        results = {}
+        for kind, schema in pair.schemas.items():
+            project = project_from_text(_config(schema, pair.loaded_at), world.rules)
+            runner = Runner(project, pair.warehouse, full=kind == "full")
+            results[kind] = runner.run(None, world.as_of, prune=True)
+        CARRIED.extend(results["inc"].carried)
+        assert results["inc"].data == results["full"].data, step
+        assert pair.history("inc") == pair.history("full"), (step, results["inc"].mode_reason)
+        assert pair.members("inc") == pair.members("full"), step
+
+
+@settings(PROFILE, max_examples=_examples(4))
+@given(sequence=membership_steps(), loaded_at=st.booleans())
+def test_kept_members_equal_full_runs_on_duckdb(
+    duckdb_pair: Any, sequence: list[dict[str, Any]], loaded_at: bool
+) -> None:
+    check_membership_sequence(duckdb_pair(loaded_at), sequence)
+
+
+@settings(PROFILE, max_examples=_examples(1))
+@given(sequence=membership_steps(), loaded_at=st.booleans())
+def test_kept_members_equal_full_runs_on_postgres(
+    postgres_server: Any, sequence: list[dict[str, Any]], loaded_at: bool
+) -> None:
+    engine = PostgresEngine(postgres_server.uri)
+    warehouse = open_dbapi(engine._conn, "postgres")
+    try:
+        check_membership_sequence(Pair(warehouse, engine, loaded_at, engine.schema[-8:]), sequence)
+    finally:
+        for schema in ("inc", "full"):
+            engine.query(f'DROP SCHEMA IF EXISTS "{schema}_{engine.schema[-8:]}" CASCADE')
+        engine.close()
+
+
+@settings(PROFILE, max_examples=_examples(1))
+@given(sequence=membership_steps(), loaded_at=st.booleans())
+def test_kept_members_equal_full_runs_on_snowflake(
+    sequence: list[dict[str, Any]], loaded_at: bool
+) -> None:
+    engine = SnowflakeEngine()
+    try:
+        warehouse = open_dbapi(engine._conn, "snowflake")
+        check_membership_sequence(Pair(warehouse, engine, loaded_at, "s"), sequence)
     finally:
         engine.close()

@@ -11,7 +11,9 @@ from typing import Any
 
 from segql import project_from_text
 from segql.engines import EngineAdapter, open_duckdb
+from segql.runs.overrides import Overrides
 from segql.runs.runner import Runner, RunResult
+from segql.runs.store import Store
 from tests.support.engines import DuckDBEngine
 from tests.support.runtime import RuntimeProject
 from tests.support.scenario import event, make_tables, person
@@ -32,12 +34,13 @@ class Harness:
         self.loaded_at = loaded_at
         self.events: list[tuple[Any, ...]] = []
         self.rules = RULES
+        self.statuses = {1: "paid", 2: "paid", 3: "paid"}
 
     def add(self, who: int, name: str, at: datetime, loaded: datetime) -> None:
         self.events.append(event(who, name, at, url=loaded.isoformat()))
 
     def run(self, as_of: datetime, full: bool = False) -> RunResult:
-        people = [person(p, status="paid") for p in (1, 2, 3)]
+        people = [person(p, status=s) for p, s in self.statuses.items()]
         self.loader.load(make_tables(people=people, events=self.events))
         project = project_from_text(_config("segql", self.loaded_at), self.rules)
         return Runner(project, self.warehouse, full=full).run(None, as_of)
@@ -244,8 +247,26 @@ def test_values_without_deltas_are_recomputed_for_the_people_they_concern() -> N
     h = Harness()
     h.rules = RULES + "segment varied where count_distinct(purchase.amount) >= 1\n"
     h.add(1, "purchase", T0 - timedelta(days=5), T0)  # on no window edge
+    h.add(3, "login", T0 - timedelta(hours=60), T0)  # leaves `within 3 days`: a delta
+    h.add(1, "login", T0 - timedelta(hours=61), T0)  # so does this one
     first = h.run(T0)
     assert first.mode == "full"
+    h.add(2, "purchase", T0 + timedelta(hours=1), T0 + timedelta(days=1))
+    result = h.run(T0 + timedelta(days=1))
+    # person 2 is recomputed (a new row of a distinct count), 1 and 3 updated by deltas
+    assert (result.mode, result.by_deltas, result.recomputed) == ("incremental", True, 3)
+    members = {
+        (r[0], str(r[1]))
+        for r in h.warehouse.query('SELECT "segment", "person_id" FROM "segql"."segql_members"')
+    }
+    assert not {("recent", "1"), ("recent", "2"), ("recent", "3")} & members
+
+
+def test_without_a_value_deltas_update_people_are_recomputed() -> None:
+    h = Harness()
+    h.rules = "segment varied where count_distinct(purchase.amount) >= 1\n"
+    h.add(1, "purchase", T0 - timedelta(days=5), T0)
+    h.run(T0)
     h.add(2, "purchase", T0 + timedelta(hours=1), T0 + timedelta(days=1))
     result = h.run(T0 + timedelta(days=1))
     assert (result.mode, result.by_deltas, result.recomputed) == ("incremental", False, 1)
@@ -290,3 +311,74 @@ def test_v2_values_give_a_full_runs_answer_in_every_incremental_run() -> None:
                 rules,
                 as_of,
             )
+
+
+# --- members kept for the people nothing changed for ------------------------------------
+
+KEPT_RULES = """
+segment buyers where count(purchase) >= 1
+segment paid_buyers where in buyers and status = 'paid'
+segment first_buy_recent where first_time(purchase) within 2 days
+segment above_median where count(purchase) > median(count(purchase))
+"""
+
+
+def _members(h: Harness) -> set[tuple[str, str]]:
+    rows = h.warehouse.query('SELECT "segment", "person_id" FROM "segql"."segql_members"')
+    return {(str(r[0]), str(r[1])) for r in rows}
+
+
+def _kept_harness() -> Harness:
+    h = Harness()
+    h.rules = KEPT_RULES
+    for who in (1, 2, 3):
+        h.add(who, "purchase", T0 - timedelta(days=1), T0)
+    h.add(3, "purchase", T0 - timedelta(hours=5), T0)
+    h.run(T0)
+    return h
+
+
+def test_a_changed_entity_row_without_new_rows_changes_the_kept_segments() -> None:
+    h = _kept_harness()
+    h.statuses[2] = "free"  # no new rows for person 2: only the entity row changed
+    result = h.run(T0 + timedelta(days=1))
+    assert result.mode == "incremental" and result.recomputed == 0
+    assert set(result.carried) == {"buyers", "paid_buyers"}  # the others read T or everybody
+    assert ("paid_buyers", "2") not in _members(h)
+    assert ("paid_buyers", "1") in _members(h)
+
+
+def test_a_cleared_override_is_undone_for_a_person_whose_values_did_not_change() -> None:
+    h = _kept_harness()
+    overrides = Overrides(h.warehouse, Store("segql"))
+    overrides.add("buyers", ["2"], "exclude", "test")
+    h.run(T0 + timedelta(hours=1))
+    assert ("buyers", "2") not in _members(h)
+    overrides.clear("buyers", ["2"])
+    result = h.run(T0 + timedelta(hours=2))
+    assert "buyers" in result.carried
+    assert ("buyers", "2") in _members(h)
+
+
+def test_time_and_population_segments_are_evaluated_for_everybody() -> None:
+    h = _kept_harness()
+    assert ("first_buy_recent", "1") in _members(h)
+    h.add(1, "purchase", T0 + timedelta(hours=1), T0 + timedelta(hours=1))
+    h.add(1, "purchase", T0 + timedelta(hours=2), T0 + timedelta(hours=2))
+    result = h.run(T0 + timedelta(days=2))  # person 2's first purchase is 3 days old
+    assert "first_buy_recent" not in result.carried and "above_median" not in result.carried
+    members = _members(h)
+    assert ("first_buy_recent", "2") not in members  # no new rows: the edge passed by itself
+    assert ("above_median", "1") in members and ("above_median", "3") not in members
+
+
+def test_a_person_removed_from_the_entity_table_exits_and_is_counted_as_unknown() -> None:
+    h = _kept_harness()
+    h.add(9, "purchase", T0 - timedelta(days=3), T0)  # a person the entity table lacks
+    first = h.run(T0 + timedelta(hours=1))
+    del h.statuses[3]
+    result = h.run(T0 + timedelta(hours=2))
+    assert result.mode == "incremental"
+    assert ("buyers", "3") not in _members(h)
+    assert result.data["events_of_unknown_people"] == first.data["events_of_unknown_people"] + 2
+    assert result.data["events"] == first.data["events"] == 5

@@ -56,8 +56,10 @@ class Erasure:
                 self.warehouse.run(forget_record(self.store))
             for person in dict.fromkeys(people):
                 count = self._count(DELIVERIES, self._deliveries_of(person))
-                if state is not None:
-                    count += self._forget_state(state.table, person)
+                if state is not None:  # the values, and the entity row and overrides kept
+                    for table in (state.table, state.people, state.overrides):
+                        if table is not None:
+                            count += self._forget_state(table, person)
                 self.warehouse.run(
                     exp.delete(self.store.table(DELIVERIES), where=self._deliveries_of(person))
                 )
@@ -120,7 +122,7 @@ class Erasure:
         return count
 
     def _forget_state(self, table: str, person: str) -> int:
-        """Remove the person's row of values from the incremental state."""
+        """Remove the person's rows from a table of the incremental state."""
         where = exp.cast(exp.column("person_id", quoted=True), "VARCHAR").eq(
             exp.Literal.string(person)
         )

@@ -5,6 +5,6 @@ proven. ``kinds``: how each value can be updated; ``builder``: the query split a
 
 from __future__ import annotations
 
-from segql.runs.incremental.step import StateStep, describe_mode
+from segql.runs.incremental.step import StateStep, describe_membership, describe_mode
 
-__all__ = ["StateStep", "describe_mode"]
+__all__ = ["StateStep", "describe_membership", "describe_mode"]

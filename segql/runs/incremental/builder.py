@@ -7,7 +7,8 @@
   for the people in a table of ids (``only``), over all of their rows;
 - built with ``state``: the membership query whose stage 0 reads those values from a
   table (or query) instead of the sources; the people, their entity columns, current
-  members (hysteresis), traits, population functions and segments are computed as ever.
+  members (hysteresis), traits, population functions and segments are computed as ever;
+  optionally only for the people in a table of ids as text (``people_in``).
 
 Both come from the same decisions as the one-query plan, so a value of the state is the
 value the full query would compute, column for column.
@@ -48,10 +49,12 @@ class StateBuilder(QueryBuilder):
         options: QueryOptions,
         state: exp.Query | exp.Table | None = None,
         only: exp.Table | None = None,
+        people_in: exp.Table | None = None,
     ):
         super().__init__(analyzer, dialect, as_of, options)
         self.state = state
         self.only = only
+        self.people_in = people_in  # only these people (ids as text), over a state
 
     # --- what stage 0 holds ------------------------------------------------------------
 
@@ -152,6 +155,16 @@ class StateBuilder(QueryBuilder):
         return select.where(person.isin(query=ids), copy=False)
 
     # --- the membership query over a state ---------------------------------------------
+
+    def people_select(self) -> exp.Select:
+        select = super().people_select()
+        if self.people_in is None:
+            return select
+        person = exp.cast(
+            exp.column(self.config.entity.id, quoted=True), exp.DataType.build("VARCHAR")
+        )
+        ids = exp.select(exp.column(PERSON_ID, quoted=True)).from_(self.people_in.copy())
+        return select.where(person.isin(query=ids), copy=False)
 
     def base_ctes(self) -> list[exp.CTE]:
         if self.state is None:

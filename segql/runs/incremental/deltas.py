@@ -39,6 +39,16 @@ def deltas_apply(builder: StateBuilder) -> bool:
     )
 
 
+def some_deltas_apply(builder: StateBuilder) -> bool:
+    """Whether some value of the plan is an ``add`` or a ``merge``: the people whose rows
+    concern only those are updated by deltas, the others recomputed."""
+    return any(
+        aggregate_update(aggregate) in ("add", "merge")
+        for needs in builder.sources.values()
+        for aggregate in needs.aggregates
+    )
+
+
 class Deltas:
     """The delta query of each source, and the new values of the people they touch."""
 
@@ -74,6 +84,8 @@ class Deltas:
             rows.subquery(exp.to_identifier(f"segql_rows_{source.name}", quoted=True))
         )
         for aggregate, column in needs_t.aggregates.items():
+            if aggregate_update(aggregate) == "recompute":
+                continue  # kept, or recomputed with every value of the person
             match_t = self.at_t.spec_filter(aggregate.spec, row)
             now = self.at_t.aggregate_sql(aggregate, row, match_t)
             if aggregate_update(aggregate) == "merge":
@@ -90,7 +102,9 @@ class Deltas:
     def merged(
         self, state: exp.Table, touched: exp.Table, deltas: dict[str, exp.Table]
     ) -> exp.Select:
-        """The new rows of values of the people in ``touched``."""
+        """The new rows of values of the people in ``touched``: the values deltas update
+        combined with their delta, the others (a person none of whose rows concern them)
+        as they were."""
         select = exp.select(exp.column(PERSON_ID, table="t", quoted=True)).from_(
             _aliased(touched, "t")
         )
@@ -107,9 +121,15 @@ class Deltas:
             for aggregate, column in self.at_t.sources[name].aggregates.items():
                 old = exp.column(column, table="s", quoted=True)
                 new = exp.column(column, table=alias, quoted=True)
-                select = select.select(
-                    exp.alias_(_combine(aggregate, old, new), column, quoted=True), copy=False
+                value = (
+                    old
+                    if aggregate_update(aggregate) == "recompute"
+                    else _combine(aggregate, old, new)
                 )
+                select = select.select(exp.alias_(value, column, quoted=True), copy=False)
+        for column in self.at_t.sequences.values():
+            old = exp.column(column, table="s", quoted=True)
+            select = select.select(exp.alias_(old, column, quoted=True), copy=False)
         return select
 
 

@@ -7,12 +7,20 @@ it last, its as-of, the definitions it holds (a fingerprint) and its layout are 
 ``segql_meta``, written in the run's commit: a run that never committed leaves the old
 state as it leaves the old members. ``segql_state_days`` holds the rows per day of each
 source without a ``loaded_at`` column, to notice late rows.
+
+Beside the values: ``segql_state_people_<id>``, the entity columns the segments read, as
+the state's run read them (the people whose row changed since are recomputed), and, in
+``segql_meta``, a digest of each segment's query over the state (a segment whose query is
+the same, read at another as-of, keeps its members for everybody whose values and entity
+row did not change) and the data summary's counts up to the as-of.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlglot import exp
 
@@ -36,6 +44,11 @@ class StateRecord:
     fingerprint: str
     layout: int
     high_water: dict[str, str]  # source -> the highest loaded_at the state has read
+    people: str | None = None  # the table of entity columns as the state's run read them
+    people_columns: list[str] | None = None
+    segments: dict[str, str] = field(default_factory=dict)  # segment -> its query's digest
+    summary: list[int] | None = None  # the data summary's counts up to the as-of
+    overrides: str | None = None  # the table of the people with an override at that run
 
 
 def read_record(warehouse: Warehouse, store: Store) -> StateRecord | None:
@@ -58,8 +71,30 @@ def read_record(warehouse: Warehouse, store: Store) -> StateRecord | None:
         if key.startswith("hwm.") and value is not None
     }
     return StateRecord(
-        values["table"], values["run_id"], as_of, values["fingerprint"], layout, high_water
+        values["table"],
+        values["run_id"],
+        as_of,
+        values["fingerprint"],
+        layout,
+        high_water,
+        values.get("people"),
+        _json(values.get("people_columns"), list),
+        _json(values.get("segments"), dict) or {},
+        _json(values.get("summary"), list),
+        values.get("overrides"),
     )
+
+
+_Json = TypeVar("_Json", list[Any], dict[str, Any])
+
+
+def _json(text: str | None, kind: type[_Json]) -> _Json | None:
+    """A JSON value of ``segql_meta``, None where missing or not of that kind."""
+    try:
+        value = json.loads(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if isinstance(value, kind) else None
 
 
 def write_record(store: Store, record: StateRecord) -> list[exp.Expr]:
@@ -74,13 +109,31 @@ def write_record(store: Store, record: StateRecord) -> list[exp.Expr]:
         "fingerprint": record.fingerprint,
         "layout": str(record.layout),
         **{f"hwm.{source}": mark for source, mark in record.high_water.items()},
+        "segments": json.dumps(record.segments, sort_keys=True),
     }
+    if record.people is not None:
+        values["people"] = record.people
+        values["people_columns"] = json.dumps(record.people_columns or [])
+    if record.overrides is not None:
+        values["overrides"] = record.overrides
     rows = [
         exp.Tuple(expressions=[exp.Literal.string(_PREFIX + k), exp.Literal.string(v)])
         for k, v in values.items()
     ]
     insert = exp.insert(exp.Values(expressions=rows), store.table(META))
     return [delete, insert]
+
+
+def write_summary(store: Store, counts: tuple[int, ...]) -> exp.Insert:
+    """The statement (for the run's commit, after ``write_record``'s) that keeps the data
+    summary's counts up to the as-of."""
+    row = exp.Tuple(
+        expressions=[
+            exp.Literal.string(_PREFIX + "summary"),
+            exp.Literal.string(json.dumps(list(counts))),
+        ]
+    )
+    return exp.insert(exp.Values(expressions=[row]), store.table(META))
 
 
 def forget_record(store: Store) -> exp.Delete:
