@@ -357,28 +357,26 @@ class RowLowering(ValueLowering):
 
     def join_current_members(self, stage: exp.Select, segment: str, column: str) -> exp.Select:
         assert self.members_table is not None
-        alias = f"members_{column}"
         members = (
             exp.select(exp.column(PERSON_ID, quoted=True))
             .from_(self.members_table.copy())
             .where(exp.column("segment", quoted=True).eq(exp.Literal.string(segment)))
         )
-        person = exp.cast(
-            exp.column(PERSON_ID, table=_PEOPLE, quoted=True), TYPE.VARCHAR, copy=False
-        )
-        on = exp.column(PERSON_ID, table=alias, quoted=True).eq(person)
-        _join(stage, members.subquery(alias, copy=False), on=on, side="LEFT")
-        found = exp.column(PERSON_ID, table=alias, quoted=True).is_(exp.null()).not_()
-        return stage.select(_alias(found, column), copy=False)
+        alias = f"members_{column}"
+        return _join_ids(stage, members.subquery(alias, copy=False), alias, column)
 
     def join_history(self, stage: exp.Select, column: str) -> exp.Select:
         """Stage 0 gains ``column``: whether the person is among the history CTE's ids
         (kept as text)."""
         alias = f"segql_hist_{column}"
-        person = exp.cast(
-            exp.column(PERSON_ID, table=_PEOPLE, quoted=True), TYPE.VARCHAR, copy=False
-        )
-        on = exp.column(PERSON_ID, table=alias, quoted=True).eq(person)
-        _join(stage, exp.to_identifier(alias, quoted=True), on=on, side="LEFT")
-        found = exp.column(PERSON_ID, table=alias, quoted=True).is_(exp.null()).not_()
-        return stage.select(_alias(found, column), copy=False)
+        return _join_ids(stage, exp.to_identifier(alias, quoted=True), alias, column)
+
+
+def _join_ids(stage: exp.Select, ids: exp.Expr, alias: str, column: str) -> exp.Select:
+    """Stage 0 gains ``column``: whether the person's id (as text) is among ``ids``, a
+    relation of ``person_id`` named ``alias``, left-joined."""
+    person = exp.cast(exp.column(PERSON_ID, table=_PEOPLE, quoted=True), TYPE.VARCHAR, copy=False)
+    on = exp.column(PERSON_ID, table=alias, quoted=True).eq(person)
+    _join(stage, ids, on=on, side="LEFT")
+    found = exp.column(PERSON_ID, table=alias, quoted=True).is_(exp.null()).not_()
+    return stage.select(_alias(found, column), copy=False)
