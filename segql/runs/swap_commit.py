@@ -152,7 +152,9 @@ _SWAP = """
 """
 
 
-def _parse(template: str, **values: exp.Expr) -> exp.Expr:
+def parse_template(template: str, **values: exp.Expr) -> exp.Expr:
+    """A Spark SQL template of this module, its ``:name`` placeholders replaced by
+    ``values`` (tables and literals as expressions, never text)."""
     return exp.replace_placeholders(sqlglot.parse_one(template, read="spark"), **values)
 
 
@@ -182,7 +184,7 @@ class SwapTables:
         return names
 
     def parse(self, template: str, **values: exp.Expr) -> exp.Expr:
-        return _parse(template, **self.names(), **values)
+        return parse_template(template, **self.names(), **values)
 
     def table(self, name: str) -> exp.Table:
         return self.store.table(name)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from segql.runs.swap_commit import LOG, LOG_COLUMNS, log_insert
+from segql.runs.swap_commit import LOG, LOG_COLUMNS, log_insert, parse_template
 
 if TYPE_CHECKING:
     from segql.engines import EngineAdapter as Warehouse
@@ -99,8 +99,6 @@ def migrate_if_old(tables: SwapTables, warehouse: Warehouse) -> OldLayout | None
 
 
 def copy_query(tables: SwapTables) -> exp.Query:
-    import sqlglot
-
     names = {
         "head": tables.table("segql_head"),
         "runs_log": tables.table(OLD_LOGS[0]),
@@ -108,12 +106,10 @@ def copy_query(tables: SwapTables) -> exp.Query:
         "members_log": tables.table(OLD_LOGS[2]),
         "versions_log": tables.table(OLD_LOGS[3]),
     }
-    published = exp.replace_placeholders(sqlglot.parse_one(_PUBLISHED, read="spark"), **names)
+    published = parse_template(_PUBLISHED, **names)
     parts = []
     for template in (_HISTORY, _MEMBERS, _VERSIONS, _COMMITTED, _OTHER_RUNS):
-        select = exp.replace_placeholders(
-            sqlglot.parse_one(template, read="spark"), **names, published=published.copy()
-        )
+        select = parse_template(template, **names, published=published.copy())
         assert isinstance(select, exp.Select)
         parts.append(every_column(select))
     return exp.union(*parts, distinct=False)
