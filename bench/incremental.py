@@ -7,6 +7,8 @@ the same rows shuffled):
 
 1. a full ``segql run`` of the 20-segment suite at T0 = 2024-12-31 (it writes the state);
 2. one day of new events is appended (2% of them late by up to three days), loaded at T1;
+   Before that, timed: an incremental run one second after T0 with no new rows (the
+   least an incremental run costs: ``nochange``);
 3. timed, each in a process of its own (for its peak RSS): the incremental run at
    T1 = 2025-01-01, a full run (``--full``, in another schema) at T1, and the floor
    ``SELECT person_id, count(*) FROM events GROUP BY 1`` (best of three after a warm-up).
@@ -24,7 +26,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -38,6 +40,8 @@ from bench.run import BENCH_TOML, SCALES, SUITE, SUITE_TRAITS, data_file  # noqa
 CACHE = Path(__file__).resolve().parent / ".cache"
 T0 = datetime(2024, 12, 31)
 T1 = datetime(2025, 1, 1)
+# The lower bound of an incremental run: one a second after the last, with no new rows.
+NO_CHANGE = timedelta(seconds=1)
 # The suite's segments whose values deltas update (counts, sums, unwindowed min/max/first/
 # last): without active_days/weeks, count_distinct, sequences and the segments naming them.
 NOT_BY_DELTAS = {
@@ -128,12 +132,24 @@ def child(root: Path, what: str) -> None:
         result["seconds"] = best
         warehouse.close()
     else:
-        as_of = T0 if what == "full_t0" else T1
+        as_of = {"full_t0": T0, "nochange": T0 + NO_CHANGE}.get(what, T1)
         warehouse = connect(project.config)
+        steps: list[tuple[float, str]] = []
         started = time.perf_counter()
-        run = Runner(project, warehouse, full=what == "full_t1").run(None, as_of)
+
+        def progress(message: str) -> None:
+            steps.append((time.perf_counter() - started, message))
+
+        runner = Runner(project, warehouse, full=what == "full_t1", progress=progress)
+        run = runner.run(None, as_of)
+        seconds = time.perf_counter() - started
+        ends = [at for at, _ in steps[1:]] + [seconds]
         result.update(
-            seconds=time.perf_counter() - started,
+            seconds=seconds,
+            steps=[
+                (message, round(end - at, 3))
+                for (at, message), end in zip(steps, ends, strict=False)
+            ],
             mode=run.mode,
             reason=run.mode_reason,
             recomputed=run.recomputed,
@@ -200,6 +216,7 @@ def main() -> None:
         path = prepare(args.scale, order, args.suite)
         root = CACHE / f"project-{args.scale}-{order}-segql"
         full_t0 = measure(root, "full_t0")
+        nochange = measure(root, "nochange")
         added = append_day(args.scale, path)
         incremental = measure(root, "incremental")
         full_t1 = measure(CACHE / f"project-{args.scale}-{order}-segql_full", "full_t1")
@@ -210,6 +227,10 @@ def main() -> None:
             "suite": args.suite,
             "new_rows": added,
             "full_t0_s": full_t0["seconds"],
+            "nochange_s": nochange["seconds"],
+            "nochange/floor": nochange["seconds"] / floor["seconds"],  # type: ignore[operator]
+            "nochange_steps": nochange["steps"],
+            "incremental_steps": incremental["steps"],
             "incremental_s": incremental["seconds"],
             "full_s": full_t1["seconds"],
             "floor_s": floor["seconds"],
